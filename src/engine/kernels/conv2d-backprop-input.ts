@@ -26,7 +26,7 @@ interface Attrs {
 }
 
 /** Inserts s-1 zeros between neighbouring rows/columns of an NHWC tensor. */
-function dilate(dy: tf.Tensor4D, sh: number, sw: number): tf.Tensor4D {
+export function dilate(dy: tf.Tensor4D, sh: number, sw: number): tf.Tensor4D {
   if (sh === 1 && sw === 1) return dy;
   const [n, h, w, c] = dy.shape;
   const six = tf.reshape(dy, [n, h, 1, w, 1, c]);
@@ -37,7 +37,7 @@ function dilate(dy: tf.Tensor4D, sh: number, sw: number): tf.Tensor4D {
 }
 
 /** Pads (positive) or crops (negative) one spatial side pair. */
-function padOrCrop(x: tf.Tensor4D, top: number, bottom: number, left: number, right: number): tf.Tensor4D {
+export function padOrCrop(x: tf.Tensor4D, top: number, bottom: number, left: number, right: number): tf.Tensor4D {
   const p = tf.pad(x, [[0, 0], [Math.max(0, top), Math.max(0, bottom)], [Math.max(0, left), Math.max(0, right)], [0, 0]]);
   const [n, h, w, c] = p.shape;
   const t = Math.max(0, -top), l = Math.max(0, -left);

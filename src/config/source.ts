@@ -1,0 +1,72 @@
+/**
+ * Maps config paths (['stages', 'train', 'with', 'epochs']) to line and column in the YAML source.
+ * Anchor: DVC `utils/strictyaml.py` `determine_linecol`: when the node itself has no position
+ * (a missing key), step up to its parent, at most 5 levels.
+ */
+import { isMap, isPair, isScalar, isSeq, LineCounter, type Document, type Node } from 'yaml';
+
+/** A position in a source file; line and column are 1-based. */
+export interface SourcePos {
+  line: number;
+  col: number;
+}
+
+/** A parsed YAML file with what is needed to point at its lines. */
+export interface SourceFile {
+  /** The path as the user gave it (shown in messages). */
+  path: string;
+  text: string;
+  doc: Document.Parsed;
+  lines: LineCounter;
+}
+
+/** Finds the node at `path`; with `key: true`, the key node of the last segment instead. */
+function findNode(file: SourceFile, path: readonly (string | number)[], key: boolean): Node | undefined {
+  let node: unknown = file.doc.contents;
+  for (let i = 0; i < path.length; i++) {
+    const seg = path[i]!;
+    if (isMap(node)) {
+      const pair = node.items.find((p) => isScalar(p.key) && String(p.key.value) === String(seg));
+      if (!pair) return undefined;
+      if (key && i === path.length - 1) return pair.key as Node;
+      node = pair.value;
+    } else if (isSeq(node)) {
+      node = node.items[Number(seg)];
+    } else {
+      return undefined;
+    }
+  }
+  return isPair(node) ? undefined : (node as Node | undefined);
+}
+
+/**
+ * Line and column of the value at `path` (or its key with `key: true`), stepping up to the
+ * nearest parent that exists (at most 5 levels). The document start when nothing matches.
+ */
+export function positionOf(file: SourceFile, path: readonly (string | number)[], key = false): SourcePos {
+  for (let up = 0; up <= Math.min(5, path.length); up++) {
+    const p = path.slice(0, path.length - up);
+    const node = findNode(file, p, key && up === 0) ?? (p.length > 0 && up > 0 ? findNode(file, p, true) : undefined);
+    if (node?.range) return offsetPos(file, node.range[0]);
+  }
+  return { line: 1, col: 1 };
+}
+
+/** Position of a character offset. */
+export function offsetPos(file: SourceFile, offset: number): SourcePos {
+  const { line, col } = file.lines.linePos(offset);
+  return { line, col };
+}
+
+/** The source line with its number and a caret under the column, for error messages. */
+export function excerpt(file: SourceFile, pos: SourcePos): string {
+  const text = file.text.split(/\r?\n/)[pos.line - 1] ?? '';
+  const num = String(pos.line);
+  const gutter = ' '.repeat(num.length);
+  return `  ${num} | ${text}\n  ${gutter} | ${' '.repeat(Math.max(0, pos.col - 1))}^`;
+}
+
+/** `a.b.0.c` form of a config path, as used in messages and `--set`. */
+export function dotted(path: readonly (string | number)[]): string {
+  return path.length === 0 ? '(top level)' : path.join('.');
+}

@@ -1,0 +1,32 @@
+/**
+ * The resolved pipeline config: what the schemas in schemas/ accept, with their defaults
+ * filled in. NOTE: hand-written mirror of the schemas; keep in step with schemas/*.json.
+ */
+
+/** Backends the engine can run on. */
+export type BackendName = 'auto' | 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
+
+/** Stage kinds, one file each in stages/. */
+export type StageKindName = 'download' | 'augment' | 'build-model' | 'freeze-train' | 'unfreeze-train' | 'evaluate' | 'plot';
+
+/** One stage entry of the pipeline file. */
+export interface StageConfig {
+  kind: StageKindName;
+  /** Names of the stages this one reads from. @defaultValue [] */
+  needs: string[];
+  /** Kind-specific parameters, validated by schemas/stages/<kind>.schema.json. */
+  with: Record<string, unknown>;
+}
+
+/** A validated pipeline file. */
+export interface PipelineConfig {
+  name: string;
+  description?: string;
+  /** MLflow experiment name. @defaultValue the pipeline name */
+  experiment?: string;
+  /** @defaultValue 0 */
+  seed: number;
+  engine: { backend: BackendName };
+  stages: Record<string, StageConfig>;
+  sweep?: Record<string, unknown[]>;
+}

@@ -1,0 +1,58 @@
+/**
+ * The contract between the runner and a stage kind. A stage never prints and never talks to
+ * MLflow: it reports events through `ctx.report`, and reporters do the rest.
+ * Anchor: Vitest `defineConfig` (identity helper for inference), listr2 shared AbortController.
+ */
+import type { PipelineConfig, StageKindName } from '../config/types.js';
+import type { EngineInfo } from '../engine/backend.js';
+
+/** What a stage can report while it runs. */
+export interface StageReport {
+  /** One line of live progress (throttled by the reporter). */
+  progress(text: string): void;
+  /** A metric point; `step` is the global iteration or epoch, as the metric's name says. */
+  metric(key: string, value: number, step: number): void;
+  /** Run tags (strings). */
+  tags(tags: Record<string, string>): void;
+  /** A file to keep with the run, under `artifactPath` in the run's artifacts. */
+  artifact(localPath: string, artifactPath?: string): void;
+  /** A dataset used by the run (MLflow run input). */
+  dataset(d: { name: string; digest: string; source: string; context: 'train' | 'test'; count: number }): void;
+}
+
+/** Everything a stage's `run` receives. */
+export interface StageContext<P> {
+  /** The stage's name in the pipeline file. */
+  name: string;
+  /** Its `with:` block, validated, defaults filled. */
+  params: P;
+  pipeline: PipelineConfig;
+  /** Folder for the stage's outputs: runs/<run-id>/<stage>/. */
+  outDir: string;
+  seed: number;
+  signal: AbortSignal;
+  engine: EngineInfo;
+  report: StageReport;
+  /**
+   * The output of the nearest upstream stage (transitively, nearest first) whose kind is one of
+   * `kinds`. @throws Error naming the kinds when there is none.
+   */
+  upstream<T>(...kinds: StageKindName[]): T;
+  /** Like `upstream`, but undefined when there is none. */
+  maybeUpstream<T>(...kinds: StageKindName[]): T | undefined;
+}
+
+/** A stage kind: one file in stages/, one row in stages/index.ts. */
+export interface StageDefinition<P = Record<string, unknown>, O = unknown> {
+  kind: StageKindName;
+  /** Bumped when the implementation changes what it produces (part of the cache key). */
+  version: number;
+  /** One line for `pipe plan` and the docs. */
+  summary: string;
+  run(ctx: StageContext<P>): Promise<O>;
+}
+
+/** Identity helper that types a stage definition. */
+export function defineStage<P, O>(def: StageDefinition<P, O>): StageDefinition<P, O> {
+  return def;
+}

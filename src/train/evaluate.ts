@@ -1,0 +1,49 @@
+/** Inference over a whole split: mean cross-entropy loss, top-1 accuracy, predictions. */
+import * as tf from '@tensorflow/tfjs';
+import type { BatchSource } from '../data/batches.js';
+import type { Classifier } from '../models/registry.js';
+
+/** Logits [n, classes] of a batch x [n, h, w, c] (NHWC) in inference mode. */
+export function predictLogits(c: Classifier, x: tf.Tensor4D): tf.Tensor2D {
+  return tf.tidy(() => c.head.apply(c.backbone.model.apply(x, { training: false }), { training: false }) as tf.Tensor2D);
+}
+
+/** Result of evaluating one split. */
+export interface EvalResult {
+  /** Mean softmax cross-entropy (nats). */
+  loss: number;
+  /** Top-1 accuracy in [0, 1]. */
+  accuracy: number;
+  count: number;
+  /** Predicted class per image, in the source's order (unshuffled sources only). */
+  predictions: Int32Array;
+  /** Wall time, ms. */
+  ms: number;
+}
+
+/**
+ * Evaluates `c` on every batch of `source` (epoch 0, unshuffled when the source is).
+ * @param maxBatches cap for quick runs. @defaultValue Infinity
+ */
+export async function evaluateSplit(c: Classifier, source: BatchSource, maxBatches = Infinity): Promise<EvalResult> {
+  const t0 = performance.now();
+  let lossSum = 0, correct = 0, count = 0;
+  const preds: number[] = [];
+  for (const b of source.epoch(0, maxBatches)) {
+    const [l, p] = tf.tidy(() => {
+      const logits = predictLogits(c, tf.tensor4d(b.x, b.shape));
+      const y = tf.tensor1d(b.y, 'int32');
+      const loss = tf.sum(tf.losses.softmaxCrossEntropy(tf.oneHot(y, c.numClasses), logits, undefined, undefined, tf.Reduction.NONE));
+      return [loss, tf.argMax(logits, 1)];
+    });
+    lossSum += (await l.data())[0]!;
+    const pd = (await p.data()) as Int32Array;
+    tf.dispose([l, p]);
+    for (let i = 0; i < b.n; i++) {
+      preds.push(pd[i]!);
+      if (pd[i] === b.y[i]) correct++;
+    }
+    count += b.n;
+  }
+  return { loss: lossSum / Math.max(1, count), accuracy: correct / Math.max(1, count), count, predictions: Int32Array.from(preds), ms: performance.now() - t0 };
+}

@@ -1,0 +1,138 @@
+/**
+ * The training loop shared by freeze-train and unfreeze-train: one phase, epoch by epoch, with
+ * per-iteration loss, per-epoch train/test metrics, ReduceLROnPlateau, EarlyStopping and the
+ * best model across phases. The phases differ only in the trainable set and their defaults.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { BatchSource } from '../data/batches.js';
+import type { Classifier } from '../models/registry.js';
+import type { BestModel } from './best.js';
+import type { EarlyStopping, ReduceLROnPlateau } from './callbacks.js';
+import { evaluateSplit } from './evaluate.js';
+import { countTrainable, trainableVariables } from './freeze.js';
+import type { Optimizer } from './optimizer.js';
+
+/** Per-epoch record; `epoch` is global across phases, 1-based. */
+export interface EpochRecord {
+  epoch: number;
+  phase: 'freeze' | 'unfreeze';
+  train_loss: number;
+  train_accuracy: number;
+  test_loss: number;
+  test_accuracy: number;
+  /** Learning rate used during the epoch. */
+  lr: number;
+  /** Wall time of the epoch's training part, s. */
+  epoch_seconds: number;
+  /** Training throughput, images/s. */
+  images_per_second: number;
+  /** Process resident set size at the end of the epoch, bytes. */
+  rss_bytes: number;
+  /** Bytes held by tfjs tensors at the end of the epoch. */
+  tensor_bytes: number;
+  trainable_params: number;
+}
+
+/** Per-iteration progress. `step` is the global iteration across phases (0-based). */
+export interface IterationInfo {
+  step: number;
+  epoch: number;
+  batch: number;
+  batches: number;
+  loss: number;
+  imagesPerSecond: number;
+}
+
+/** Everything one phase needs. */
+export interface PhaseOptions {
+  phase: 'freeze' | 'unfreeze';
+  classifier: Classifier;
+  train: BatchSource;
+  test: BatchSource;
+  epochs: number;
+  maxStepsPerEpoch?: number;
+  optimizer: Optimizer;
+  plateau?: ReduceLROnPlateau;
+  early?: EarlyStopping;
+  best: BestModel;
+  /** Global epoch and step this phase starts after. */
+  startEpoch: number;
+  startStep: number;
+  signal: AbortSignal;
+  onIteration(i: IterationInfo): void;
+  onEpoch(r: EpochRecord): void;
+}
+
+/** What a phase did. */
+export interface PhaseResult {
+  epochs: EpochRecord[];
+  iterationLosses: number[];
+  stoppedEarly: boolean;
+  lastEpoch: number;
+  lastStep: number;
+}
+
+/** A non-finite loss stopped training. */
+export class NonFiniteLossError extends Error {}
+
+/**
+ * Runs one phase.
+ * @throws NonFiniteLossError naming epoch, batch and lr; an AbortError when `signal` aborts.
+ */
+export async function trainPhase(o: PhaseOptions): Promise<PhaseResult> {
+  const c = o.classifier;
+  const vars = trainableVariables(c);
+  const trainableParams = countTrainable(c);
+  const result: PhaseResult = { epochs: [], iterationLosses: [], stoppedEarly: false, lastEpoch: o.startEpoch, lastStep: o.startStep };
+  let step = o.startStep;
+  for (let e = 0; e < o.epochs; e++) {
+    const epoch = o.startEpoch + e + 1;
+    const batches = Math.min(o.train.batchesPerEpoch, o.maxStepsPerEpoch ?? Infinity);
+    const t0 = performance.now();
+    let lossSum = 0, correct = 0, seen = 0, b = 0;
+    for (const batch of o.train.epoch(epoch - 1, batches)) {
+      o.signal.throwIfAborted();
+      const tb = performance.now();
+      const x = tf.tensor4d(batch.x, batch.shape);
+      const y = tf.tensor1d(batch.y, 'int32');
+      let predicted: tf.Tensor | undefined;
+      const loss = o.optimizer.step(() => {
+        const logits = c.head.apply(c.backbone.model.apply(x, { training: true }), { training: true }) as tf.Tensor2D;
+        predicted = tf.keep(tf.argMax(logits, 1));
+        return tf.losses.softmaxCrossEntropy(tf.oneHot(y, c.numClasses), logits) as tf.Scalar;
+      }, vars);
+      const lv = (await loss.data())[0]!;
+      const pd = await predicted!.data();
+      tf.dispose([x, y, loss, predicted!]);
+      if (!Number.isFinite(lv)) throw new NonFiniteLossError(`training loss is ${lv} at epoch ${epoch}, batch ${b + 1} (lr ${o.optimizer.lr}); lower the learning rate`);
+      for (let i = 0; i < batch.n; i++) if (pd[i] === batch.y[i]) correct++;
+      lossSum += lv * batch.n;
+      seen += batch.n;
+      result.iterationLosses.push(lv);
+      o.onIteration({ step, epoch, batch: ++b, batches, loss: lv, imagesPerSecond: batch.n / ((performance.now() - tb) / 1000) });
+      step++;
+    }
+    const seconds = (performance.now() - t0) / 1000;
+    const ev = await evaluateSplit(c, o.test);
+    const lr = o.optimizer.lr;
+    const record: EpochRecord = {
+      epoch, phase: o.phase,
+      train_loss: lossSum / Math.max(1, seen), train_accuracy: correct / Math.max(1, seen),
+      test_loss: ev.loss, test_accuracy: ev.accuracy,
+      lr, epoch_seconds: seconds, images_per_second: seen / seconds,
+      rss_bytes: process.memoryUsage().rss, tensor_bytes: tf.memory().numBytes, trainable_params: trainableParams,
+    };
+    result.epochs.push(record);
+    o.best.update(c, epoch, o.phase, record as unknown as Record<string, number>);
+    o.onEpoch(record);
+    result.lastEpoch = epoch;
+    result.lastStep = step;
+    const logs = record as unknown as Record<string, number>;
+    if (o.plateau) o.optimizer.lr = o.plateau.onEpochEnd(logs, lr);
+    if (o.early?.onEpochEnd(epoch, logs)) {
+      result.stoppedEarly = true;
+      break;
+    }
+  }
+  return result;
+}

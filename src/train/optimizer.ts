@@ -1,0 +1,73 @@
+/**
+ * Optimizers with PyTorch's meaning of their settings:
+ * - `adam` / `sgd` with `weight_decay`: L2 added to the gradient (torch.optim.Adam / SGD).
+ * - `adamw`: decoupled decay, w <- w - lr * wd * w before the Adam step (Loshchilov & Hutter 2019;
+ *   torch.optim.AdamW).
+ * Adam uses PyTorch's defaults: betas (0.9, 0.999), eps 1e-8.
+ */
+import * as tf from '@tensorflow/tfjs';
+
+/** The `optimizer:` block of a training stage. */
+export interface OptimizerConfig {
+  name: 'adam' | 'adamw' | 'sgd';
+  /** Learning rate. */
+  lr: number;
+  /** @defaultValue 0 */
+  weight_decay: number;
+  /** SGD only. @defaultValue 0 */
+  momentum: number;
+  /** SGD only. @defaultValue false */
+  nesterov: boolean;
+}
+
+/** A built optimizer whose learning rate can change between steps. */
+export interface Optimizer {
+  config: OptimizerConfig;
+  /** 'l2' (added to the gradient), 'decoupled' (AdamW) or 'none'. */
+  decayMode: 'l2' | 'decoupled' | 'none';
+  lr: number;
+  /** One step: gradients of `loss` w.r.t. `vars`, decay, update. Returns the loss (caller disposes). */
+  step(loss: () => tf.Scalar, vars: tf.Variable[]): tf.Scalar;
+  dispose(): void;
+}
+
+/** Builds the optimizer (a fresh one per training stage: tfjs slots are tied to the variable list). */
+export function buildOptimizer(config: OptimizerConfig): Optimizer {
+  const inner =
+    config.name === 'sgd'
+      ? config.momentum > 0
+        ? tf.train.momentum(config.lr, config.momentum, config.nesterov)
+        : tf.train.sgd(config.lr)
+      : tf.train.adam(config.lr, 0.9, 0.999, 1e-8);
+  const decayMode = config.weight_decay === 0 ? 'none' : config.name === 'adamw' ? 'decoupled' : 'l2';
+  const opt: Optimizer = {
+    config,
+    decayMode,
+    lr: config.lr,
+    step(loss, vars) {
+      const o = inner as unknown as { learningRate: number; setLearningRate?: (lr: number) => void };
+      if (o.learningRate !== opt.lr) {
+        if (typeof o.setLearningRate === 'function') o.setLearningRate(opt.lr); // SGD/momentum keep a scalar copy
+        else o.learningRate = opt.lr;
+      }
+      const { value, grads } = tf.variableGrads(loss, vars);
+      tf.tidy(() => {
+        const wd = config.weight_decay;
+        if (decayMode === 'l2') {
+          for (const v of vars) {
+            const g = grads[v.name]!;
+            grads[v.name] = tf.add(g, tf.mul(v, wd));
+            g.dispose();
+          }
+        } else if (decayMode === 'decoupled') {
+          for (const v of vars) v.assign(tf.mul(v, 1 - opt.lr * wd));
+        }
+        inner.applyGradients(grads as tf.NamedTensorMap as Record<string, tf.Variable>);
+      });
+      tf.dispose(Object.values(grads));
+      return value;
+    },
+    dispose: () => inner.dispose(),
+  };
+  return opt;
+}

@@ -1,0 +1,96 @@
+/**
+ * What freeze-train and unfreeze-train share: building the phase from the stage parameters,
+ * running the loop, reporting, restoring and saving the best model. The kinds differ only in
+ * the trainable set (head only, or blocks from `unfreeze`) and their defaults.
+ */
+import { join } from 'node:path';
+import type { AugmentedData } from '../../stages/augment.js';
+import type { Classifier } from '../models/registry.js';
+import { saveClassifier } from '../models/io.js';
+import type { StageContext } from '../runner/stage.js';
+import { BestModel } from './best.js';
+import { EarlyStopping, ReduceLROnPlateau, type MonitorName } from './callbacks.js';
+import { countTrainable, setTrainable } from './freeze.js';
+import { trainPhase, type EpochRecord } from './loop.js';
+import { buildOptimizer, type OptimizerConfig } from './optimizer.js';
+
+/** schemas/stages/{freeze,unfreeze}-train.schema.json */
+export interface TrainParams {
+  epochs: number;
+  optimizer: OptimizerConfig;
+  max_steps_per_epoch?: number;
+  unfreeze?: 'all' | { from: string };
+  reduce_lr_on_plateau?: { monitor: MonitorName; mode?: 'min' | 'max'; factor: number; patience: number; min_delta: number; cooldown: number; min_lr: number };
+  early_stopping?: { monitor: MonitorName; mode?: 'min' | 'max'; patience: number; min_delta: number; baseline?: number };
+}
+
+/** The state a training stage hands downstream; history is cumulative over both phases. */
+export interface TrainState {
+  classifier: Classifier;
+  data: AugmentedData;
+  best: BestModel;
+  epochs: EpochRecord[];
+  iterationLosses: number[];
+  lastEpoch: number;
+  lastStep: number;
+  /** Global epoch (1-based) at which the backbone was unfrozen, if it was. */
+  unfreezeEpoch?: number;
+  /** Saved best model folder (model.json + weights.bin). */
+  modelDir?: string;
+}
+
+/** Runs one training phase as a stage. */
+export async function runTrainingStage(ctx: StageContext<TrainParams>, phase: 'freeze' | 'unfreeze'): Promise<TrainState> {
+  const p = ctx.params;
+  const prev = ctx.maybeUpstream<TrainState>('freeze-train', 'unfreeze-train');
+  const state: TrainState = prev
+    ? { ...prev, epochs: [...prev.epochs], iterationLosses: [...prev.iterationLosses] }
+    : {
+        classifier: ctx.upstream<Classifier>('build-model'),
+        data: ctx.upstream<AugmentedData>('augment'),
+        best: new BestModel(p.early_stopping?.monitor ?? 'test_accuracy', p.early_stopping?.mode),
+        epochs: [], iterationLosses: [], lastEpoch: 0, lastStep: 0,
+      };
+  const c = state.classifier;
+  const before = countTrainable(c);
+  setTrainable(c, phase === 'freeze' ? 'none' : p.unfreeze === undefined || p.unfreeze === 'all' ? 'all' : p.unfreeze.from);
+  const trainable = countTrainable(c);
+  if (phase === 'unfreeze') state.unfreezeEpoch = state.lastEpoch + 1;
+  ctx.report.tags({ [`pipe.${phase}.trainable_params`]: String(trainable), ...(phase === 'unfreeze' ? { 'pipe.unfreeze_epoch': String(state.unfreezeEpoch) } : {}) });
+  ctx.report.progress(`${phase}: ${trainable.toLocaleString('en')} trainable parameters${phase === 'unfreeze' ? ` (was ${before.toLocaleString('en')})` : ''}`);
+  // A new optimizer per phase: tfjs optimizer slots are bound to the variable list.
+  const optimizer = buildOptimizer(p.optimizer);
+  ctx.report.tags({ [`pipe.${phase}.weight_decay_mode`]: optimizer.decayMode });
+  try {
+    const r = await trainPhase({
+      phase, classifier: c, train: state.data.train, test: state.data.test,
+      epochs: p.epochs, maxStepsPerEpoch: p.max_steps_per_epoch, optimizer,
+      plateau: p.reduce_lr_on_plateau && new ReduceLROnPlateau(p.reduce_lr_on_plateau),
+      early: p.early_stopping && new EarlyStopping(p.early_stopping),
+      best: state.best, startEpoch: state.lastEpoch, startStep: state.lastStep, signal: ctx.signal,
+      onIteration: (i) => {
+        ctx.report.metric('batch_loss', i.loss, i.step);
+        ctx.report.progress(`epoch ${i.epoch} batch ${i.batch}/${i.batches} loss ${i.loss.toFixed(4)} ${i.imagesPerSecond.toFixed(0)} images/s`);
+      },
+      onEpoch: (e) => {
+        for (const [k, v] of Object.entries(e)) if (typeof v === 'number' && k !== 'epoch') ctx.report.metric(k, v, e.epoch);
+        ctx.report.progress(`epoch ${e.epoch}: train loss ${e.train_loss.toFixed(4)} acc ${(100 * e.train_accuracy).toFixed(2)}% | test loss ${e.test_loss.toFixed(4)} acc ${(100 * e.test_accuracy).toFixed(2)}% | ${e.images_per_second.toFixed(0)} images/s`);
+      },
+    });
+    state.epochs.push(...r.epochs);
+    state.iterationLosses.push(...r.iterationLosses);
+    state.lastEpoch = r.lastEpoch;
+    state.lastStep = r.lastStep;
+    if (r.stoppedEarly) ctx.report.tags({ [`pipe.${phase}.stopped_early_at_epoch`]: String(r.lastEpoch) });
+  } finally {
+    optimizer.dispose();
+  }
+  state.best.restore(c);
+  if (state.best.epoch !== undefined) {
+    ctx.report.tags({ 'pipe.best_epoch': String(state.best.epoch), 'pipe.best_phase': state.best.phase!, [`pipe.best_${state.best.monitor}`]: String(state.best.value) });
+  }
+  state.modelDir = join(ctx.outDir, 'best-model');
+  const files = await saveClassifier(c, state.modelDir, { classes: state.data.dataset.classes, arch: c.arch, best_epoch: state.best.epoch });
+  for (const f of files) ctx.report.artifact(f, 'best-model');
+  return state;
+}
