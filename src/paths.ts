@@ -31,5 +31,5 @@ export function cacheDir(override?: string): string {
 
 /** The runs folder (run directories and the default MLflow store): $PIPE_RUNS_DIR or ./runs. */
 export function runsDir(): string {
-  return resolve(process.env['PIPE_RUNS_DIR'] ?? 'runs');
+  return resolve(process.env['PIPE_RUNS_DIR'] || 'runs');
 }

@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { request } from 'undici';
+import { getGlobalDispatcher, interceptors, request } from 'undici';
 
 /** Expected digest of the downloaded bytes (hex). */
 export interface Checksum {
@@ -94,8 +94,9 @@ async function fetchOnce(
     signal: opts.signal,
     headersTimeout: opts.timeoutMs ?? 30_000,
     bodyTimeout: opts.timeoutMs ?? 30_000,
-    maxRedirections: 5,
-  } as Parameters<typeof request>[1]);
+    // NOTE: undici 7 rejects a `maxRedirections` request option ("use the redirect interceptor").
+    dispatcher: getGlobalDispatcher().compose(interceptors.redirect({ maxRedirections: 5 })),
+  });
   if (res.statusCode === 416 && have > 0) {
     await res.body.dump();
     return true; // the part file already holds everything

@@ -111,6 +111,9 @@ export async function loadMnistFamily(
   const cache = join(opts.cacheDir, spec.name);
   const isUrl = opts.source !== undefined && /^https?:\/\//.test(opts.source);
   const dirs = opts.source !== undefined && !isUrl ? [opts.source] : [cache, ...spec.systemDirs];
+  if (opts.source !== undefined && !isUrl && !existsSync(opts.source)) {
+    throw new DatasetError(`${spec.name}: source folder ${opts.source} does not exist`);
+  }
   for (const dir of dirs) {
     if (!existsSync(dir)) continue;
     const raws = await Promise.all(ROLES.map((r) => readVerified(dir, spec.files[r])));

@@ -1,0 +1,137 @@
+/**
+ * Pipeline loading: accept/reject cases with the exact expected report (golden table, in the
+ * style of DVC's tests/func/utils/test_strict_yaml.py).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { loadPipeline } from '../../src/config/load.js';
+import { compileDag } from '../../src/dag/compile.js';
+import { PipelineError } from '../../src/errors.js';
+import { makeTree, REPO } from '../utils.js';
+
+async function errorOf(yaml: string): Promise<string> {
+  const root = makeTree({ 'p.yaml': yaml });
+  const path = join(root, 'p.yaml');
+  try {
+    const { config, source } = await loadPipeline(path);
+    compileDag(config, source);
+  } catch (e) {
+    assert.ok(e instanceof PipelineError, `expected a PipelineError, got ${String(e)}`);
+    assert.equal(e.exitCode, 2);
+    return e.message.split(root).join('<root>');
+  }
+  assert.fail('expected the pipeline to be rejected');
+}
+
+test('the shipped pipelines validate and compile in dependency order', async () => {
+  for (const f of ['fashion-mnist-quickstart.yaml', 'resnet50-cifar10.yaml']) {
+    const { config, source } = await loadPipeline(join(REPO, 'pipelines', f));
+    assert.deepEqual(compileDag(config, source).order, ['data', 'aug', 'model', 'head', 'finetune', 'eval', 'plots']);
+  }
+});
+
+test('defaults are filled in, values are not coerced', async () => {
+  const root = makeTree({ 'p.yaml': 'name: a\nstages:\n  e: { kind: evaluate }\n  t: { kind: freeze-train, with: { optimizer: { lr: 0.5 } } }\n' });
+  const { config } = await loadPipeline(join(root, 'p.yaml'));
+  assert.equal(config.seed, 0);
+  assert.deepEqual(config.engine, { backend: 'auto' });
+  assert.deepEqual(config.stages['e'], { kind: 'evaluate', needs: [], with: { batch_size: 256 } });
+  assert.deepEqual(config.stages['t']!.with, { epochs: 1, optimizer: { name: 'adam', lr: 0.5, weight_decay: 0, momentum: 0, nesterov: false } });
+});
+
+const GOLDEN: [string, string, string][] = [
+  [
+    'quoted number',
+    'name: a\nseed: "3"\nstages: { e: { kind: evaluate } }\n',
+    `'<root>/p.yaml' validation failed: 1 error
+<root>/p.yaml:2:7: seed: expected integer, found string "3" (quoted numbers are strings: remove the quotes)
+  2 | seed: "3"
+    |       ^`,
+  ],
+  [
+    'unknown key with suggestion',
+    'name: a\nstages:\n  t:\n    kind: freeze-train\n    with:\n      optimiser: { lr: 1 }\n',
+    `'<root>/p.yaml' validation failed: 1 error
+<root>/p.yaml:6:7: stages.t.with.optimiser: unknown key 'optimiser'; expected one of: epochs, optimizer, max_steps_per_epoch, reduce_lr_on_plateau, early_stopping. Did you mean 'optimizer'?
+  6 |       optimiser: { lr: 1 }
+    |       ^`,
+  ],
+  [
+    'unknown stage kind',
+    'name: a\nstages:\n  m: { kind: build-modl }\n',
+    `'<root>/p.yaml' validation failed: 1 error
+<root>/p.yaml:3:14: stages.m.kind: expected one of download, augment, build-model, freeze-train, unfreeze-train, evaluate, plot; found string "build-modl". Did you mean 'build-model'?
+  3 |   m: { kind: build-modl }
+    |              ^`,
+  ],
+  [
+    'several errors at once, in line order',
+    'name: a\nstages:\n  d: { kind: download, with: { dataset: fashion-mnst } }\n  p: { kind: plot, with: { width: 10 } }\n',
+    `'<root>/p.yaml' validation failed: 2 errors
+<root>/p.yaml:3:41: stages.d.with.dataset: expected one of fashion-mnist, mnist, cifar10, cifar100; found string "fashion-mnst". Did you mean 'fashion-mnist'?
+  3 |   d: { kind: download, with: { dataset: fashion-mnst } }
+    |                                         ^
+<root>/p.yaml:4:35: stages.p.with.width: must be >= 100; found number 10
+  4 |   p: { kind: plot, with: { width: 10 } }
+    |                                   ^`,
+  ],
+  [
+    'missing required key points at the parent',
+    'name: a\nstages:\n  d:\n    with: {}\n',
+    `'<root>/p.yaml' validation failed: 1 error
+<root>/p.yaml:4:5: stages.d: missing required key 'kind'
+  4 |     with: {}
+    |     ^`,
+  ],
+  [
+    'YAML 1.2 yes is a string',
+    'name: a\nstages:\n  t: { kind: unfreeze-train, with: { optimizer: { lr: 1, nesterov: yes } } }\n',
+    `'<root>/p.yaml' validation failed: 1 error
+<root>/p.yaml:3:68: stages.t.with.optimizer.nesterov: expected boolean, found string "yes" (YAML 1.2 reads 'yes' as a string: use true/false)
+  3 |   t: { kind: unfreeze-train, with: { optimizer: { lr: 1, nesterov: yes } } }
+    |                                                                    ^`,
+  ],
+  [
+    'duplicate key names both lines',
+    'name: a\nname: b\nstages: { e: { kind: evaluate } }\n',
+    `'<root>/p.yaml' YAML syntax error: 1 error
+<root>/p.yaml:2:1: duplicate key 'name' (first defined on line 1)
+  2 | name: b
+    | ^`,
+  ],
+  [
+    'needs naming no stage',
+    'name: a\nstages:\n  data: { kind: download, with: { dataset: mnist } }\n  e: { kind: evaluate, needs: [dta] }\n',
+    `'<root>/p.yaml' validation failed: 1 error
+<root>/p.yaml:4:32: stages.e.needs.0: stage 'e' needs 'dta', which is not a stage of this pipeline. Did you mean 'data'?
+  4 |   e: { kind: evaluate, needs: [dta] }
+    |                                ^`,
+  ],
+  [
+    'cycle lists every stage',
+    'name: a\nstages:\n  a: { kind: evaluate, needs: [c] }\n  b: { kind: evaluate, needs: [a] }\n  c: { kind: evaluate, needs: [b] }\n',
+    `'<root>/p.yaml' validation failed: 1 error
+<root>/p.yaml:3:31: stages.a.needs: cycle between stages: a -> b -> c -> a
+  3 |   a: { kind: evaluate, needs: [c] }
+    |                               ^`,
+  ],
+  [
+    'a stage depending on itself',
+    'name: a\nstages:\n  a: { kind: evaluate, needs: [a] }\n',
+    `'<root>/p.yaml' validation failed: 1 error
+<root>/p.yaml:3:31: stages.a.needs: stage 'a' depends on itself
+  3 |   a: { kind: evaluate, needs: [a] }
+    |                               ^`,
+  ],
+];
+
+for (const [name, yaml, expected] of GOLDEN) {
+  test(`rejects: ${name}`, async () => {
+    assert.equal(await errorOf(yaml), expected);
+  });
+}
+
+test('a missing file is a usage error naming the file', async () => {
+  await assert.rejects(loadPipeline('/nonexistent/p.yaml'), (e: unknown) => e instanceof PipelineError && e.exitCode === 2 && e.message === "cannot read pipeline file '/nonexistent/p.yaml': no such file");
+});
