@@ -16,7 +16,7 @@ import { initEngine, type EngineInfo } from '../engine/backend.js';
 import { PipelineError, StageFailedError } from '../errors.js';
 import { runsDir } from '../paths.js';
 import { flattenParams } from '../tracking/params.js';
-import { FileStoreTracker, resolveStore, type Tracker } from '../tracking/tracker.js';
+import { resolveStore, startTracker, type Tracker } from '../tracking/tracker.js';
 import { stageDefinition } from '../../stages/index.js';
 import { gitInfo } from './git.js';
 import { isImportant, ProgressThrottle } from './progress.js';
@@ -52,7 +52,8 @@ export async function runPipeline(file: string, opts: RunOptions = {}): Promise<
   const out = opts.out ?? process.stdout;
   const { config, source } = await loadPipeline(file);
   const dag = compileDag(config, source);
-  const tracking = resolveStore(process.env['MLFLOW_TRACKING_URI'], runsDir());
+  const trackingUri = process.env['MLFLOW_TRACKING_URI'] || undefined;
+  const tracking = resolveStore(trackingUri, runsDir()); // checked before any work
   const engine = await initEngine(config.engine.backend);
   out.write(`pipe: engine ${engine.description}\n`);
 
@@ -63,7 +64,7 @@ export async function runPipeline(file: string, opts: RunOptions = {}): Promise<
   await writeFile(resolvedPath, stringify(config));
   const configHash = createHash('sha256').update(JSON.stringify(config)).digest('hex').slice(0, 16);
   const git = await gitInfo(resolve(file));
-  const tracker: Tracker = await FileStoreTracker.start(tracking, {
+  const tracker: Tracker = await startTracker(trackingUri, runsDir(), {
     experiment: config.experiment ?? config.name,
     runName: `${config.name}-${runId}`,
     user: safeUser(),

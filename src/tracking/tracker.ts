@@ -45,6 +45,23 @@ export function resolveStore(uri: string | undefined, runsDir: string): string {
   return resolve(uri);
 }
 
+/** Options for starting a tracked run. */
+export interface StartOptions {
+  experiment: string;
+  runName: string;
+  user?: string;
+  tags?: Record<string, string>;
+  flushEvery?: number;
+}
+
+/**
+ * Starts a tracked run where MLFLOW_TRACKING_URI (`uri`) points: the local file store by default.
+ * @throws PipelineError PIPE_TRACKING for URIs that cannot be used (see resolveStore).
+ */
+export async function startTracker(uri: string | undefined, runsDir: string, opts: StartOptions): Promise<Tracker> {
+  return FileStoreTracker.start(resolveStore(uri, runsDir), opts);
+}
+
 /** Tracker over an MLflow local file store. */
 export class FileStoreTracker implements Tracker {
   private buffer: MetricPoint[] = [];
@@ -63,7 +80,7 @@ export class FileStoreTracker implements Tracker {
   }
 
   /** Creates (or reuses) the experiment and starts a RUNNING run. */
-  static async start(root: string, opts: { experiment: string; runName: string; user?: string; tags?: Record<string, string>; flushEvery?: number }): Promise<FileStoreTracker> {
+  static async start(root: string, opts: StartOptions): Promise<FileStoreTracker> {
     const store = new FileStore(root);
     const exp = await store.getOrCreateExperiment(opts.experiment);
     const { runId } = await store.createRun(exp, { runName: opts.runName, user: opts.user, tags: opts.tags });
