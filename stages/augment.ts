@@ -1,15 +1,26 @@
-/** augment: the train and test op chains, applied per batch on the fly, seeded. */
+/**
+ * augment: the train and test op chains (torchvision semantics, src/data/transforms.ts), applied
+ * per batch on the fly, seeded. The sources prefetch batches on worker threads through
+ * `epochAsync`; `epoch` computes them on the calling thread (same batches either way).
+ */
 import { BatchSource } from '../src/data/batches.js';
 import type { Dataset } from '../src/data/dataset.js';
 import type { OpSpec } from '../src/data/transforms.js';
 import { PipelineError } from '../src/errors.js';
-import { defineStage } from '../src/runner/stage.js';
+import { defineStage, type StageContext } from '../src/runner/stage.js';
 
 /** schemas/stages/augment.schema.json */
 export interface AugmentParams {
+  /** Images per batch. @defaultValue 64 */
   batch_size: number;
+  /** Op chain of the training images, in order. @defaultValue [] */
   train: OpSpec[];
+  /** Op chain of the test (and validation) images, in order. @defaultValue [] */
   test: OpSpec[];
+  /** Worker threads computing batches ahead of training (epochAsync); 0 = none. @defaultValue 1 */
+  workers?: number;
+  /** Batches computed ahead. @defaultValue 4 */
+  prefetch?: number;
 }
 
 /** What training and evaluation read. */
@@ -17,28 +28,38 @@ export interface AugmentedData {
   dataset: Dataset;
   train: BatchSource;
   test: BatchSource;
+  /** The validation split with the test ops, when the download stage made one. */
+  val?: BatchSource;
 }
 
-export default defineStage<AugmentParams, AugmentedData>({
+const augment = defineStage<AugmentParams, AugmentedData>({
   kind: 'augment',
-  version: 1,
-  summary: 'per-batch augmentation (train) and preprocessing (test), seeded',
-  async run(ctx) {
-    const dataset = ctx.upstream<Dataset>('download');
-    const { batch_size: bs } = ctx.params;
-    const train = new BatchSource(dataset.train, ctx.params.train, bs, { shuffle: true, seed: ctx.seed });
-    const test = new BatchSource(dataset.test, ctx.params.test, bs, { shuffle: false, seed: ctx.seed });
-    if (train.height !== test.height || train.width !== test.width) {
-      throw new PipelineError('PIPE_DATA', `stages.${ctx.name}: train ops give ${train.height}x${train.width} images but test ops give ${test.height}x${test.width}; they must match`, 1);
-    }
-    for (const [what, src] of [['train', train], ['test', test]] as const) {
-      try {
-        src.epoch(0, 1).next(); // runs every op once: bad mean/std lengths, crops larger than the image
-      } catch (e) {
-        throw new PipelineError('PIPE_DATA', `stages.${ctx.name}.with.${what}: ${(e as Error).message}`, 1);
-      }
-    }
-    ctx.report.progress(`${train.batchesPerEpoch} train batches of ${bs}, images ${train.height}x${train.width}x${dataset.train.channels}`);
-    return { dataset, train, test };
-  },
+  version: 2,
+  summary: 'per-batch augmentation (train) and preprocessing (test), seeded, prefetched',
+  // Pure and cheap: rebuilding from the upstream dataset is the same as loading.
+  load: (ctx) => runAugment(ctx),
+  run: (ctx) => runAugment(ctx),
 });
+
+async function runAugment(ctx: StageContext<AugmentParams>): Promise<AugmentedData> {
+  const dataset = ctx.upstream<Dataset>('download');
+  const { batch_size: bs, workers = 1, prefetch = 4 } = ctx.params;
+  const make = (what: 'train' | 'test', split: Dataset['train'], shuffle: boolean): BatchSource => {
+    try {
+      return new BatchSource(split, ctx.params[what], bs, { shuffle, seed: ctx.seed, workers, prefetch });
+    } catch (e) {
+      throw new PipelineError('PIPE_DATA', `stages.${ctx.name}.with.${what}${(e as Error).message}`, 1);
+    }
+  };
+  const train = make('train', dataset.train, true);
+  const test = make('test', dataset.test, false);
+  const val = dataset.val ? make('test', dataset.val, false) : undefined;
+  const dims = (s: BatchSource): string => `${s.height}x${s.width}x${s.channels}`;
+  if (dims(train) !== dims(test)) {
+    throw new PipelineError('PIPE_DATA', `stages.${ctx.name}: train ops give ${dims(train)} images but test ops give ${dims(test)}; they must match`, 1);
+  }
+  ctx.report.progress(`${train.batchesPerEpoch} train batches of ${bs}, images ${dims(train)}, ${workers} prefetch worker(s)`);
+  return { dataset, train, test, ...(val ? { val } : {}) };
+}
+
+export default augment;

@@ -1,52 +1,125 @@
-/** download: fetch a dataset into the cache (or use a local copy), verify it, load it. */
-import { PipelineError } from '../src/errors.js';
-import { subsetSplit, type Dataset } from '../src/data/dataset.js';
-import { FASHION_MNIST, MNIST, loadMnistFamily } from '../src/data/mnist-family.js';
+/**
+ * download: fetch a dataset into the shared cache (or use a local copy or a mirror), verify it,
+ * decode it once into the compact cache form, then take the optional stratified subsets and
+ * validation split. The stage folder gets dataset.json: what was loaded and which compact files
+ * hold it, so a cached stage reloads from those files without touching the network.
+ */
+import { createHash } from 'node:crypto';
+import { readFile, rename, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { deriveSeed } from '../src/data/batches.js';
+import { splitValidation, subsetSplit, type Dataset } from '../src/data/dataset.js';
+import { compactKey, loadCached, pathFingerprint, readCompactDataset, type CachedDataset, type DatasetName, type DatasetRequest } from '../src/data/datasets.js';
+import { progressLines } from '../src/data/progress.js';
 import { cacheDir } from '../src/paths.js';
 import { Rng } from '../src/rng.js';
-import { defineStage } from '../src/runner/stage.js';
+import { defineStage, type StageContext } from '../src/runner/stage.js';
 
 /** schemas/stages/download.schema.json */
 export interface DownloadParams {
-  dataset: 'fashion-mnist' | 'mnist' | 'cifar10' | 'cifar100';
+  dataset: DatasetName;
+  /** A local file or folder, or a mirror URL; required for imagefolder. */
   source?: string;
+  /** @defaultValue $PIPE_CACHE, else $XDG_CACHE_HOME/pipe, else ~/.cache/pipe */
   cache_dir?: string;
+  /** Keep N images per split, stratified by class, seeded. */
   subset?: { train?: number; test?: number };
+  /** Hold out this fraction of train as a validation split (stratified, seeded). */
+  val_fraction?: number;
+  /** imagefolder: resize every image to this size (one number: square). */
+  image_size?: number | [number, number];
+  /** imagefolder: decoded channels. @defaultValue 3 */
+  channels?: 1 | 3;
 }
 
-const mb = (n: number): string => `${(n / 1e6).toFixed(1)} MB`;
+/** dataset.json in the stage folder. */
+interface Manifest {
+  name: string;
+  digest: string;
+  counts: Record<string, number>;
+  selection: Selection;
+  files?: CachedDataset['files'];
+}
+
+type Selection = { seed: number; subset?: DownloadParams['subset']; val_fraction?: number };
+
+function request(p: DownloadParams): DatasetRequest {
+  const size = p.image_size;
+  return { dataset: p.dataset, source: p.source, cacheDir: cacheDir(p.cache_dir), imageSize: typeof size === 'number' ? [size, size] : size, channels: p.channels };
+}
+
+/** Subsets and validation split, each from its own seeded stream; the digest then covers the selection too. */
+function select(full: Dataset, sel: Selection): Dataset {
+  const { subset, val_fraction: vf, seed } = sel;
+  let train = subsetSplit(full.train, subset?.train, new Rng(deriveSeed(seed, 1)));
+  const test = subsetSplit(full.test, subset?.test, new Rng(deriveSeed(seed, 2)));
+  let val;
+  if (vf !== undefined) ({ train, val } = splitValidation(train, vf, new Rng(deriveSeed(seed, 3))));
+  const selected = train !== full.train || test !== full.test || val !== undefined;
+  const digest = selected ? createHash('sha256').update(full.digest).update(JSON.stringify({ subset: subset ?? null, val_fraction: vf ?? null, seed })).digest('hex') : full.digest;
+  return { ...full, train, test, ...(val ? { val } : {}), digest };
+}
+
+function finish(ctx: StageContext<DownloadParams>, data: Dataset): Dataset {
+  for (const context of ['train', 'test'] as const) {
+    ctx.report.dataset({ name: data.name, digest: data.digest.slice(0, 16), source: data.source, context, count: data[context].count });
+  }
+  const val = data.val ? ` / ${data.val.count} val` : '';
+  ctx.report.progress(`${data.name}: ${data.train.count} train${val} / ${data.test.count} test images of ${data.train.height}x${data.train.width}x${data.train.channels} from ${data.source}`);
+  return data;
+}
+
+async function run(ctx: StageContext<DownloadParams>): Promise<Dataset> {
+  const p = ctx.params;
+  const loaded = await loadCached(request(p), {
+    signal: ctx.signal,
+    onDownload: progressLines((line) => ctx.report.progress(line)),
+    onNote: (line) => ctx.report.progress(`${p.dataset}: ${line}`),
+  });
+  const sel: Selection = { seed: ctx.seed, subset: p.subset, val_fraction: p.val_fraction };
+  let data: Dataset;
+  try {
+    data = select(loaded.dataset, sel);
+  } catch (e) {
+    throw new Error(`stages.${ctx.name}.with: ${(e as Error).message}`);
+  }
+  const manifest: Manifest = {
+    name: data.name, digest: data.digest, selection: sel, files: loaded.files,
+    counts: { train: data.train.count, test: data.test.count, ...(data.val ? { val: data.val.count } : {}) },
+  };
+  const path = join(ctx.outDir, 'dataset.json');
+  await writeFile(`${path}.tmp`, JSON.stringify(manifest, null, 2));
+  await rename(`${path}.tmp`, path);
+  return finish(ctx, data);
+}
+
+/** Rebuilds a finished stage's output from the compact files its dataset.json names; runs again when they are gone. */
+async function load(ctx: StageContext<DownloadParams>, dir: string): Promise<Dataset> {
+  let m: Manifest;
+  try {
+    m = JSON.parse(await readFile(join(dir, 'dataset.json'), 'utf8')) as Manifest;
+  } catch {
+    return run(ctx);
+  }
+  const hit = m.files ? await readCompactDataset({ train: m.files.train.path, test: m.files.test.path }) : undefined;
+  if (!hit || hit.headers[0].sha256 !== m.files!.train.sha256 || hit.headers[1].sha256 !== m.files!.test.sha256) return run(ctx);
+  const data = select(hit.dataset, m.selection);
+  return data.digest === m.digest ? finish(ctx, data) : run(ctx);
+}
 
 export default defineStage<DownloadParams, Dataset>({
   kind: 'download',
-  version: 1,
-  summary: 'fetch and verify a dataset (cache, Debian package, mirror or official URL)',
-  async run(ctx) {
-    const p = ctx.params;
-    if (p.dataset === 'cifar10' || p.dataset === 'cifar100') {
-      throw new PipelineError('PIPE_DATA', `dataset '${p.dataset}' is not available yet in this version (fashion-mnist and mnist are)`, 1);
+  version: 2,
+  summary: 'fetch and verify a dataset (cache, Debian package, mirror, official URL or image folder)',
+  run,
+  load,
+  // Local data can change under the same params: its fingerprint is part of the stage key.
+  async cacheKey(p) {
+    if (p.source === undefined || /^https?:\/\//.test(p.source)) return undefined;
+    try {
+      return p.dataset === 'imagefolder' ? { data: await compactKey(request(p)) } : { source: await pathFingerprint(p.source) };
+    } catch {
+      return { source: 'unreadable' }; // run() reports what is wrong
     }
-    const spec = p.dataset === 'mnist' ? MNIST : FASHION_MNIST;
-    const t0 = Date.now();
-    const full = await loadMnistFamily(spec, {
-      cacheDir: cacheDir(p.cache_dir),
-      source: p.source,
-      signal: ctx.signal,
-      onProgress: ({ url, received, total }) => {
-        const rate = received / Math.max(0.001, (Date.now() - t0) / 1000);
-        const eta = total ? ` ETA ${Math.ceil((total - received) / Math.max(1, rate))}s` : '';
-        ctx.report.progress(`${url.split('/').pop()}: ${mb(received)}${total ? ` / ${mb(total)}` : ''} at ${mb(rate)}/s${eta}`);
-      },
-    });
-    const rng = new Rng(ctx.seed);
-    const data: Dataset = {
-      ...full,
-      train: subsetSplit(full.train, p.subset?.train, rng.permutation(full.train.count)),
-      test: subsetSplit(full.test, p.subset?.test, rng.permutation(full.test.count)),
-    };
-    for (const context of ['train', 'test'] as const) {
-      ctx.report.dataset({ name: data.name, digest: data.digest.slice(0, 16), source: data.source, context, count: data[context].count });
-    }
-    ctx.report.progress(`${data.name}: ${data.train.count} train / ${data.test.count} test images from ${data.source}`);
-    return data;
   },
 });

@@ -1,50 +1,105 @@
-/** evaluate: test loss and accuracy of the best model, written as report.json. */
-import { writeFile, rename } from 'node:fs/promises';
+/**
+ * evaluate: the best model on the test split (and optionally others, with the test-time op chain):
+ * loss, top-1/top-k accuracy, per-class precision/recall/F1/accuracy, the confusion matrix and
+ * inference images/s, logged as `eval_*` metrics and written as report.json.
+ */
+import { readFile, readdir, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BatchSource } from '../src/data/batches.js';
+import { collectLogits } from '../src/eval/logits.js';
+import { confusionCsv, splitMetrics, splitReport, type SplitReport } from '../src/eval/split-report.js';
+import { PipelineError } from '../src/errors.js';
 import { defineStage } from '../src/runner/stage.js';
-import { evaluateSplit } from '../src/train/evaluate.js';
 import type { TrainState } from '../src/train/stage.js';
+
+/** A split evaluate can score. */
+export type EvalSplit = 'test' | 'train' | 'val';
 
 /** schemas/stages/evaluate.schema.json */
 export interface EvaluateParams {
+  /** Images per inference batch. @defaultValue 256 */
   batch_size: number;
+  /** Splits to score; `test` is always scored, first. @defaultValue ['test'] */
+  splits: EvalSplit[];
+  /** k of the top-k accuracy. @defaultValue 5 */
+  top_k: number;
+  /** Misclassified images listed per split, most confident first. @defaultValue 64 */
+  max_misclassified: number;
 }
 
-/** report.json */
+/** report.json (and the stage's output). The flat `test_*` fields repeat `splits.test` for the CLI summary. */
 export interface EvalReport {
+  /** Mean softmax cross-entropy on the test split, nats. */
   test_loss: number;
+  /** Top-1 test accuracy in [0, 1]. */
   test_accuracy: number;
+  /** The k of `test_top_k_accuracy`. */
+  top_k: number;
+  /** Top-k test accuracy in [0, 1]. */
+  test_top_k_accuracy: number;
+  /** Test images scored. */
   images: number;
-  /** Inference throughput, images/s. */
+  /** Test-split inference throughput (batching, preprocessing and forward pass), images/s. */
   images_per_second: number;
   best_epoch: number | null;
   best_phase: string | null;
+  /** Global epoch (1-based) at which the backbone was unfrozen, null when it never was. */
+  unfreeze_epoch: number | null;
   classes: string[];
+  /** Every scored split by name; `test` always present. */
+  splits: Partial<Record<EvalSplit, SplitReport>> & { test: SplitReport };
+}
+
+async function writeAtomic(path: string, text: string): Promise<void> {
+  await writeFile(`${path}.tmp`, text);
+  await rename(`${path}.tmp`, path);
 }
 
 export default defineStage<EvaluateParams, EvalReport>({
   kind: 'evaluate',
-  version: 1,
-  summary: 'test loss and accuracy of the best model',
+  version: 2,
+  summary: 'loss, top-1/top-k accuracy, per-class metrics and confusion matrix of the best model',
+  /** Reuse: read report.json and log its metrics and files again, so this run has them too. */
+  async load(ctx, dir) {
+    const report = JSON.parse(await readFile(join(dir, 'report.json'), 'utf8')) as EvalReport;
+    const step = ctx.maybeUpstream<TrainState>('unfreeze-train', 'freeze-train')?.lastEpoch ?? 0;
+    for (const rep of Object.values(report.splits)) for (const [k, v] of Object.entries(splitMetrics(rep!))) ctx.report.metric(k, v, step);
+    for (const f of (await readdir(dir)).filter((x) => /^(report\.json|confusion-matrix-.*\.csv)$/.test(x))) ctx.report.artifact(join(dir, f), 'evaluation');
+    return report;
+  },
   async run(ctx) {
     const state = ctx.upstream<TrainState>('unfreeze-train', 'freeze-train');
-    const t = state.data.test;
-    const source = new BatchSource(t.split, t.specs, ctx.params.batch_size, { shuffle: false, seed: ctx.seed });
-    const r = await evaluateSplit(state.classifier, source);
-    const report: EvalReport = {
-      test_loss: r.loss, test_accuracy: r.accuracy, images: r.count, images_per_second: r.count / (r.ms / 1000),
-      best_epoch: state.best.epoch ?? null, best_phase: state.best.phase ?? null, classes: state.data.dataset.classes,
-    };
+    const p = ctx.params;
+    const classes = state.data.dataset.classes;
+    const testSpecs = state.data.test.specs;
+    const order: EvalSplit[] = ['test', ...(p.splits ?? []).filter((s) => s !== 'test')];
     const step = state.lastEpoch;
-    ctx.report.metric('eval_test_loss', r.loss, step);
-    ctx.report.metric('eval_test_accuracy', r.accuracy, step);
-    ctx.report.metric('eval_images_per_second', report.images_per_second, step);
+    const reports: Partial<Record<EvalSplit, SplitReport>> = {};
+    for (const split of order) {
+      ctx.signal.throwIfAborted();
+      const images = split === 'test' ? state.data.test.split : split === 'train' ? state.data.train.split : state.data.dataset.val;
+      if (!images) throw new PipelineError('PIPE_DATA', `stages.${ctx.name}.with.splits: the data has no val split; set val_fraction in the download stage or drop val`, 1);
+      const source = new BatchSource(images, testSpecs, p.batch_size, { shuffle: false, seed: ctx.seed });
+      ctx.report.progress(`${split}: scoring ${images.count} images`);
+      const r = await collectLogits(state.classifier, source);
+      const rep = splitReport(split, r.logits, r.labels, classes, { topK: p.top_k, maxMisclassified: p.max_misclassified, ms: r.ms });
+      reports[split] = rep;
+      for (const [k, v] of Object.entries(splitMetrics(rep))) ctx.report.metric(k, v, step);
+      const csv = join(ctx.outDir, `confusion-matrix-${split}.csv`);
+      await writeAtomic(csv, confusionCsv(rep));
+      ctx.report.artifact(csv, 'evaluation');
+      ctx.report.progress(`${split} accuracy ${(100 * rep.accuracy).toFixed(2)}% (top-${rep.top_k} ${(100 * rep.top_k_accuracy).toFixed(2)}%), loss ${rep.loss.toFixed(4)}, macro F1 ${rep.averages.macro.f1.toFixed(4)} on ${rep.images} images`);
+    }
+    const test = reports.test!;
+    const report: EvalReport = {
+      test_loss: test.loss, test_accuracy: test.accuracy, top_k: test.top_k, test_top_k_accuracy: test.top_k_accuracy,
+      images: test.images, images_per_second: test.images_per_second,
+      best_epoch: state.best.epoch ?? null, best_phase: state.best.phase ?? null, unfreeze_epoch: state.unfreezeEpoch ?? null,
+      classes, splits: { ...reports, test },
+    };
     const path = join(ctx.outDir, 'report.json');
-    await writeFile(`${path}.tmp`, JSON.stringify(report, null, 2));
-    await rename(`${path}.tmp`, path);
+    await writeAtomic(path, JSON.stringify(report, null, 2));
     ctx.report.artifact(path, 'evaluation');
-    ctx.report.progress(`test accuracy ${(100 * r.accuracy).toFixed(2)}%, loss ${r.loss.toFixed(4)} on ${r.count} images`);
     return report;
   },
 });

@@ -1,10 +1,11 @@
 /** freeze-train: train the head with the backbone frozen (inference-mode BatchNorm). */
 import { defineStage } from '../src/runner/stage.js';
-import { runTrainingStage, type TrainParams, type TrainState } from '../src/train/stage.js';
+import { loadTrainingStage, runTrainingStage, type TrainParams, type TrainState } from '../src/train/stage.js';
 
 export default defineStage<TrainParams, TrainState>({
   kind: 'freeze-train',
   version: 1,
   summary: 'train the new head, backbone frozen',
+  load: (ctx, dir) => loadTrainingStage(ctx, dir),
   run: (ctx) => runTrainingStage(ctx, 'freeze'),
 });

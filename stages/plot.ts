@@ -1,30 +1,103 @@
-/** plot: per-iteration loss and per-epoch accuracy/loss (unfreeze marker), PNG and SVG. */
-import { plotEpochMetrics, plotIterationLoss } from '../src/plot/charts.js';
+/**
+ * plot: the charts of a run (loss per iteration, metrics and learning rate per epoch with the
+ * unfreeze marker, and, with an evaluate stage upstream, the confusion matrix and the
+ * misclassified test images) as PNG + SVG, and report.html, all logged as artifacts.
+ */
+import { readFile, readdir } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { plotEpochMetrics, plotIterationLoss, type ChartFiles } from '../src/plot/charts.js';
+import { plotConfusionMatrix } from '../src/plot/confusion.js';
+import { plotLearningRate } from '../src/plot/lr.js';
+import { plotMisclassified, type MisclassifiedTile } from '../src/plot/misclassified.js';
+import { writeFileAtomic } from '../src/plot/render.js';
+import { renderReportHtml, type ReportFigure } from '../src/report/html.js';
 import { defineStage } from '../src/runner/stage.js';
 import type { TrainState } from '../src/train/stage.js';
+import type { EvalReport } from './evaluate.js';
 
 /** schemas/stages/plot.schema.json */
 export interface PlotParams {
+  /** Plot-area width of the per-iteration chart, CSS pixels (the per-epoch panels get 2/3). @defaultValue 640 */
   width: number;
+  /** Plot-area height, CSS pixels. @defaultValue 320 */
   height: number;
+  /** Misclassified test images in the grid; 0 for no grid. @defaultValue 24 */
+  misclassified: number;
+  /** Columns of that grid. @defaultValue 8 */
+  columns: number;
 }
 
-export default defineStage<PlotParams, { files: string[] }>({
+/** What the stage wrote. */
+export interface PlotOutput {
+  /** Every PNG and SVG written. */
+  files: string[];
+  /** The run's report.html. */
+  report: string;
+}
+
+/** The tiles of the `n` most confident mistakes listed by evaluate, cut from the test split. */
+function tiles(s: TrainState, ev: EvalReport, n: number): MisclassifiedTile[] {
+  const split = s.data.test.split;
+  const px = split.height * split.width * split.channels;
+  return ev.splits.test.misclassified.slice(0, n).map((m) => ({
+    pixels: split.images.subarray(m.index * px, (m.index + 1) * px),
+    height: split.height, width: split.width, channels: split.channels,
+    label: m.label_name, predicted: m.predicted_name, probability: m.probability,
+  }));
+}
+
+export default defineStage<PlotParams, PlotOutput>({
   kind: 'plot',
-  version: 1,
-  summary: 'charts of the training history',
+  version: 2,
+  summary: 'charts of the training history and the evaluation, and report.html',
+  /** Reuse: log the finished folder's charts and report.html again, so this run has them too. */
+  async load(ctx, dir) {
+    const files = (await readdir(dir)).filter((f) => /\.(png|svg)$/.test(f)).map((f) => join(dir, f));
+    for (const f of files) ctx.report.artifact(f, 'plots');
+    const report = join(dir, 'report.html');
+    ctx.report.artifact(report);
+    return { files, report };
+  },
   async run(ctx) {
     const s = ctx.upstream<TrainState>('unfreeze-train', 'freeze-train');
-    const { width, height } = ctx.params;
-    const a = await plotIterationLoss(s.iterationLosses.map((loss, step) => ({ step, loss })), ctx.outDir, { width, height });
-    const b = await plotEpochMetrics(
+    const ev = ctx.maybeUpstream<EvalReport>('evaluate');
+    const p = ctx.params;
+    const { width, height } = p;
+    const charts: Array<[string, ChartFiles]> = [];
+    charts.push(['Training loss per iteration', await plotIterationLoss(s.iterationLosses.map((loss, step) => ({ step, loss })), ctx.outDir, { width, height })]);
+    charts.push(['Metrics per epoch', await plotEpochMetrics(
       s.epochs.map((e) => ({ epoch: e.epoch, phase: e.phase, trainLoss: e.train_loss, testLoss: e.test_loss, trainAccuracy: e.train_accuracy, testAccuracy: e.test_accuracy })),
       ctx.outDir,
       { width: Math.round(width * 0.66), height },
-    );
-    const files = [a.png, a.svg, b.png, b.svg];
+    )]);
+    charts.push(['Learning rate per epoch', await plotLearningRate(s.epochs.map((e) => ({ epoch: e.epoch, phase: e.phase, lr: e.lr })), ctx.outDir, { width: Math.round(width * 0.66), height: Math.round(height * 0.7) })]);
+    if (ev) {
+      const test = ev.splits.test;
+      charts.push(['Confusion matrix (test)', await plotConfusionMatrix(test.confusion_matrix, ev.classes, ctx.outDir, { title: `Confusion matrix (test split, ${test.images} images)` })]);
+      const shown = tiles(s, ev, p.misclassified);
+      const channels = s.data.test.split.channels;
+      if (shown.length > 0 && (channels === 1 || channels === 3)) {
+        const title = `Misclassified test images: ${shown.length} of ${test.misclassified_count}, most confident first`;
+        charts.push(['Misclassified test images', await plotMisclassified(shown, ctx.outDir, { columns: p.columns, title })]);
+      } else if (shown.length > 0) {
+        ctx.report.progress(`no misclassified-image grid: images have ${channels} channels (1 or 3 can be drawn)`);
+      }
+    } else {
+      ctx.report.progress('no evaluate stage upstream: no confusion matrix or misclassified images');
+    }
+    const files = charts.flatMap(([, f]) => [f.png, f.svg]);
     for (const f of files) ctx.report.artifact(f, 'plots');
-    ctx.report.progress(`wrote ${files.length} files`);
-    return { files };
+
+    const figures: ReportFigure[] = await Promise.all(charts.map(async ([title, f]) => ({ title, svg: await readFile(f.svg, 'utf8') })));
+    const html = renderReportHtml({
+      title: ctx.pipeline.name, description: ctx.pipeline.description, generated: new Date(),
+      facts: [['run folder', dirname(ctx.outDir)], ['backend', ctx.engine.backend], ['model', s.classifier.arch]],
+      figures, evaluation: ev, history: s.epochs, config: ctx.pipeline,
+    });
+    const report = join(ctx.outDir, 'report.html');
+    await writeFileAtomic(report, html);
+    ctx.report.artifact(report);
+    ctx.report.progress(`wrote ${files.length} chart files and report.html`);
+    return { files, report };
   },
 });

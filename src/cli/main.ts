@@ -4,12 +4,22 @@
  * Anchor: DVC `commands/repro.py` -> `repo/reproduce.py`.
  */
 import { Command, CommanderError } from 'commander';
-import { loadPipeline } from '../config/load.js';
-import { compileDag } from '../dag/compile.js';
+import { parseOverride, type Override } from '../config/overrides.js';
 import { PipelineError } from '../errors.js';
-import { runPipeline, TOOL_VERSION } from '../runner/run.js';
-import { stageDefinition } from '../../stages/index.js';
+import { formatPlan } from '../runner/plan.js';
+import { compilePipeline, planFile, runPipeline, TOOL_VERSION } from '../runner/run.js';
 import type { EvalReport } from '../../stages/evaluate.js';
+import { cmdPredict } from './predict.js';
+import { cmdSync } from './sync.js';
+import { cmdModels } from './models.js';
+
+/** Options shared by run, validate and plan. */
+interface ConfigOpts {
+  set?: string[];
+}
+
+const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
+const overridesOf = (o: ConfigOpts): Override[] => (o.set ?? []).map(parseOverride);
 
 function printError(e: unknown): number {
   if (e instanceof PipelineError) {
@@ -20,7 +30,16 @@ function printError(e: unknown): number {
   return 1;
 }
 
-async function cmdRun(file: string, opts: { plain?: boolean }): Promise<number> {
+interface RunCliOpts extends ConfigOpts {
+  plain?: boolean;
+  force?: boolean;
+  from?: string;
+  resume?: boolean | string;
+  jobs?: string;
+  keepGoing?: boolean;
+}
+
+async function cmdRun(file: string, opts: RunCliOpts): Promise<number> {
   const controller = new AbortController();
   let interrupts = 0;
   const onSignal = (sig: NodeJS.Signals): void => {
@@ -32,13 +51,20 @@ async function cmdRun(file: string, opts: { plain?: boolean }): Promise<number> 
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
-    const r = await runPipeline(file, { plain: opts.plain, signal: controller.signal });
+    const jobs = opts.jobs === undefined ? 1 : Number(opts.jobs);
+    if (!Number.isInteger(jobs) || jobs < 1) throw new PipelineError('PIPE_USAGE', `--jobs ${opts.jobs}: expected a whole number >= 1`);
+    const r = await runPipeline(file, {
+      overrides: overridesOf(opts), plain: opts.plain, force: opts.force, from: opts.from, resume: opts.resume,
+      jobs, keepGoing: opts.keepGoing, signal: controller.signal,
+    });
+    const reused = r.plan.filter((e) => e.decision === 'skip').map((e) => e.name);
     const evalOut = [...r.outputs.values()].find((v): v is EvalReport => typeof v === 'object' && v !== null && 'test_accuracy' in v && 'images' in v);
     const lines = [
       '',
       evalOut ? `test accuracy: ${(100 * evalOut.test_accuracy).toFixed(2)}% (loss ${evalOut.test_loss.toFixed(4)}, ${evalOut.images} images, best epoch ${evalOut.best_epoch})` : undefined,
+      reused.length ? `reused from the stage cache: ${reused.join(', ')}` : undefined,
       `run: ${r.runId}  outputs: ${r.runDir}`,
-      `MLflow store: ${r.store}  (browse: mlflow server --backend-store-uri ${r.store})`,
+      /^https?:/.test(r.store) ? `MLflow server: ${r.store}` : `MLflow store: ${r.store}  (browse: mlflow server --backend-store-uri ${r.store})`,
     ];
     process.stdout.write(`${lines.filter((l) => l !== undefined).join('\n')}\n`);
     return 0;
@@ -50,10 +76,9 @@ async function cmdRun(file: string, opts: { plain?: boolean }): Promise<number> 
   }
 }
 
-async function cmdValidate(file: string): Promise<number> {
+async function cmdValidate(file: string, opts: ConfigOpts): Promise<number> {
   try {
-    const { config, source } = await loadPipeline(file);
-    const dag = compileDag(config, source);
+    const { dag } = await compilePipeline(file, overridesOf(opts));
     process.stdout.write(`'${file}' is valid: ${dag.order.length} stages (${dag.order.join(' -> ')})\n`);
     return 0;
   } catch (e) {
@@ -61,16 +86,13 @@ async function cmdValidate(file: string): Promise<number> {
   }
 }
 
-async function cmdPlan(file: string): Promise<number> {
+async function cmdPlan(file: string, opts: ConfigOpts & { format?: string; force?: boolean; from?: string }): Promise<number> {
   try {
-    const { config, source } = await loadPipeline(file);
-    const dag = compileDag(config, source);
-    process.stdout.write(`plan for '${file}' (${config.name}), stages in order:\n`);
-    dag.order.forEach((name, i) => {
-      const n = dag.nodes.get(name)!;
-      const needs = n.needs.length ? ` <- ${n.needs.join(', ')}` : '';
-      process.stdout.write(`  ${i + 1}. ${name} [${n.config.kind}]${needs}: run (no cache yet): ${stageDefinition(n.config.kind).summary}\n`);
-    });
+    const format = opts.format ?? 'text';
+    if (format !== 'text' && format !== 'mermaid' && format !== 'dot') throw new PipelineError('PIPE_USAGE', `--format ${format}: expected text, mermaid or dot`);
+    const { config, dag, plan } = await planFile(file, { overrides: overridesOf(opts), force: opts.force, from: opts.from });
+    if (format === 'text') process.stdout.write(`plan for '${file}' (${config.name}), stages in order:\n`);
+    process.stdout.write(`${formatPlan(dag, plan, format)}\n`);
     return 0;
   } catch (e) {
     return printError(e);
@@ -90,18 +112,46 @@ export async function main(argv: string[]): Promise<number> {
     .command('run')
     .description('run a pipeline file')
     .argument('<file>', 'pipeline YAML file')
+    .option('--set <path=value>', 'override a config value (repeatable), e.g. --set stages.head.with.epochs=3', collect)
+    .option('--force', 'run every stage, even unchanged ones')
+    .option('--from <stage>', 'run this stage and everything downstream of it')
+    .option('--resume [run-id]', 'continue the newest unfinished run of this pipeline (or the given run)')
+    .option('-j, --jobs <n>', 'stages to run at once (independent branches)', '1')
+    .option('--keep-going', 'after a failure, go on with the stages that do not depend on it')
     .option('--plain', 'line-per-event output even on a terminal')
-    .action(async (file: string, opts: { plain?: boolean }) => void (code = await cmdRun(file, opts)));
+    .action(async (file: string, opts: RunCliOpts) => void (code = await cmdRun(file, opts)));
   program
     .command('validate')
     .description('parse, schema-check and compile a pipeline file; exit 0 or 2')
     .argument('<file>', 'pipeline YAML file')
-    .action(async (file: string) => void (code = await cmdValidate(file)));
+    .option('--set <path=value>', 'override a config value (repeatable)', collect)
+    .action(async (file: string, opts: ConfigOpts) => void (code = await cmdValidate(file, opts)));
   program
     .command('plan')
-    .description('the stages in DAG order')
+    .description('the stages in DAG order, and for each whether it runs or is reused, and why')
     .argument('<file>', 'pipeline YAML file')
-    .action(async (file: string) => void (code = await cmdPlan(file)));
+    .option('--set <path=value>', 'override a config value (repeatable)', collect)
+    .option('--format <format>', 'text, mermaid or dot', 'text')
+    .option('--force', 'plan as `run --force`')
+    .option('--from <stage>', 'plan as `run --from`')
+    .action(async (file: string, opts: ConfigOpts & { format?: string }) => void (code = await cmdPlan(file, opts)));
+  program
+    .command('models')
+    .description('the model zoo: architectures, parameter counts, input sizes, pretrained weights')
+    .action(async () => void (code = await cmdModels()));
+  program
+    .command('sync')
+    .description("replay a run's MLflow spool (records kept while the tracking server was unreachable)")
+    .argument('<run-dir>', 'the run folder under runs/')
+    .action(async (runDir: string) => void (code = await cmdSync(runDir)));
+  program
+    .command('predict')
+    .description('top-k classes of image files with a trained model')
+    .argument('<model>', 'run folder, run id under runs/, or best-model folder')
+    .argument('<images...>', 'image files (PNG, JPEG, WebP, ...)')
+    .option('--top-k <n>', 'classes per image', (v: string) => Number(v), 5)
+    .option('--json', 'one JSON document on stdout')
+    .action(async (model: string, images: string[], opts: { json?: boolean; topK?: number }) => void (code = await cmdPredict(model, images, opts)));
   try {
     await program.parseAsync(argv, { from: 'user' });
   } catch (e) {

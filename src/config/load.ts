@@ -7,6 +7,7 @@
 import { readFile } from 'node:fs/promises';
 import { LineCounter, parseDocument } from 'yaml';
 import { PipelineError } from '../errors.js';
+import { applyOverrides, overrideFor, type Override } from './overrides.js';
 import { pipelineValidator, schemaIssues } from './schema.js';
 import { dotted, excerpt, offsetPos, positionOf, type SourceFile, type SourcePos } from './source.js';
 import type { PipelineConfig } from './types.js';
@@ -14,6 +15,8 @@ import type { PipelineConfig } from './types.js';
 /** One located problem in a pipeline file. */
 export interface ConfigIssue {
   pos: SourcePos;
+  /** Set when the value came from a `--set` override: shown instead of a file position. */
+  override?: string;
   /** Config path, dotted (`stages.train.with.epochs`); empty for syntax errors. */
   path: string;
   message: string;
@@ -34,6 +37,7 @@ export class ConfigError extends PipelineError {
 export function formatIssues(file: SourceFile | { path: string }, issues: ConfigIssue[], what: string): string {
   const head = `'${file.path}' ${what}: ${issues.length} error${issues.length === 1 ? '' : 's'}`;
   const body = issues.map((i) => {
+    if (i.override !== undefined) return `--set ${i.override}: ${i.path ? `${i.path}: ` : ''}${i.message}`;
     const loc = `${file.path}:${i.pos.line}:${i.pos.col}: ${i.path ? `${i.path}: ` : ''}${i.message}`;
     return 'text' in file ? `${loc}\n${excerpt(file, i.pos)}` : loc;
   });
@@ -77,9 +81,13 @@ function duplicateKeyMessage(file: SourceFile, offset: number): string {
  * Loads and validates a pipeline file.
  * @throws PipelineError PIPE_FILE_NOT_FOUND; ConfigError PIPE_YAML_SYNTAX or PIPE_SCHEMA (exit 2).
  */
-export async function loadPipeline(path: string): Promise<{ config: PipelineConfig; source: SourceFile }> {
+export async function loadPipeline(path: string, overrides: readonly Override[] = []): Promise<{ config: PipelineConfig; source: SourceFile }> {
   const source = await readSource(path);
   const data: unknown = source.doc.toJS() ?? {};
+  if (overrides.length) {
+    if (typeof data !== 'object' || data === null || Array.isArray(data)) throw new ConfigError(source, [{ pos: { line: 1, col: 1 }, path: '', message: 'the file is not a mapping' }]);
+    applyOverrides(data as Record<string, unknown>, overrides);
+  }
   // NOTE: ajv runs allOf (the per-kind if/then) before `properties`, so a missing `with` would
   // get its `{}` default too late for the kind's own defaults: insert it first.
   const stages = (data as { stages?: unknown }).stages;
@@ -88,12 +96,14 @@ export async function loadPipeline(path: string): Promise<{ config: PipelineConf
   }
   const validate = pipelineValidator();
   if (!validate(data)) {
-    const issues = schemaIssues(validate.errors ?? [], data).map((i) => ({
+    const issues: ConfigIssue[] = schemaIssues(validate.errors ?? [], data).map((i) => ({
       pos: positionOf(source, i.path, i.atKey),
+      override: overrideFor(i.path, overrides)?.expr,
       path: dotted(i.path),
       message: i.message,
     }));
-    issues.sort((a, b) => a.pos.line - b.pos.line || a.pos.col - b.pos.col);
+    // File positions in line order, then the overrides.
+    issues.sort((a, b) => Number(a.override !== undefined) - Number(b.override !== undefined) || a.pos.line - b.pos.line || a.pos.col - b.pos.col);
     throw new ConfigError(source, issues);
   }
   return { config: data as PipelineConfig, source };

@@ -12,6 +12,7 @@ import { ConfigError, type ConfigIssue } from '../config/load.js';
 import { positionOf, type SourceFile } from '../config/source.js';
 import { didYouMean } from '../config/suggest.js';
 import type { PipelineConfig, StageConfig } from '../config/types.js';
+import { semanticIssues } from './checks.js';
 
 /** A stage in the compiled graph. */
 export interface DagNode {
@@ -60,7 +61,10 @@ export function compileDag(config: PipelineConfig, source?: SourceFile): Dag {
     };
     throw new ConfigError(source ?? { path: config.name }, [issue], 'PIPE_CYCLE');
   }
-  return { nodes, order: topoOrder(names, (n) => nodes.get(n)!.needs) };
+  const dag: Dag = { nodes, order: topoOrder(names, (n) => nodes.get(n)!.needs) };
+  const issues = semanticIssues(config, (n) => ancestors(dag, n), source);
+  if (issues.length) throw new ConfigError(source ?? { path: config.name }, issues);
+  return dag;
 }
 
 /** A cycle as a closed path [a, b, ..., a], or undefined. Generic over the node type. */

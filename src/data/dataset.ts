@@ -1,10 +1,11 @@
-/** In-memory image datasets: uint8 NHWC images with integer labels. */
+/** In-memory image datasets (uint8 NHWC images with integer labels) and seeded, stratified selections. */
+import type { Rng } from '../rng.js';
 
 /** One split: `count` images of height x width x channels, uint8, NHWC, row-major. */
 export interface ImageSplit {
   images: Uint8Array;
-  /** Class index per image, 0-based. */
-  labels: Uint8Array;
+  /** Class index per image, 0-based (uint16 when a dataset has more than 256 classes). */
+  labels: Uint8Array | Uint16Array;
   count: number;
   height: number;
   width: number;
@@ -17,22 +18,97 @@ export interface Dataset {
   classes: string[];
   train: ImageSplit;
   test: ImageSplit;
+  /** Held out from train by `val_fraction` (seeded, stratified), when asked for. */
+  val?: ImageSplit;
   /** Where the files came from (a path or URL), for the run's inputs. */
   source: string;
-  /** sha256 over the raw files' digests, identifying the exact data. */
+  /**
+   * sha256 (hex) identifying the exact data: over the source files' digests, and, when a subset
+   * or validation split was taken, over that selection too.
+   */
   digest: string;
 }
 
-/** The first `n` images of a seeded permutation of `split` (all of it when n >= count). */
-export function subsetSplit(split: ImageSplit, n: number | undefined, order: Uint32Array): ImageSplit {
-  if (n === undefined || n >= split.count) return split;
+/** Reading, verifying or decoding a dataset failed; the message names the dataset, the file or URL, and what to do. */
+export class DatasetError extends Error {}
+
+/**
+ * The images at `indices` (in that order) as a new split, its images in a SharedArrayBuffer (so
+ * augmentation workers share them without a copy).
+ */
+export function takeIndices(split: ImageSplit, indices: ArrayLike<number>): ImageSplit {
   const px = split.height * split.width * split.channels;
-  const images = new Uint8Array(n * px);
-  const labels = new Uint8Array(n);
+  const n = indices.length;
+  const images = new Uint8Array(new SharedArrayBuffer(n * px));
+  const labels = split.labels instanceof Uint16Array ? new Uint16Array(n) : new Uint8Array(n);
   for (let i = 0; i < n; i++) {
-    const src = order[i]!;
+    const src = indices[i]!;
     images.set(split.images.subarray(src * px, (src + 1) * px), i * px);
     labels[i] = split.labels[src]!;
   }
   return { ...split, images, labels, count: n };
+}
+
+/**
+ * Picks `n` of the split's images so that every class keeps its share: class c gets
+ * floor(n * count_c / count) images, and the remaining ones go to the classes with the largest
+ * remainders (ties: lower class index), the largest-remainder (Hamilton) method. Within a class
+ * the images are a seeded random choice. Returns the picked indices in ascending order.
+ * @throws RangeError when n is not in 0..count.
+ */
+export function stratifiedPick(labels: ArrayLike<number>, n: number, rng: Rng): Uint32Array {
+  const count = labels.length;
+  if (!(n >= 0 && n <= count)) throw new RangeError(`cannot pick ${n} of ${count} images`);
+  const byClass = new Map<number, number[]>();
+  for (let i = 0; i < count; i++) {
+    const l = labels[i]!;
+    let g = byClass.get(l);
+    if (!g) byClass.set(l, (g = []));
+    g.push(i);
+  }
+  const classes = [...byClass.keys()].sort((a, b) => a - b);
+  const quota = new Map<number, number>();
+  let given = 0;
+  for (const c of classes) {
+    const q = Math.floor((n * byClass.get(c)!.length) / count);
+    quota.set(c, q);
+    given += q;
+  }
+  const byRemainder = [...classes].sort((a, b) => ((n * byClass.get(b)!.length) % count) - ((n * byClass.get(a)!.length) % count) || a - b);
+  for (let k = 0; given < n; k++, given++) {
+    const c = byRemainder[k]!;
+    quota.set(c, quota.get(c)! + 1);
+  }
+  const picked: number[] = [];
+  for (const c of classes) {
+    const g = byClass.get(c)!;
+    const perm = rng.permutation(g.length);
+    for (let k = 0; k < quota.get(c)!; k++) picked.push(g[perm[k]!]!);
+  }
+  return Uint32Array.from(picked).sort();
+}
+
+/**
+ * A stratified subset of `n` images (all of the split when n is undefined or >= count), in the
+ * split's order.
+ */
+export function subsetSplit(split: ImageSplit, n: number | undefined, rng: Rng): ImageSplit {
+  if (n === undefined || n >= split.count) return split;
+  return takeIndices(split, stratifiedPick(split.labels, n, rng));
+}
+
+/**
+ * Holds out round(fraction * count) images of `split` as a validation split, stratified and
+ * seeded; the rest stay in train, in order.
+ * @throws RangeError when the fraction leaves train or val empty.
+ */
+export function splitValidation(split: ImageSplit, fraction: number, rng: Rng): { train: ImageSplit; val: ImageSplit } {
+  const nVal = Math.round(fraction * split.count);
+  if (nVal < 1 || nVal >= split.count) throw new RangeError(`val_fraction ${fraction} of ${split.count} images leaves ${nVal} for validation; choose a fraction giving 1..${split.count - 1}`);
+  const val = stratifiedPick(split.labels, nVal, rng);
+  const isVal = new Uint8Array(split.count);
+  for (const i of val) isVal[i] = 1;
+  const rest: number[] = [];
+  for (let i = 0; i < split.count; i++) if (!isVal[i]) rest.push(i);
+  return { train: takeIndices(split, rest), val: takeIndices(split, val) };
 }

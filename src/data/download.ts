@@ -21,6 +21,8 @@ export interface DownloadProgress {
   received: number;
   /** Total size when the server says it, else undefined. */
   total: number | undefined;
+  /** Bytes already on disk when this request started (a resumed download), for rates. */
+  resumedFrom: number;
 }
 
 /** A download failed; the message names the URL and what to do. */
@@ -114,7 +116,7 @@ async function fetchOnce(
     for await (const chunk of res.body) {
       await fh.write(chunk as Buffer);
       received += (chunk as Buffer).length;
-      opts.onProgress?.({ url, received, total });
+      opts.onProgress?.({ url, received, total, resumedFrom: resumed ? have : 0 });
     }
   } finally {
     await fh.close();

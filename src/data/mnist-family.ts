@@ -9,12 +9,14 @@
  * torchvision uses, with torchvision.datasets.MNIST's md5s.
  */
 import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { download, type DownloadProgress } from './download.js';
 import { maybeGunzip, parseIdx } from './idx.js';
-import type { Dataset, ImageSplit } from './dataset.js';
+import { DatasetError, type Dataset, type ImageSplit } from './dataset.js';
+
+export { DatasetError };
 
 interface FileSpec {
   name: string;
@@ -64,25 +66,30 @@ export const MNIST: MnistFamilySpec = {
   offlineHint: '',
 };
 
-/** Reading or verifying the dataset failed; the message says which file and what to do. */
-export class DatasetError extends Error {}
-
 type Role = keyof MnistFamilySpec['files'];
 const ROLES: Role[] = ['trainImages', 'trainLabels', 'testImages', 'testLabels'];
 
-/** Reads and verifies one file from a folder (the .gz or the decompressed name). */
-async function readVerified(dir: string, f: FileSpec): Promise<Uint8Array | undefined> {
+/**
+ * Reads and verifies one file from a folder (the .gz or the decompressed name). A file that fails
+ * its check is deleted when `deleteBad` (the cache: keep nothing bad), never in a user's folder.
+ */
+async function readVerified(spec: MnistFamilySpec, dir: string, f: FileSpec, deleteBad: boolean): Promise<Uint8Array | undefined> {
   for (const name of [f.name, f.name.replace(/\.gz$/, '')]) {
     const path = join(dir, name);
     if (!existsSync(path)) continue;
     const buf = await readFile(path);
     const raw = maybeGunzip(buf);
+    let problem = '';
     if (f.rawSha256) {
       const got = createHash('sha256').update(raw).digest('hex');
-      if (got !== f.rawSha256) throw new DatasetError(`${path}: content sha256 ${got} does not match the expected ${f.rawSha256}; delete or replace the file`);
+      if (got !== f.rawSha256) problem = `content sha256 ${got} does not match the expected ${f.rawSha256}`;
     } else if (name === f.name) {
       const got = createHash('md5').update(buf).digest('hex');
-      if (got !== f.gzMd5) throw new DatasetError(`${path}: md5 ${got} does not match the expected ${f.gzMd5}; delete or replace the file`);
+      if (got !== f.gzMd5) problem = `md5 ${got} does not match the expected ${f.gzMd5}`;
+    }
+    if (problem) {
+      if (deleteBad) await rm(path, { force: true });
+      throw new DatasetError(`${spec.name}: ${path}: ${problem}; ${deleteBad ? 'the file was deleted from the cache, run again to download it' : 'delete or replace the file'}`);
     }
     return raw;
   }
@@ -116,7 +123,12 @@ export async function loadMnistFamily(
   }
   for (const dir of dirs) {
     if (!existsSync(dir)) continue;
-    const raws = await Promise.all(ROLES.map((r) => readVerified(dir, spec.files[r])));
+    // A bad file in the cache is deleted and downloaded again below; elsewhere it is an error.
+    const read = (r: Role): Promise<Uint8Array | undefined> => readVerified(spec, dir, spec.files[r], dir === cache).catch((e: unknown) => {
+      if (dir === cache) return undefined;
+      throw e;
+    });
+    const raws = await Promise.all(ROLES.map(read));
     if (raws.every((r) => r !== undefined)) return assemble(spec, raws as Uint8Array[], dir);
     if (opts.source !== undefined) {
       const missing = ROLES.filter((_, i) => raws[i] === undefined).map((r) => spec.files[r].name);
@@ -127,13 +139,16 @@ export async function loadMnistFamily(
   try {
     for (const r of ROLES) {
       const f = spec.files[r];
-      await download(base + f.name, join(cache, f.name), { checksum: isUrl ? undefined : { algorithm: 'md5', hex: f.gzMd5 }, onProgress: opts.onProgress, signal: opts.signal });
+      // A mirror may serve recompressed .gz files (as Debian's package is): when the content's
+      // sha256 is known, that is what readVerified checks, else the official .gz md5.
+      const checksum = isUrl && f.rawSha256 ? undefined : { algorithm: 'md5' as const, hex: f.gzMd5 };
+      await download(base + f.name, join(cache, f.name), { checksum, onProgress: opts.onProgress, signal: opts.signal });
     }
   } catch (e) {
     const offline = [spec.offlineHint ? `run \`${spec.offlineHint}\`` : '', `put ${ROLES.map((r) => spec.files[r].name).join(', ')} in ${cache}`].filter(Boolean).join(', or ');
     throw new DatasetError(`${spec.name}: ${(e as Error).message}. Without network: ${offline}.`);
   }
-  const raws = await Promise.all(ROLES.map((r) => readVerified(cache, spec.files[r])));
+  const raws = await Promise.all(ROLES.map((r) => readVerified(spec, cache, spec.files[r], true)));
   return assemble(spec, raws as Uint8Array[], isUrl ? base : spec.baseUrl);
 }
 

@@ -1,5 +1,6 @@
 /**
- * Building blocks shared by the ResNet-style nets, in torchvision's layout: conv (no bias) ->
+ * Building blocks of mini_resnet (kept as they were so its layer names and init stay the same;
+ * the torch-bound zoo nets use net.ts), in torchvision's layout: conv (no bias) ->
  * BatchNorm (eps 1e-5, PyTorch momentum 0.1 = Keras momentum 0.9) -> ReLU. Strided convs pad
  * explicitly and symmetrically (k // 2 on each side) as PyTorch does; TF's 'same' would pad
  * asymmetrically and shift every activation by a pixel.

@@ -8,7 +8,8 @@
  */
 import type { TopLevelSpec } from 'vega-lite';
 
-import { CHART_FONT, renderChartFiles, type ChartFiles } from './render.js';
+import { renderChartFiles, type ChartFiles } from './render.js';
+import { CONFIG, checkSize, epochX, extent, finiteOrNull, unfreezeRuleLayers, validExpr } from './style.js';
 
 export type { ChartFiles } from './render.js';
 
@@ -86,6 +87,22 @@ export const MARK_NAMES = {
   accuracyUnfreezeRule: 'accuracy_unfreeze_rule',
   /** Vertical rule at the unfreeze epoch, in the loss panel. */
   lossUnfreezeRule: 'loss_unfreeze_rule',
+  /** Learning-rate line (one path), `./lr.ts`. */
+  lrLine: 'lr_line',
+  /** Learning-rate points (one symbol per epoch). */
+  lrPoint: 'lr_point',
+  /** Vertical rule at the unfreeze epoch in the learning-rate chart. */
+  lrUnfreezeRule: 'lr_unfreeze_rule',
+  /** Confusion-matrix cells (one rect per true x predicted pair), `./confusion.ts`. */
+  confusionCell: 'confusion_cell',
+  /** Counts written in the confusion-matrix cells (one text per cell). */
+  confusionCount: 'confusion_count',
+  /** Misclassified images (one image per mistake shown), `./misclassified.ts`. */
+  misclassifiedImage: 'misclassified_image',
+  /** "true: <class>" label under each misclassified image. */
+  misclassifiedTrue: 'misclassified_true',
+  /** "pred: <class> (p%)" label under each misclassified image. */
+  misclassifiedPredicted: 'misclassified_predicted',
 } as const;
 
 /** SVG class of the `<g>` holding the mark drawn by the unit named `name` (one of {@link MARK_NAMES}). */
@@ -96,26 +113,6 @@ export function markClass(name: string): string {
 const SERIES_COLORS = { train: '#1f77b4', test: '#ff7f0e' } as const;
 const RAW_COLOR = '#9ecae1';
 const SMOOTH_COLOR = '#1f4e9c';
-const RULE_COLOR = '#555555';
-const VALID = (field: string): string => `isValid(datum.${field}) && isFinite(datum.${field})`;
-
-const CONFIG = {
-  font: CHART_FONT,
-  background: 'white',
-  view: { stroke: '#dddddd' },
-  axis: { grid: true, gridColor: '#eeeeee', titleFontSize: 12, labelFontSize: 11 },
-  legend: { titleFontSize: 12, labelFontSize: 11 },
-  title: { fontSize: 14, anchor: 'start' },
-} as const;
-
-function finiteOrNull(v: number): number | null {
-  return Number.isFinite(v) ? v : null;
-}
-
-function checkSize(name: string, v: number): number {
-  if (!Number.isFinite(v) || v <= 0) throw new RangeError(`plot: ${name} must be a positive number of pixels, got ${v}`);
-  return v;
-}
 
 /**
  * Exponential moving average of `values` with weight `weight` in [0, 1),
@@ -133,18 +130,6 @@ export function emaSmooth(values: readonly number[], weight: number = DEFAULT_SM
     count += 1;
     return last / (1 - weight ** count);
   });
-}
-
-/** `[min, max]` of the finite numbers, or undefined when there are fewer than two distinct values. */
-function extent(values: readonly number[]): [number, number] | undefined {
-  let lo = Infinity;
-  let hi = -Infinity;
-  for (const v of values) {
-    if (!Number.isFinite(v)) continue;
-    if (v < lo) lo = v;
-    if (v > hi) hi = v;
-  }
-  return hi > lo ? [lo, hi] : undefined;
 }
 
 /**
@@ -189,7 +174,7 @@ export function iterationLossSpec(
     },
     layer: [
       {
-        transform: [{ filter: VALID('loss') }],
+        transform: [{ filter: validExpr('loss') }],
         name: MARK_NAMES.rawLoss,
         mark: { type: 'line', strokeWidth: 1, clip: true },
         encoding: {
@@ -198,7 +183,7 @@ export function iterationLossSpec(
         },
       },
       {
-        transform: [{ filter: VALID('smoothed') }],
+        transform: [{ filter: validExpr('smoothed') }],
         name: MARK_NAMES.smoothedLoss,
         mark: { type: 'line', strokeWidth: 2, clip: true },
         encoding: {
@@ -211,7 +196,7 @@ export function iterationLossSpec(
 }
 
 /** Global epoch of the first `'unfreeze'` point (smallest epoch number), or undefined when there is none. */
-export function unfreezeEpoch(points: readonly EpochPoint[]): number | undefined {
+export function unfreezeEpoch(points: readonly Pick<EpochPoint, 'epoch' | 'phase'>[]): number | undefined {
   let first: number | undefined;
   for (const p of points) {
     if (p.phase === 'unfreeze' && Number.isFinite(p.epoch) && (first === undefined || p.epoch < first)) first = p.epoch;
@@ -234,42 +219,18 @@ export function epochMetricsSpec(points: readonly EpochPoint[], opts: Omit<Chart
     { epoch: p.epoch, phase: p.phase, series: 'test', accuracy: finiteOrNull(p.testAccuracy), loss: finiteOrNull(p.testLoss) },
   ]);
   const epochs = sorted.map((p) => p.epoch);
-  const xDomain = extent(epochs);
-  const single = epochs.find((e) => Number.isFinite(e));
-  const domain = xDomain ?? (single !== undefined ? [single - 0.5, single + 0.5] : undefined);
   const accuracies = sorted.flatMap((p) => [p.trainAccuracy, p.testAccuracy]).filter((v) => Number.isFinite(v));
   const fractional = accuracies.every((v) => v >= 0 && v <= 1);
   const unfreeze = unfreezeEpoch(sorted);
 
-  const x = {
-    field: 'epoch',
-    type: 'quantitative',
-    title: 'epoch',
-    scale: domain ? { domain, nice: false } : {},
-    axis: { format: 'd', tickMinStep: 1 },
-  } as const;
+  const x = epochX(epochs);
   const color = {
     field: 'series',
     type: 'nominal',
     title: 'series',
     scale: { domain: ['train', 'test'], range: [SERIES_COLORS.train, SERIES_COLORS.test] },
   } as const;
-  const rule = (name: string) =>
-    unfreeze === undefined
-      ? []
-      : [
-          {
-            data: { values: [{ epoch: unfreeze, label: `unfreeze (epoch ${unfreeze})` }] },
-            layer: [
-              { name, mark: { type: 'rule', color: RULE_COLOR, strokeDash: [6, 4], strokeWidth: 1.5 }, encoding: { x } },
-              {
-                name: `${name}_label`,
-                mark: { type: 'text', align: 'left', baseline: 'top', dx: 4, dy: 4, y: 0, color: RULE_COLOR, fontSize: 11 },
-                encoding: { x, text: { field: 'label' } },
-              },
-            ],
-          },
-        ];
+  const rule = (name: string) => unfreezeRuleLayers(name, unfreeze, x);
   const panel = (field: 'accuracy' | 'loss', title: string, lineName: string, ruleName: string) => ({
     title,
     width,
@@ -277,7 +238,7 @@ export function epochMetricsSpec(points: readonly EpochPoint[], opts: Omit<Chart
     layer: [
       {
         data: { values },
-        transform: [{ filter: VALID(field) }],
+        transform: [{ filter: validExpr(field) }],
         name: lineName,
         mark: { type: 'line', point: true, strokeWidth: 2 },
         encoding: {

@@ -1,7 +1,8 @@
 /**
  * Runs a pipeline: load + validate + compile (nothing is written when that fails), pick the
- * engine, start the tracked run, then run the stages in DAG order under listr2, and end the run
- * FINISHED, FAILED or KILLED (end time always set).
+ * engine, plan (reuse unchanged stages from the stage cache), start or resume the tracked run,
+ * run the stages under listr2 (independent branches concurrently up to `jobs`), and end the
+ * run FINISHED, FAILED or KILLED (end time always set).
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { userInfo } from 'node:os';
@@ -10,23 +11,35 @@ import { createHash, randomBytes } from 'node:crypto';
 import { Listr } from 'listr2';
 import { stringify } from 'yaml';
 import { loadPipeline } from '../config/load.js';
-import type { StageKindName } from '../config/types.js';
-import { ancestors, compileDag } from '../dag/compile.js';
+import type { Override } from '../config/overrides.js';
+import type { PipelineConfig } from '../config/types.js';
+import { compileDag, type Dag } from '../dag/compile.js';
 import { initEngine, type EngineInfo } from '../engine/backend.js';
 import { PipelineError, StageFailedError } from '../errors.js';
 import { runsDir } from '../paths.js';
 import { flattenParams } from '../tracking/params.js';
 import { resolveStore, startTracker, type Tracker } from '../tracking/tracker.js';
-import { stageDefinition } from '../../stages/index.js';
+import { previousLocks, readLock, StageIndex, writeLock, type Lock } from './cache.js';
 import { gitInfo } from './git.js';
-import { isImportant, ProgressThrottle } from './progress.js';
-import type { StageContext, StageReport } from './stage.js';
+import { planPipeline, type PlanEntry } from './plan.js';
+import { runStageTask, type StageOutcome } from './stage-task.js';
 
 /** Options of `pipe run`. */
 export interface RunOptions {
+  overrides?: Override[];
+  /** Run every stage even when cached. */
+  force?: boolean;
+  /** Run this stage and its descendants even when cached. */
+  from?: string;
+  /** Continue the newest unfinished run of this pipeline (or the run with this id). */
+  resume?: boolean | string;
+  /** Stages running at once. @defaultValue 1 */
+  jobs?: number;
+  /** After a failure, keep running the stages that do not depend on it. */
+  keepGoing?: boolean;
   /** Force the plain line-per-event output (default: when stdout is not a terminal). */
   plain?: boolean;
-  /** Where progress and the summary go. @defaultValue process.stdout */
+  /** Where progress goes. @defaultValue process.stdout */
   out?: NodeJS.WritableStream & { isTTY?: boolean };
   signal?: AbortSignal;
 }
@@ -37,11 +50,39 @@ export interface RunResult {
   runDir: string;
   store: string;
   engine: EngineInfo;
+  plan: PlanEntry[];
   /** Each stage's output, by stage name. */
   outputs: Map<string, unknown>;
 }
 
 export const TOOL_VERSION = '0.1.0';
+
+/** Loads, validates and compiles a pipeline file (with overrides). */
+export async function compilePipeline(file: string, overrides: Override[] = []): Promise<{ config: PipelineConfig; dag: Dag }> {
+  const { config, source } = await loadPipeline(file, overrides);
+  return { config, dag: compileDag(config, source) };
+}
+
+/** Plans a pipeline against the stage cache under runs/ (used by `pipe plan` and `pipe run`). */
+export async function planFile(file: string, opts: { overrides?: Override[]; force?: boolean; from?: string } = {}): Promise<{ config: PipelineConfig; dag: Dag; plan: PlanEntry[] }> {
+  const { config, dag } = await compilePipeline(file, opts.overrides);
+  if (opts.from !== undefined && !dag.nodes.has(opts.from)) throw new PipelineError('PIPE_USAGE', `--from ${opts.from}: no such stage; stages: ${dag.order.join(', ')}`);
+  const previous = (await previousLocks(runsDir(), config.name))[0];
+  const plan = await planPipeline(config, dag, { force: opts.force, from: opts.from, index: new StageIndex(runsDir()), previous });
+  return { config, dag, plan };
+}
+
+async function findResumable(config: PipelineConfig, resume: true | string): Promise<Lock> {
+  if (typeof resume === 'string') {
+    const lock = await readLock(join(runsDir(), resume));
+    if (!lock) throw new PipelineError('PIPE_USAGE', `--resume ${resume}: no run with that id under ${runsDir()}`);
+    if (lock.pipeline !== config.name) throw new PipelineError('PIPE_USAGE', `--resume ${resume}: that run is of pipeline '${lock.pipeline}', not '${config.name}'`);
+    return lock;
+  }
+  const lock = (await previousLocks(runsDir(), config.name)).find((l) => Object.values(l.stages).some((s) => s.status !== 'done'));
+  if (!lock) throw new PipelineError('PIPE_USAGE', `--resume: no unfinished run of pipeline '${config.name}' under ${runsDir()}`);
+  return lock;
+}
 
 /**
  * Runs the pipeline file at `file`.
@@ -50,24 +91,25 @@ export const TOOL_VERSION = '0.1.0';
  */
 export async function runPipeline(file: string, opts: RunOptions = {}): Promise<RunResult> {
   const out = opts.out ?? process.stdout;
-  const { config, source } = await loadPipeline(file);
-  const dag = compileDag(config, source);
+  const { config, dag, plan } = await planFile(file, opts);
   const trackingUri = process.env['MLFLOW_TRACKING_URI'] || undefined;
   const tracking = resolveStore(trackingUri, runsDir()); // checked before any work
+  const resumed = opts.resume ? await findResumable(config, opts.resume) : undefined;
   const engine = await initEngine(config.engine.backend);
   out.write(`pipe: engine ${engine.description}\n`);
 
-  const runId = `${new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '')}-${randomBytes(3).toString('hex')}`;
+  const runId = resumed?.runId ?? `${new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '')}-${randomBytes(3).toString('hex')}`;
   const runDir = join(runsDir(), runId);
   await mkdir(runDir, { recursive: true });
   const resolvedPath = join(runDir, 'resolved.yaml');
   await writeFile(resolvedPath, stringify(config));
-  const configHash = createHash('sha256').update(JSON.stringify(config)).digest('hex').slice(0, 16);
   const git = await gitInfo(resolve(file));
   const tracker: Tracker = await startTracker(trackingUri, runsDir(), {
     experiment: config.experiment ?? config.name,
     runName: `${config.name}-${runId}`,
     user: safeUser(),
+    runDir,
+    resumeRunId: resumed?.mlflowRunId,
     tags: {
       'mlflow.source.name': file,
       'mlflow.source.type': 'LOCAL',
@@ -75,7 +117,7 @@ export async function runPipeline(file: string, opts: RunOptions = {}): Promise<
       ...(git ? { 'mlflow.source.git.commit': git.commit, 'mlflow.source.git.branch': git.branch, 'pipe.git.dirty': String(git.dirty) } : {}),
       'pipe.backend': engine.backend,
       'pipe.version': TOOL_VERSION,
-      'pipe.config_hash': configHash,
+      'pipe.config_hash': createHash('sha256').update(JSON.stringify(config)).digest('hex').slice(0, 16),
       'pipe.run_dir': runDir,
     },
   });
@@ -83,64 +125,52 @@ export async function runPipeline(file: string, opts: RunOptions = {}): Promise<
   await tracker.logArtifact(resolve(file), 'pipeline');
   await tracker.logArtifact(resolvedPath, 'pipeline');
 
+  const lock: Lock = resumed ?? { pipeline: config.name, file, runId, mlflowRunId: tracker.runId, createdAt: Date.now(), stages: {} };
+  for (const e of plan) {
+    const reused = e.decision === 'skip' && e.reuseDir !== join(runDir, e.name);
+    lock.stages[e.name] = { kind: e.kind, key: e.key, parts: e.parts, outDir: e.reuseDir ?? join(runDir, e.name), status: e.decision === 'skip' ? 'done' : 'pending', ...(reused ? { reusedFrom: e.reuseDir } : {}) };
+  }
+  let lockWrite = writeLock(runDir, lock);
+  const saveLock = (): Promise<void> => (lockWrite = lockWrite.then(() => writeLock(runDir, lock)));
+  await lockWrite;
+
+  const controller = new AbortController();
+  const onAbort = (): void => controller.abort();
+  opts.signal?.addEventListener('abort', onAbort);
   const tty = !opts.plain && Boolean(out.isTTY);
   const outputs = new Map<string, unknown>();
-  const pending: Promise<void>[] = [];
-  const controller = new AbortController();
-  const onAbort = () => controller.abort();
-  opts.signal?.addEventListener('abort', onAbort);
+  const outcomes = new Map<string, Promise<StageOutcome>>();
+  const settle = new Map<string, (o: StageOutcome) => void>();
+  for (const n of dag.order) outcomes.set(n, new Promise((r) => settle.set(n, r)));
+  let firstFailure: { stage: string; error: unknown } | undefined;
+  const index = new StageIndex(runsDir());
 
   const tasks = new Listr(
-    dag.order.map((name) => ({
-      title: `${name} (${dag.nodes.get(name)!.config.kind})`,
-      task: async (_: unknown, task: { output: string; title: string }) => {
-        const node = dag.nodes.get(name)!;
-        const def = stageDefinition(node.config.kind);
-        const throttle = new ProgressThrottle(tty);
-        const report: StageReport = {
-          progress: (text) => {
-            if (throttle.shouldShow(text, isImportant(text))) task.output = text;
+    plan.map((entry) => ({
+      title: `${entry.name} (${entry.kind})`,
+      task: async (_: unknown, task: { output: string; title: string; skip: (m?: string) => void }) => {
+        const outcome = await runStageTask({
+          entry, dag, config, runDir, engine, tracker, tty, index, outputs, outcomes, task,
+          signal: controller.signal,
+          stopNew: () => firstFailure !== undefined && !opts.keepGoing,
+          onStatus: (status) => {
+            lock.stages[entry.name]!.status = status;
+            return saveLock();
           },
-          metric: (k, v, step) => tracker.metric(k, v, step),
-          tags: (t) => void pending.push(tracker.setTags(t)),
-          artifact: (p, a) => void pending.push(tracker.logArtifact(p, a)),
-          dataset: (d) => void pending.push(tracker.setTags({ [`pipe.dataset.${d.context}`]: `${d.name} (${d.count} images, sha256 ${d.digest}, from ${d.source})` })),
-        };
-        const upstreamOf = (kinds: StageKindName[]): unknown => {
-          const hit = ancestors(dag, name).find((a) => kinds.includes(dag.nodes.get(a)!.config.kind));
-          return hit === undefined ? undefined : outputs.get(hit);
-        };
-        const ctx: StageContext<unknown> = {
-          name, params: node.config.with, pipeline: config, outDir: join(runDir, name), seed: config.seed,
-          signal: controller.signal, engine, report,
-          maybeUpstream: <T>(...kinds: StageKindName[]) => upstreamOf(kinds) as T | undefined,
-          upstream: <T>(...kinds: StageKindName[]) => {
-            const v = upstreamOf(kinds);
-            if (v === undefined) throw new PipelineError('PIPE_USAGE', `stage '${name}' (${node.config.kind}) needs an upstream stage of kind ${kinds.join(' or ')} in its needs`, 1);
-            return v as T;
-          },
-        };
-        await mkdir(ctx.outDir, { recursive: true });
-        const t0 = Date.now();
-        try {
-          outputs.set(name, await def.run(ctx));
-        } catch (e) {
-          if (controller.signal.aborted) throw new PipelineError('PIPE_INTERRUPTED', 'interrupted', 130);
-          throw new StageFailedError(name, e);
-        } finally {
-          tracker.metric(`stage_seconds.${name}`, (Date.now() - t0) / 1000, 0);
-          await Promise.all(pending.splice(0));
-          await tracker.flush();
-        }
+        });
+        if (outcome.status === 'failed' && !firstFailure) firstFailure = { stage: entry.name, error: outcome.error };
+        settle.get(entry.name)!(outcome);
+        if (outcome.status === 'failed') throw outcome.error; // listr marks the task failed; exitOnError is off
+
       },
       rendererOptions: { persistentOutput: true },
     })),
     {
-      concurrent: false,
-      exitOnError: true,
+      concurrent: Math.max(1, opts.jobs ?? 1),
+      exitOnError: false,
       registerSignalListeners: false,
       renderer: 'default',
-      rendererOptions: { collapseSubtasks: false },
+      rendererOptions: { collapseSubtasks: false, collapseSkips: false },
       fallbackRenderer: 'simple',
       fallbackRendererCondition: !tty,
     },
@@ -148,16 +178,23 @@ export async function runPipeline(file: string, opts: RunOptions = {}): Promise<
 
   try {
     await tasks.run();
+    if (controller.signal.aborted) throw new PipelineError('PIPE_INTERRUPTED', 'interrupted', 130);
+    if (firstFailure) {
+      const skipped = Object.entries(lock.stages).filter(([, s]) => s.status === 'skipped').map(([n]) => n);
+      const e = new StageFailedError(firstFailure.stage, firstFailure.error);
+      if (skipped.length) e.message += `\nStages ${skipped.join(', ')} were skipped due to this failure.`;
+      throw e;
+    }
     await tracker.end('FINISHED');
   } catch (e) {
-    await Promise.allSettled(pending);
     const killed = e instanceof PipelineError && e.code === 'PIPE_INTERRUPTED';
     await tracker.end(killed ? 'KILLED' : 'FAILED').catch(() => undefined);
     throw e;
   } finally {
+    await lockWrite;
     opts.signal?.removeEventListener('abort', onAbort);
   }
-  return { runId, runDir, store: tracking, engine, outputs };
+  return { runId, runDir, store: tracking, engine, plan, outputs };
 }
 
 function safeUser(): string {
@@ -167,4 +204,3 @@ function safeUser(): string {
     return 'unknown';
   }
 }
-

@@ -50,6 +50,14 @@ export interface StageDefinition<P = Record<string, unknown>, O = unknown> {
   /** One line for `pipe plan` and the docs. */
   summary: string;
   run(ctx: StageContext<P>): Promise<O>;
+  /**
+   * Rebuilds the output of a finished run of this stage from its folder `dir` (the stage cache
+   * and --resume), without redoing the work; upstream outputs are available through `ctx`.
+   * Stages without it always run.
+   */
+  load?(ctx: StageContext<P>, dir: string): Promise<O>;
+  /** Extra cache-key parts computed before running (e.g. a fingerprint of local input files). */
+  cacheKey?(params: P): Promise<unknown>;
 }
 
 /** Identity helper that types a stage definition. */

@@ -303,6 +303,11 @@ export class FileStore {
     await this.updateMeta((await this.activeRun(runId)).dir, (m) => ({ ...m, status: code, end_time: endTime }));
   }
 
+  /** Sets a finished or failed run back to RUNNING with no end time (`pipe run --resume`). */
+  async reopenRun(runId: string): Promise<void> {
+    await this.updateMeta((await this.activeRun(runId)).dir, (m) => ({ ...m, status: RUN_STATUS_CODES.RUNNING, end_time: null }));
+  }
+
   /** Reads a run back: parsed meta.yaml, params, tags and full metric histories (keys `/`-joined). */
   async readRun(runId: string): Promise<{ meta: Record<string, unknown>; params: Record<string, string>; tags: Record<string, string>; metrics: Record<string, MetricPoint[]> }> {
     const dir = await this.findRun(runId);

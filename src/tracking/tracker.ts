@@ -4,10 +4,26 @@
  * batches (at most every `flushEvery` points, and at stage ends), so logging never slows
  * training down.
  */
-import { resolve } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PipelineError } from '../errors.js';
 import { FileStore, type MetricPoint, type RunStatus } from './filestore.js';
+import { stripCredentials } from './rest/auth.js';
+import { RestTracker } from './rest/tracker.js';
+
+/** A dataset a run used, logged as an MLflow run input. */
+export interface TrackedDataset {
+  name: string;
+  /** Content hash (hex). */
+  digest: string;
+  /** Where it came from: a local path or a URL. */
+  source: string;
+  /** MLflow's `mlflow.data.context` input tag. */
+  context: 'train' | 'test';
+  /** Number of examples (images). */
+  count?: number;
+}
 
 /** A run being tracked. */
 export interface Tracker {
@@ -20,6 +36,8 @@ export interface Tracker {
   /** Buffers a point; `step` is the global iteration or epoch. */
   metric(key: string, value: number, step: number): void;
   logArtifact(localPath: string, artifactPath?: string): Promise<void>;
+  /** Logs datasets as run inputs (optional: a tracker without it leaves datasets to tags). */
+  logInputs?(datasets: TrackedDataset[]): Promise<void>;
   /** Writes buffered metric points. */
   flush(): Promise<void>;
   /** Flushes and sets the final status and end time. */
@@ -28,9 +46,8 @@ export interface Tracker {
 
 /**
  * Resolves MLFLOW_TRACKING_URI as MLflow's clients do: unset -> `<runsDir>/mlruns`; `file:` URI or
- * a plain path -> a local file store there.
- * @throws PipelineError PIPE_TRACKING for database URIs (they need an MLflow server) and for
- *   http(s) servers, which this version does not talk to yet.
+ * a plain path -> a local file store there; http(s) -> the server (returned without credentials).
+ * @throws PipelineError PIPE_TRACKING for database URIs (they need an MLflow server).
  */
 export function resolveStore(uri: string | undefined, runsDir: string): string {
   if (!uri) return resolve(runsDir, 'mlruns');
@@ -38,9 +55,7 @@ export function resolveStore(uri: string | undefined, runsDir: string): string {
   if (/^(sqlite|postgresql|mysql|mssql)(\+\w+)?:/.test(uri)) {
     throw new PipelineError('PIPE_TRACKING', `MLFLOW_TRACKING_URI '${uri.split(':')[0]}:...' is a database: run \`mlflow server --backend-store-uri <that URI>\` and point MLFLOW_TRACKING_URI at the server's http:// address`);
   }
-  if (/^https?:/.test(uri)) {
-    throw new PipelineError('PIPE_TRACKING', 'MLFLOW_TRACKING_URI is an http(s) server: the REST client is not in this version yet; unset it to log to the local store under runs/mlruns');
-  }
+  if (/^https?:\/\//i.test(uri)) return stripCredentials(uri);
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(uri)) throw new PipelineError('PIPE_TRACKING', `MLFLOW_TRACKING_URI scheme '${uri.split(':')[0]}' is not supported`);
   return resolve(uri);
 }
@@ -52,13 +67,23 @@ export interface StartOptions {
   user?: string;
   tags?: Record<string, string>;
   flushEvery?: number;
+  /** Continue this existing run (set back to RUNNING) instead of creating one. */
+  resumeRunId?: string;
+  /** The run's own folder (runs/<run-id>): an MLflow server's tracking spool goes there. @defaultValue runsDir/mlflow-spool/<random> */
+  runDir?: string;
 }
 
 /**
- * Starts a tracked run where MLFLOW_TRACKING_URI (`uri`) points: the local file store by default.
- * @throws PipelineError PIPE_TRACKING for URIs that cannot be used (see resolveStore).
+ * Starts a tracked run where MLFLOW_TRACKING_URI (`uri`) points: the local file store by default,
+ * an MLflow tracking server over REST for http(s) URIs.
+ * @throws PipelineError PIPE_TRACKING for URIs that cannot be used (see resolveStore) and for a
+ *   server that refuses the run for good (auth, host check); an unreachable server is not an
+ *   error (records go to the run's spool).
  */
 export async function startTracker(uri: string | undefined, runsDir: string, opts: StartOptions): Promise<Tracker> {
+  if (uri && /^https?:\/\//i.test(uri)) {
+    return RestTracker.start(uri, { ...opts, spoolDir: opts.runDir ?? join(runsDir, 'mlflow-spool', randomBytes(6).toString('hex')) });
+  }
   return FileStoreTracker.start(resolveStore(uri, runsDir), opts);
 }
 
@@ -83,6 +108,10 @@ export class FileStoreTracker implements Tracker {
   static async start(root: string, opts: StartOptions): Promise<FileStoreTracker> {
     const store = new FileStore(root);
     const exp = await store.getOrCreateExperiment(opts.experiment);
+    if (opts.resumeRunId) {
+      await store.reopenRun(opts.resumeRunId);
+      return new FileStoreTracker(store, exp, opts.resumeRunId, opts.flushEvery ?? 500);
+    }
     const { runId } = await store.createRun(exp, { runName: opts.runName, user: opts.user, tags: opts.tags });
     return new FileStoreTracker(store, exp, runId, opts.flushEvery ?? 500);
   }

@@ -29,7 +29,7 @@ export async function evaluateSplit(c: Classifier, source: BatchSource, maxBatch
   const t0 = performance.now();
   let lossSum = 0, correct = 0, count = 0;
   const preds: number[] = [];
-  for (const b of source.epoch(0, maxBatches)) {
+  for await (const b of source.epochAsync(0, maxBatches)) {
     const [l, p] = tf.tidy(() => {
       const logits = predictLogits(c, tf.tensor4d(b.x, b.shape));
       const y = tf.tensor1d(b.y, 'int32');

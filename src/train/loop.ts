@@ -53,6 +53,11 @@ export interface PhaseOptions {
   maxStepsPerEpoch?: number;
   optimizer: Optimizer;
   plateau?: ReduceLROnPlateau;
+  /**
+   * Per-step schedule within the phase: cosine decay from the epoch's base lr to `min_lr` over
+   * all the phase's steps (Loshchilov & Hutter 2017, SGDR, without restarts; Keras CosineDecay).
+   */
+  schedule?: { kind: 'cosine'; min_lr: number };
   early?: EarlyStopping;
   best: BestModel;
   /** Global epoch and step this phase starts after. */
@@ -85,13 +90,26 @@ export async function trainPhase(o: PhaseOptions): Promise<PhaseResult> {
   const trainableParams = countTrainable(c);
   const result: PhaseResult = { epochs: [], iterationLosses: [], stoppedEarly: false, lastEpoch: o.startEpoch, lastStep: o.startStep };
   let step = o.startStep;
+  let baseLr = o.optimizer.lr;
+  const perEpoch = Math.min(o.train.batchesPerEpoch, o.maxStepsPerEpoch ?? Infinity);
+  const totalSteps = perEpoch * o.epochs;
+  const lrAt = (phaseStep: number): number => {
+    if (!o.schedule) return baseLr;
+    const { min_lr } = o.schedule;
+    return min_lr + (baseLr - min_lr) * 0.5 * (1 + Math.cos((Math.PI * phaseStep) / totalSteps));
+  };
   for (let e = 0; e < o.epochs; e++) {
     const epoch = o.startEpoch + e + 1;
-    const batches = Math.min(o.train.batchesPerEpoch, o.maxStepsPerEpoch ?? Infinity);
+    const batches = perEpoch;
+    const epochLr = lrAt(step - o.startStep);
     const t0 = performance.now();
     let lossSum = 0, correct = 0, seen = 0, b = 0;
-    for (const batch of o.train.epoch(epoch - 1, batches)) {
+    for await (const batch of o.train.epochAsync(epoch - 1, batches)) {
+      // NOTE: wasm kernels and data() resolve without returning to the event loop, so signal
+      // handlers (Ctrl-C) and timers would never run during training without this yield.
+      await new Promise((r) => setImmediate(r));
       o.signal.throwIfAborted();
+      o.optimizer.lr = lrAt(step - o.startStep);
       const tb = performance.now();
       const x = tf.tensor4d(batch.x, batch.shape);
       const y = tf.tensor1d(batch.y, 'int32');
@@ -114,7 +132,7 @@ export async function trainPhase(o: PhaseOptions): Promise<PhaseResult> {
     }
     const seconds = (performance.now() - t0) / 1000;
     const ev = await evaluateSplit(c, o.test);
-    const lr = o.optimizer.lr;
+    const lr = epochLr;
     const record: EpochRecord = {
       epoch, phase: o.phase,
       train_loss: lossSum / Math.max(1, seen), train_accuracy: correct / Math.max(1, seen),
@@ -128,7 +146,8 @@ export async function trainPhase(o: PhaseOptions): Promise<PhaseResult> {
     result.lastEpoch = epoch;
     result.lastStep = step;
     const logs = record as unknown as Record<string, number>;
-    if (o.plateau) o.optimizer.lr = o.plateau.onEpochEnd(logs, lr);
+    if (o.plateau) baseLr = o.plateau.onEpochEnd(logs, baseLr);
+    o.optimizer.lr = lrAt(step - o.startStep);
     if (o.early?.onEpochEnd(epoch, logs)) {
       result.stoppedEarly = true;
       break;

@@ -13,6 +13,7 @@ import { EarlyStopping, ReduceLROnPlateau, type MonitorName } from './callbacks.
 import { countTrainable, setTrainable } from './freeze.js';
 import { trainPhase, type EpochRecord } from './loop.js';
 import { buildOptimizer, type OptimizerConfig } from './optimizer.js';
+import { bestFromJson, loadWeightsInto, readStateJson, writeStateJson } from './persist.js';
 
 /** schemas/stages/{freeze,unfreeze}-train.schema.json */
 export interface TrainParams {
@@ -21,6 +22,7 @@ export interface TrainParams {
   max_steps_per_epoch?: number;
   unfreeze?: 'all' | { from: string };
   reduce_lr_on_plateau?: { monitor: MonitorName; mode?: 'min' | 'max'; factor: number; patience: number; min_delta: number; cooldown: number; min_lr: number };
+  lr_schedule?: { kind: 'cosine'; min_lr: number };
   early_stopping?: { monitor: MonitorName; mode?: 'min' | 'max'; patience: number; min_delta: number; baseline?: number };
 }
 
@@ -66,6 +68,7 @@ export async function runTrainingStage(ctx: StageContext<TrainParams>, phase: 'f
       phase, classifier: c, train: state.data.train, test: state.data.test,
       epochs: p.epochs, maxStepsPerEpoch: p.max_steps_per_epoch, optimizer,
       plateau: p.reduce_lr_on_plateau && new ReduceLROnPlateau(p.reduce_lr_on_plateau),
+      schedule: p.lr_schedule,
       early: p.early_stopping && new EarlyStopping(p.early_stopping),
       best: state.best, startEpoch: state.lastEpoch, startStep: state.lastStep, signal: ctx.signal,
       onIteration: (i) => {
@@ -90,7 +93,30 @@ export async function runTrainingStage(ctx: StageContext<TrainParams>, phase: 'f
     ctx.report.tags({ 'pipe.best_epoch': String(state.best.epoch), 'pipe.best_phase': state.best.phase!, [`pipe.best_${state.best.monitor}`]: String(state.best.value) });
   }
   state.modelDir = join(ctx.outDir, 'best-model');
-  const files = await saveClassifier(c, state.modelDir, { classes: state.data.dataset.classes, arch: c.arch, best_epoch: state.best.epoch });
+  const files = await saveClassifier(c, state.modelDir, {
+    classes: state.data.dataset.classes, arch: c.arch, best_epoch: state.best.epoch,
+    preprocess: { test: state.data.test.specs, input_size: [state.data.test.height, state.data.test.width] },
+  });
   for (const f of files) ctx.report.artifact(f, 'best-model');
+  const b = state.best;
+  await writeStateJson(ctx.outDir, {
+    epochs: state.epochs, iterationLosses: state.iterationLosses, lastEpoch: state.lastEpoch, lastStep: state.lastStep, unfreezeEpoch: state.unfreezeEpoch,
+    best: { monitor: b.monitor, mode: b.mode, value: b.value, epoch: b.epoch, phase: b.phase },
+  });
   return state;
+}
+
+/** Rebuilds a finished training stage's state from its folder (no training). */
+export async function loadTrainingStage(ctx: StageContext<TrainParams>, dir: string): Promise<TrainState> {
+  const prev = ctx.maybeUpstream<TrainState>('freeze-train', 'unfreeze-train');
+  const classifier = prev?.classifier ?? ctx.upstream<Classifier>('build-model');
+  const data = prev?.data ?? ctx.upstream<AugmentedData>('augment');
+  const modelDir = join(dir, 'best-model');
+  await loadWeightsInto(classifier, modelDir);
+  const s = await readStateJson(dir);
+  prev?.best.dispose();
+  return {
+    classifier, data, best: bestFromJson(classifier, s.best), epochs: s.epochs, iterationLosses: s.iterationLosses,
+    lastEpoch: s.lastEpoch, lastStep: s.lastStep, unfreezeEpoch: s.unfreezeEpoch, modelDir,
+  };
 }

@@ -127,11 +127,12 @@ test('a missing pipeline file: exit 2, no stack trace', async () => {
 });
 
 test('a stage that throws: task failed, run FAILED, exit 1', async () => {
-  const yaml = 'name: f\nstages:\n  data: { kind: download, with: { dataset: fashion-mnist, source: ./no-such-dir } }\n  e: { kind: evaluate, needs: [data] }\n';
+  const yaml = 'name: f\nstages:\n  data: { kind: download, with: { dataset: fashion-mnist, source: ./no-such-dir } }\n  a: { kind: augment, needs: [data] }\n';
   const r = await runCli({ 'p.yaml': yaml }, ['run', 'p.yaml', '--plain']);
   assert.equal(r.exitCode, 1, r.stderr);
   assert.match(r.stderr, /^✖ data \(download\) \[FAILED/m, 'the task shows failed');
   assert.match(r.stderr, /^pipe: stage 'data' failed: fashion-mnist: source folder \.\/no-such-dir does not exist$/m);
+  assert.match(r.stderr, /^Stages a were skipped due to this failure\.$/m);
   assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
   const store = join(r.root, 'runs', 'mlruns');
   const { runId } = onlyRun(store);

@@ -36,7 +36,7 @@ test('defaults are filled in, values are not coerced', async () => {
   const { config } = await loadPipeline(join(root, 'p.yaml'));
   assert.equal(config.seed, 0);
   assert.deepEqual(config.engine, { backend: 'auto' });
-  assert.deepEqual(config.stages['e'], { kind: 'evaluate', needs: [], with: { batch_size: 256 } });
+  assert.deepEqual(config.stages['e'], { kind: 'evaluate', needs: [], with: { batch_size: 256, splits: ['test'], top_k: 5, max_misclassified: 64 } });
   assert.deepEqual(config.stages['t']!.with, { epochs: 1, optimizer: { name: 'adam', lr: 0.5, weight_decay: 0, momentum: 0, nesterov: false } });
 });
 
@@ -53,7 +53,7 @@ const GOLDEN: [string, string, string][] = [
     'unknown key with suggestion',
     'name: a\nstages:\n  t:\n    kind: freeze-train\n    with:\n      optimiser: { lr: 1 }\n',
     `'<root>/p.yaml' validation failed: 1 error
-<root>/p.yaml:6:7: stages.t.with.optimiser: unknown key 'optimiser'; expected one of: epochs, optimizer, max_steps_per_epoch, reduce_lr_on_plateau, early_stopping. Did you mean 'optimizer'?
+<root>/p.yaml:6:7: stages.t.with.optimiser: unknown key 'optimiser'; expected one of: epochs, optimizer, max_steps_per_epoch, reduce_lr_on_plateau, lr_schedule, early_stopping. Did you mean 'optimizer'?
   6 |       optimiser: { lr: 1 }
     |       ^`,
   ],
@@ -69,7 +69,7 @@ const GOLDEN: [string, string, string][] = [
     'several errors at once, in line order',
     'name: a\nstages:\n  d: { kind: download, with: { dataset: fashion-mnst } }\n  p: { kind: plot, with: { width: 10 } }\n',
     `'<root>/p.yaml' validation failed: 2 errors
-<root>/p.yaml:3:41: stages.d.with.dataset: expected one of fashion-mnist, mnist, cifar10, cifar100; found string "fashion-mnst". Did you mean 'fashion-mnist'?
+<root>/p.yaml:3:41: stages.d.with.dataset: expected one of fashion-mnist, mnist, cifar10, cifar100, imagefolder; found string "fashion-mnst". Did you mean 'fashion-mnist'?
   3 |   d: { kind: download, with: { dataset: fashion-mnst } }
     |                                         ^
 <root>/p.yaml:4:35: stages.p.with.width: must be >= 100; found number 10

@@ -14,6 +14,7 @@ import {
   type EpochPoint,
   type IterationPoint,
 } from '../../src/plot/charts.js';
+import { groupContent, noTempLeft, pngSize, svgSize, translate, vertices } from './svg-helpers.js';
 
 const tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'plot-test-'));
 process.on('exit', () => fs.rmSync(tmpRoot, { recursive: true, force: true }));
@@ -34,56 +35,6 @@ function epochs(n: number, firstUnfreeze: number | undefined): EpochPoint[] {
       testAccuracy: 0.45 + 0.09 * epoch,
     };
   });
-}
-
-/** Inner markup of the first `<g class="... <cls>" ...>` element (balanced over nested `<g>`). */
-function groupContent(svg: string, cls: string): string | undefined {
-  const open = new RegExp(`<g class="[^"]*\\b${cls}\\b[^"]*"[^>]*>`).exec(svg);
-  if (!open) return undefined;
-  const start = open.index + open[0].length;
-  const tag = /<g\b[^>]*>|<\/g>/g;
-  tag.lastIndex = start;
-  let depth = 1;
-  for (let m = tag.exec(svg); m; m = tag.exec(svg)) {
-    depth += m[0] === '</g>' ? -1 : 1;
-    if (depth === 0) return svg.slice(start, m.index);
-  }
-  throw new Error(`unbalanced <g> after class ${cls}`);
-}
-
-function translate(attrs: string): [number, number] {
-  const m = /transform="translate\(([-\d.e]+),([-\d.e]+)\)"/.exec(attrs);
-  assert.ok(m, `no translate() in ${attrs.slice(0, 200)}`);
-  return [Number(m[1]), Number(m[2])];
-}
-
-/** Vertices [x, y] of an SVG path made of M/L commands (what Vega emits for linear lines). */
-function vertices(d: string): Array<[number, number]> {
-  assert.match(d, /^M[-\d.e,ML]*$/, `unexpected path data ${d.slice(0, 80)}`);
-  return [...d.matchAll(/[ML]([-\d.e]+),([-\d.e]+)/g)].map((m) => [Number(m[1]), Number(m[2])]);
-}
-
-function svgSize(svg: string): { width: number; height: number } {
-  const m = /^<svg[^>]*\swidth="(\d+)"\s+height="(\d+)"\s+viewBox="0 0 (\d+) (\d+)"/.exec(svg);
-  assert.ok(m, 'root <svg> has integer width/height and a matching viewBox');
-  assert.equal(m[1], m[3]);
-  assert.equal(m[2], m[4]);
-  return { width: Number(m[1]), height: Number(m[2]) };
-}
-
-function pngSize(file: string): { width: number; height: number } {
-  const buf = fs.readFileSync(file);
-  assert.deepEqual([...buf.subarray(0, 8)], [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a], 'PNG signature');
-  assert.equal(buf.toString('latin1', 12, 16), 'IHDR');
-  return { width: buf.readUInt32BE(16), height: buf.readUInt32BE(20) };
-}
-
-function noTempLeft(dir: string): void {
-  assert.deepEqual(
-    fs.readdirSync(dir).filter((f) => f.endsWith('.tmp')),
-    [],
-    'no temporary files left behind',
-  );
 }
 
 test('emaSmooth is the debiased TensorBoard EMA and skips non-finite values', () => {

@@ -1,0 +1,81 @@
+/**
+ * `pipe predict RUN_OR_MODEL_DIR IMAGE... [--top-k N] [--json]`: the top-k classes of each image
+ * with their probabilities, using the model's saved preprocessing (see src/eval/predict.ts).
+ * Text output: one block per image; notes (conversions, missing metadata) go to stderr.
+ * `--json`: one JSON object on stdout, notes inside it.
+ */
+import { initEngine } from '../engine/backend.js';
+import { PipelineError } from '../errors.js';
+import { predictImages, type PredictResult } from '../eval/predict.js';
+
+/** Output streams of {@link cmdPredict}. */
+export interface PredictIo {
+  stdout: { write(s: string): unknown };
+  stderr: { write(s: string): unknown };
+}
+
+/** The `--json` document. */
+export interface PredictJson {
+  /** Absolute path of the model folder used. */
+  model: string;
+  arch: string | null;
+  best_epoch: number | null;
+  /** [height, width, channels] the model takes. */
+  input: [number, number, number];
+  /** Where the test-time ops came from: model.json, resolved.yaml or none. */
+  preprocess: string;
+  notes: string[];
+  results: Array<{ image: string; top: Array<{ class: string; index: number; probability: number }>; notes: string[] }>;
+}
+
+/** The `--json` document of a result. */
+export function predictJson(r: PredictResult): PredictJson {
+  const arch = r.model.meta['arch'];
+  const best = r.model.meta['best_epoch'];
+  return {
+    model: r.model.dir, arch: typeof arch === 'string' ? arch : null, best_epoch: typeof best === 'number' ? best : null,
+    input: r.input, preprocess: r.model.preprocess.source, notes: r.notes, results: r.results,
+  };
+}
+
+/** The text output: a model line, then per image its path and the ranked classes with percentages. */
+export function predictText(r: PredictResult): string {
+  const j = predictJson(r);
+  const head = `model: ${j.model}${j.arch ? ` (${j.arch}${j.best_epoch !== null ? `, best epoch ${j.best_epoch}` : ''})` : ''}`;
+  const blocks = r.results.map((res) => {
+    const width = Math.max(...res.top.map((t) => t.class.length));
+    const lines = res.top.map((t, i) => `  ${String(i + 1).padStart(2)}. ${t.class.padEnd(width)}  ${(100 * t.probability).toFixed(2).padStart(6)}%`);
+    return [res.image, ...lines].join('\n');
+  });
+  return `${[head, ...blocks].join('\n')}\n`;
+}
+
+/**
+ * Runs `pipe predict`; resolves to the exit code: 0, or 2 for a missing model, an unreadable
+ * image, channels that cannot be converted or bad options (message on stderr naming the file).
+ * @param target a run folder, a run id under runs/, or a best-model folder.
+ * @param opts.topK classes per image. @defaultValue 5
+ * @param io where output goes (tests pass their own). @defaultValue process
+ */
+export async function cmdPredict(target: string, images: string[], opts: { json?: boolean; topK?: number }, io: PredictIo = process): Promise<number> {
+  const { stdout, stderr } = io;
+  try {
+    await initEngine('auto');
+    const r = await predictImages(target, images, { topK: opts.topK });
+    if (opts.json) {
+      stdout.write(`${JSON.stringify(predictJson(r), null, 2)}\n`);
+    } else {
+      for (const n of r.notes) stderr.write(`pipe: note: ${n}\n`);
+      for (const res of r.results) for (const n of res.notes) stderr.write(`pipe: note: ${res.image}: ${n}\n`);
+      stdout.write(predictText(r));
+    }
+    return 0;
+  } catch (e) {
+    if (e instanceof PipelineError) {
+      stderr.write(`pipe: ${e.message}\n`);
+      return e.exitCode;
+    }
+    stderr.write(`pipe: internal error (please report it): ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+    return 1;
+  }
+}

@@ -1,0 +1,72 @@
+/**
+ * Cross-field rules the schema cannot express, checked on the compiled graph before any work:
+ * - each stage kind has the upstream kinds it reads (augment needs a download, ...);
+ * - the training stages of a chain train for at least one epoch in all;
+ * - an architecture's minimum input size fits the images after augmentation.
+ * Anchor: DVC `repo/graph.py` checks as named errors, Keras applications' input-size checks.
+ */
+import type { ConfigIssue } from '../config/load.js';
+import { positionOf, type SourceFile } from '../config/source.js';
+import type { PipelineConfig, StageKindName } from '../config/types.js';
+import type { OpSpec } from '../data/transforms.js';
+import { outputSize } from '../data/transforms.js';
+import { MODELS } from '../models/registry.js';
+
+/** Native image size of the built-in datasets, px. */
+const DATASET_SIZE: Record<string, number> = { 'fashion-mnist': 28, mnist: 28, cifar10: 32, cifar100: 32 };
+
+/** Upstream kinds each kind reads: one of each inner list must be an ancestor. */
+const REQUIRES: Partial<Record<StageKindName, StageKindName[][]>> = {
+  augment: [['download']],
+  'build-model': [['download']],
+  'freeze-train': [['augment', 'freeze-train', 'unfreeze-train'], ['build-model', 'freeze-train', 'unfreeze-train']],
+  'unfreeze-train': [['augment', 'freeze-train', 'unfreeze-train'], ['build-model', 'freeze-train', 'unfreeze-train']],
+  evaluate: [['freeze-train', 'unfreeze-train']],
+  plot: [['freeze-train', 'unfreeze-train']],
+};
+
+/** The semantic issues of a compiled pipeline (empty when fine). */
+export function semanticIssues(config: PipelineConfig, ancestorsOf: (name: string) => string[], source?: SourceFile): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  const at = (path: (string | number)[], message: string): void => {
+    issues.push({ pos: source ? positionOf(source, path) : { line: 1, col: 1 }, path: path.join('.'), message });
+  };
+  const kindOf = (n: string): StageKindName => config.stages[n]!.kind;
+  for (const [name, stage] of Object.entries(config.stages)) {
+    const anc = ancestorsOf(name);
+    for (const kinds of REQUIRES[stage.kind] ?? []) {
+      if (!anc.some((a) => kinds.includes(kindOf(a)))) at(['stages', name, 'needs'], `a ${stage.kind} stage reads from a ${kinds.join(' or ')} stage; add one to its needs (directly or upstream)`);
+    }
+    if (stage.kind === 'freeze-train' || stage.kind === 'unfreeze-train') {
+      const chain = [name, ...anc.filter((a) => kindOf(a) === 'freeze-train' || kindOf(a) === 'unfreeze-train')];
+      const total = chain.reduce((n, s) => n + Number((config.stages[s]!.with as { epochs?: number }).epochs ?? 0), 0);
+      const isLast = !Object.entries(config.stages).some(([o, s]) => (s.kind === 'freeze-train' || s.kind === 'unfreeze-train') && ancestorsOf(o).includes(name));
+      if (isLast && total === 0) at(['stages', name, 'with', 'epochs'], `the training stages ${chain.reverse().join(', ')} train for 0 epochs in all; give at least one of them epochs >= 1`);
+    }
+    if (stage.kind === 'build-model') checkInputSize(config, name, ancestorsOf, at);
+  }
+  return issues;
+}
+
+function checkInputSize(config: PipelineConfig, model: string, ancestorsOf: (n: string) => string[], at: (p: (string | number)[], m: string) => void): void {
+  const arch = String(config.stages[model]!.with['arch']);
+  const min = MODELS[arch]?.minInputSize;
+  if (min === undefined) return;
+  // The augment stages feeding the same training stages as this model.
+  for (const [name, s] of Object.entries(config.stages)) {
+    if (s.kind !== 'freeze-train' && s.kind !== 'unfreeze-train') continue;
+    const anc = ancestorsOf(name);
+    if (!anc.includes(model)) continue;
+    for (const aug of anc.filter((a) => config.stages[a]!.kind === 'augment')) {
+      const data = ancestorsOf(aug).find((a) => config.stages[a]!.kind === 'download');
+      const size = data ? DATASET_SIZE[String(config.stages[data]!.with['dataset'])] : undefined;
+      if (size === undefined) continue;
+      const w = config.stages[aug]!.with as { train?: OpSpec[] };
+      const [h, wd] = outputSize(w.train ?? [], size, size);
+      if (Math.min(h, wd) < min) {
+        at(['stages', model, 'with', 'arch'], `${arch} needs inputs of at least ${min}x${min} px, but stage '${aug}' gives ${h}x${wd} images; add a resize op to its train and test lists`);
+        return;
+      }
+    }
+  }
+}

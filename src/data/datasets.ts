@@ -1,0 +1,152 @@
+/**
+ * The dataset registry of the download stage, and the compact cache in front of it: each dataset
+ * is decoded once into one compact file per split (compact.ts) under the shared cache
+ * (`<cache>/<dataset>/compact/<key>.<split>.pipeds`) and read back from there on later runs. The
+ * key pins the content: the published checksums for the official datasets (whatever the source,
+ * the files are checked against them), a fingerprint of the folder for imagefolder and for an
+ * unpacked CIFAR folder.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync, statSync } from 'node:fs';
+import { readdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { CIFAR10, CIFAR100, loadCifar, type CifarSpec } from './cifar.js';
+import { CompactFileError, readCompact, writeCompact, type CompactHeader } from './compact.js';
+import type { Dataset } from './dataset.js';
+import type { DownloadProgress } from './download.js';
+import { imageFolderFingerprint, loadImageFolder } from './imagefolder.js';
+import { FASHION_MNIST, MNIST, loadMnistFamily, type MnistFamilySpec } from './mnist-family.js';
+
+/** Datasets the download stage knows. */
+export type DatasetName = 'fashion-mnist' | 'mnist' | 'cifar10' | 'cifar100' | 'imagefolder';
+
+/** What to load (the download stage's params, resolved). */
+export interface DatasetRequest {
+  dataset: DatasetName;
+  /** A local file or folder, or a mirror URL (imagefolder: the folder, required). */
+  source?: string;
+  /** The shared cache folder (paths.ts cacheDir). */
+  cacheDir: string;
+  /** imagefolder: resize every image to [height, width]. */
+  imageSize?: [number, number];
+  /** imagefolder: decoded channels. @defaultValue 3 */
+  channels?: 1 | 3;
+}
+
+/** Progress callbacks while loading. */
+export interface LoadHooks {
+  signal?: AbortSignal;
+  /** Byte progress of downloads. */
+  onDownload?: (p: DownloadProgress) => void;
+  /** Other one-line notes (decoding progress, cache rebuilds). */
+  onNote?: (line: string) => void;
+}
+
+const MNIST_FAMILY: Record<string, MnistFamilySpec> = { 'fashion-mnist': FASHION_MNIST, mnist: MNIST };
+const CIFARS: Record<string, CifarSpec> = { cifar10: CIFAR10, cifar100: CIFAR100 };
+
+const sha = (s: string): string => createHash('sha256').update(s).digest('hex');
+
+/** A fingerprint (names, sizes, modification times) of a local file or of a folder's files. */
+export async function pathFingerprint(path: string): Promise<string> {
+  const st = statSync(path);
+  if (!st.isDirectory()) return sha(JSON.stringify([path, st.size, st.mtimeMs]));
+  const rows: Array<[string, number, number]> = [];
+  for (const e of await readdir(path, { recursive: true, withFileTypes: true })) {
+    if (!e.isFile()) continue;
+    // NOTE: Dirent.parentPath is Node >= 20.12; earlier 20.x name it `path`.
+    const p = join(e.parentPath ?? (e as unknown as { path: string }).path, e.name);
+    const s = statSync(p);
+    rows.push([p, s.size, s.mtimeMs]);
+  }
+  rows.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  return sha(JSON.stringify(rows));
+}
+
+/**
+ * The compact cache key of a request: the published checksums when they pin the content,
+ * otherwise a fingerprint of the local files.
+ */
+export async function compactKey(req: DatasetRequest): Promise<string> {
+  const { dataset, source } = req;
+  if (dataset === 'imagefolder') return imageFolderFingerprint({ source: source ?? '', imageSize: req.imageSize, channels: req.channels });
+  const family = MNIST_FAMILY[dataset];
+  if (family) return sha(JSON.stringify(['mnist-family', family.name, family.files]));
+  const spec = CIFARS[dataset]!;
+  const local = source !== undefined && !/^https?:\/\//.test(source) && existsSync(source) && statSync(source).isDirectory() && !existsSync(join(source, spec.archive));
+  return local ? sha(JSON.stringify(['cifar-folder', spec.name, await pathFingerprint(source)])) : sha(JSON.stringify(['cifar-archive', spec.name, spec.md5]));
+}
+
+/** Loads without the cache, from the dataset's own files. @throws DatasetError / DownloadError. */
+export async function loadRaw(req: DatasetRequest, hooks: LoadHooks = {}): Promise<Dataset> {
+  const common = { cacheDir: req.cacheDir, source: req.source, signal: hooks.signal, onProgress: hooks.onDownload };
+  if (req.dataset === 'imagefolder') {
+    if (!req.source) throw new Error('imagefolder: set `source` to the folder holding train/ and test/');
+    return loadImageFolder({ source: req.source, imageSize: req.imageSize, channels: req.channels, signal: hooks.signal, onProgress: (n, t) => hooks.onNote?.(`decoded ${n} / ${t} images`) });
+  }
+  const family = MNIST_FAMILY[req.dataset];
+  if (family) return loadMnistFamily(family, common);
+  return loadCifar(CIFARS[req.dataset]!, common);
+}
+
+/** Paths of the compact files of a dataset under `cacheDir`. */
+export function compactPaths(cacheDir: string, dataset: string, key: string): { train: string; test: string } {
+  const base = join(cacheDir, dataset, 'compact', key.slice(0, 24));
+  return { train: `${base}.train.pipeds`, test: `${base}.test.pipeds` };
+}
+
+/** A dataset with where its compact files are and what they hold. */
+export interface CachedDataset {
+  dataset: Dataset;
+  /** True when read from the compact cache. */
+  cached: boolean;
+  /** Compact file paths and their recorded sha256, undefined when they could not be written. */
+  files?: { train: { path: string; sha256: string }; test: { path: string; sha256: string } };
+}
+
+/**
+ * Reads the compact files at `paths`: undefined when one is missing. A corrupt one is deleted
+ * (keep nothing bad) and reported through `onNote`, then undefined.
+ */
+export async function readCompactDataset(paths: { train: string; test: string }, onNote?: (line: string) => void): Promise<{ dataset: Dataset; headers: [CompactHeader, CompactHeader] } | undefined> {
+  try {
+    const train = await readCompact(paths.train);
+    const test = train && (await readCompact(paths.test));
+    if (!train || !test || train.header.digest !== test.header.digest) return undefined;
+    const h = train.header;
+    return { dataset: { name: h.dataset, classes: h.classes, source: h.source, digest: h.digest, train: train.split, test: test.split }, headers: [train.header, test.header] };
+  } catch (e) {
+    if (!(e instanceof CompactFileError)) throw e;
+    onNote?.(`${e.message}: deleted, rebuilding it`);
+    await Promise.all([rm(paths.train, { force: true }), rm(paths.test, { force: true })]);
+    return undefined;
+  }
+}
+
+/**
+ * Loads through the compact cache: reads the compact files when present and intact, else loads
+ * the dataset's own files (`load`, by default loadRaw) and writes the compact files. A cache that
+ * cannot be written is reported through `onNote`, and the data is still returned.
+ */
+export async function loadCached(req: DatasetRequest, hooks: LoadHooks = {}, load: () => Promise<Dataset> = () => loadRaw(req, hooks)): Promise<CachedDataset> {
+  // A local source that is not there is the user's mistake even when the cache could serve:
+  // the loader reports it (naming the path).
+  if (req.source !== undefined && !/^https?:\/\//.test(req.source) && !existsSync(req.source)) return { dataset: await load(), cached: false };
+  const paths = compactPaths(req.cacheDir, req.dataset, await compactKey(req));
+  const hit = await readCompactDataset(paths, hooks.onNote);
+  if (hit) {
+    const [a, b] = hit.headers;
+    return { dataset: hit.dataset, cached: true, files: { train: { path: paths.train, sha256: a.sha256 }, test: { path: paths.test, sha256: b.sha256 } } };
+  }
+  const dataset = await load();
+  try {
+    const meta = { dataset: dataset.name, source: dataset.source, digest: dataset.digest, classes: dataset.classes };
+    await writeCompact(paths.train, dataset.train, { ...meta, split: 'train' });
+    await writeCompact(paths.test, dataset.test, { ...meta, split: 'test' });
+    const again = await readCompactDataset(paths);
+    if (again) return { dataset: again.dataset, cached: false, files: { train: { path: paths.train, sha256: again.headers[0].sha256 }, test: { path: paths.test, sha256: again.headers[1].sha256 } } };
+  } catch (e) {
+    hooks.onNote?.(`cannot write the compact cache ${paths.train}: ${(e as Error).message} (continuing without it)`);
+  }
+  return { dataset, cached: false };
+}

@@ -1,0 +1,141 @@
+/**
+ * The stage cache. A stage's key is the sha256 of the canonical JSON (sorted keys) of its kind,
+ * implementation version, resolved params, the run seed and the keys of its upstream stages, so
+ * a change anywhere upstream changes every key below it. Each run writes runs/<run>/lock.json
+ * (stage -> key, params, upstream, output folder, finished); runs/.cache/index.json maps a key
+ * to the folder holding that stage's finished outputs.
+ * Anchor: DVC `stage/cache.py` `_get_stage_hash`, dvc.lock; `plan_repro` for the decisions.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, readdir, rename, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+
+/** JSON with object keys sorted at every level. */
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value !== null && typeof value === 'object') {
+    return `{${Object.keys(value).sort().map((k) => `${JSON.stringify(k)}:${canonicalJson((value as Record<string, unknown>)[k])}`).join(',')}}`;
+  }
+  return JSON.stringify(value) ?? 'null';
+}
+
+/** What a stage's key is made of. */
+export interface KeyParts {
+  kind: string;
+  version: number;
+  params: unknown;
+  seed: number;
+  /** Keys of the direct upstream stages, by stage name. */
+  upstream: Record<string, string>;
+  /** Extra parts a stage adds (e.g. a data source fingerprint). */
+  extra?: unknown;
+}
+
+/** sha256 hex of the canonical JSON of `parts`. */
+export function stageKey(parts: KeyParts): string {
+  return createHash('sha256').update(canonicalJson(parts)).digest('hex');
+}
+
+/** One stage's entry in a run's lock.json. */
+export interface LockEntry {
+  kind: string;
+  key: string;
+  parts: KeyParts;
+  /** Folder with the stage's outputs (absolute). */
+  outDir: string;
+  status: 'pending' | 'running' | 'done' | 'failed' | 'skipped';
+  /** Set when the outputs were reused from another run. */
+  reusedFrom?: string;
+}
+
+/** A run's lock.json. */
+export interface Lock {
+  pipeline: string;
+  file: string;
+  runId: string;
+  mlflowRunId?: string;
+  createdAt: number;
+  stages: Record<string, LockEntry>;
+}
+
+async function writeJsonAtomic(path: string, value: unknown): Promise<void> {
+  await writeFile(`${path}.tmp`, JSON.stringify(value, null, 2));
+  await rename(`${path}.tmp`, path);
+}
+
+/** Reads runs/<run>/lock.json, or undefined. */
+export async function readLock(runDir: string): Promise<Lock | undefined> {
+  try {
+    return JSON.parse(await readFile(join(runDir, 'lock.json'), 'utf8')) as Lock;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Writes runs/<run>/lock.json atomically. */
+export function writeLock(runDir: string, lock: Lock): Promise<void> {
+  return writeJsonAtomic(join(runDir, 'lock.json'), lock);
+}
+
+/** The key -> output folder index of finished stages, shared by all runs under runs/. */
+export class StageIndex {
+  private entries: Record<string, string> | undefined;
+
+  constructor(private readonly runsDir: string) {}
+
+  private get path(): string {
+    return join(this.runsDir, '.cache', 'index.json');
+  }
+
+  private async load(): Promise<Record<string, string>> {
+    if (!this.entries) {
+      try {
+        this.entries = JSON.parse(await readFile(this.path, 'utf8')) as Record<string, string>;
+      } catch {
+        this.entries = {};
+      }
+    }
+    return this.entries;
+  }
+
+  /** The folder of a finished stage with this key, if it still exists. */
+  async lookup(key: string): Promise<string | undefined> {
+    const dir = (await this.load())[key];
+    return dir !== undefined && existsSync(join(dir, '.done')) ? dir : undefined;
+  }
+
+  /** Marks `dir` finished (writes its .done marker) and indexes it under `key`. */
+  async record(key: string, dir: string): Promise<void> {
+    await writeFile(join(dir, '.done'), key);
+    const entries = await this.load();
+    entries[key] = dir;
+    await mkdir(join(this.runsDir, '.cache'), { recursive: true });
+    await writeJsonAtomic(this.path, entries);
+  }
+}
+
+/** Lock files of earlier runs of `pipeline`, newest first. */
+export async function previousLocks(runsDir: string, pipeline: string): Promise<Lock[]> {
+  let names: string[];
+  try {
+    names = await readdir(runsDir);
+  } catch {
+    return [];
+  }
+  const locks: Lock[] = [];
+  for (const n of names.filter((x) => /^\d{8}T\d{6}-[0-9a-f]+$/.test(x)).sort().reverse()) {
+    const lock = await readLock(join(runsDir, n));
+    if (lock?.pipeline === pipeline) locks.push(lock);
+  }
+  return locks;
+}
+
+/** Dotted paths whose values differ between two param objects, `path: old -> new`. */
+export function paramDiff(before: unknown, after: unknown, prefix = ''): string[] {
+  const isObj = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
+  if (isObj(before) && isObj(after)) {
+    return [...new Set([...Object.keys(before), ...Object.keys(after)])].sort().flatMap((k) => paramDiff(before[k], after[k], prefix ? `${prefix}.${k}` : k));
+  }
+  return canonicalJson(before) === canonicalJson(after) ? [] : [`${prefix}: ${before === undefined ? '(unset)' : canonicalJson(before)} -> ${after === undefined ? '(unset)' : canonicalJson(after)}`];
+}

@@ -1,0 +1,92 @@
+/**
+ * Decides, for each stage in DAG order, whether it runs or is reused, and says why: which
+ * params, upstream stages or implementation versions changed since the last run of this
+ * pipeline. Anchor: DVC `repo/reproduce.py` `plan_repro` and its "didn't change, skipping" log.
+ */
+import type { PipelineConfig } from '../config/types.js';
+import { ancestors, type Dag } from '../dag/compile.js';
+import { stageDefinition } from '../../stages/index.js';
+import { paramDiff, stageKey, type KeyParts, type Lock, type StageIndex } from './cache.js';
+
+/** One stage's decision. */
+export interface PlanEntry {
+  name: string;
+  kind: string;
+  key: string;
+  parts: KeyParts;
+  decision: 'run' | 'skip';
+  /** Why, in a few words: "unchanged", "params changed: lr: 0.001 -> 0.002", "never run", ... */
+  reason: string;
+  /** For skipped stages: the folder whose outputs are reused. */
+  reuseDir?: string;
+}
+
+/** Options of planning. */
+export interface PlanOptions {
+  /** Run every stage. */
+  force?: boolean;
+  /** Run this stage and everything downstream of it, reuse the rest where cached. */
+  from?: string;
+  index: StageIndex;
+  /** The newest earlier run of the same pipeline, to explain what changed. */
+  previous?: Lock;
+}
+
+/** The plan for every stage, in DAG order. */
+export async function planPipeline(config: PipelineConfig, dag: Dag, opts: PlanOptions): Promise<PlanEntry[]> {
+  const keys = new Map<string, string>();
+  const entries: PlanEntry[] = [];
+  const forced = new Set<string>();
+  if (opts.from !== undefined) for (const n of dag.order) if (n === opts.from || ancestors(dag, n).includes(opts.from)) forced.add(n);
+  for (const name of dag.order) {
+    const node = dag.nodes.get(name)!;
+    const def = stageDefinition(node.config.kind);
+    const parts: KeyParts = {
+      kind: node.config.kind,
+      version: def.version,
+      params: node.config.with,
+      seed: config.seed,
+      upstream: Object.fromEntries(node.needs.map((d) => [d, keys.get(d)!])),
+      ...(def.cacheKey ? { extra: await def.cacheKey(node.config.with) } : {}),
+    };
+    const key = stageKey(parts);
+    keys.set(name, key);
+    const cached = def.load ? await opts.index.lookup(key) : undefined;
+    const base = { name, kind: node.config.kind, key, parts };
+    if (opts.force) entries.push({ ...base, decision: 'run', reason: 'forced (--force)' });
+    else if (forced.has(name)) entries.push({ ...base, decision: 'run', reason: `forced (--from ${opts.from})` });
+    else if (cached) entries.push({ ...base, decision: 'skip', reason: 'unchanged', reuseDir: cached });
+    else entries.push({ ...base, decision: 'run', reason: def.load ? whyChanged(name, parts, opts.previous, entries) : 'always runs (not cacheable)' });
+  }
+  return entries;
+}
+
+function whyChanged(name: string, parts: KeyParts, previous: Lock | undefined, earlier: PlanEntry[]): string {
+  const prev = previous?.stages[name];
+  if (!prev) return 'never run';
+  if (prev.kind !== parts.kind) return `kind changed: ${prev.kind} -> ${parts.kind}`;
+  if (prev.parts.version !== parts.version) return `implementation version ${prev.parts.version} -> ${parts.version}`;
+  if (prev.parts.seed !== parts.seed) return `seed changed: ${prev.parts.seed} -> ${parts.seed}`;
+  const diff = paramDiff(prev.parts.params, parts.params);
+  if (diff.length) return `params changed: ${diff.join('; ')}`;
+  const ups = Object.keys(parts.upstream).filter((u) => prev.parts.upstream[u] !== parts.upstream[u]);
+  if (ups.length) {
+    const rerun = ups.filter((u) => earlier.find((e) => e.name === u)?.decision === 'run');
+    return `upstream changed: ${(rerun.length ? rerun : ups).join(', ')}`;
+  }
+  if (JSON.stringify(prev.parts.extra) !== JSON.stringify(parts.extra)) return 'inputs changed';
+  return prev.status === 'done' ? 'outputs missing' : `did not finish last time (${prev.status})`;
+}
+
+/** The plan as text, Mermaid or Graphviz dot. */
+export function formatPlan(dag: Dag, plan: PlanEntry[], format: 'text' | 'mermaid' | 'dot'): string {
+  const id = (n: string): string => n.replace(/[^A-Za-z0-9_]/g, '_');
+  const edges = plan.flatMap((e) => dag.nodes.get(e.name)!.needs.map((d) => [d, e.name] as const));
+  if (format === 'mermaid') {
+    return ['flowchart LR', ...plan.map((e) => `  ${id(e.name)}["${e.name} (${e.kind})<br/>${e.decision}"]`), ...edges.map(([a, b]) => `  ${id(a)} --> ${id(b)}`)].join('\n');
+  }
+  if (format === 'dot') {
+    return ['digraph pipeline {', '  rankdir=LR;', ...plan.map((e) => `  ${id(e.name)} [label="${e.name}\\n${e.kind}\\n${e.decision}"${e.decision === 'skip' ? ', style=dashed' : ''}];`), ...edges.map(([a, b]) => `  ${id(a)} -> ${id(b)};`), '}'].join('\n');
+  }
+  return plan.map((e, i) => `  ${i + 1}. ${e.name} [${e.kind}]${dag.nodes.get(e.name)!.needs.length ? ` <- ${dag.nodes.get(e.name)!.needs.join(', ')}` : ''}: ${e.decision} (${e.reason})`).join('\n');
+}

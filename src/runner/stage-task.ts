@@ -1,0 +1,111 @@
+/**
+ * One stage as a listr2 task: wait for its upstream stages, then reuse its cached outputs or run
+ * it, wiring its reports to the tracker and the terminal, and record the outcome.
+ * After a failure, stages that depend on it are skipped (and named); with fail-fast (the
+ * default) no new stage starts either. Anchor: DVC `_reproduce` / `handle_error`.
+ */
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { PipelineConfig, StageKindName } from '../config/types.js';
+import { ancestors, type Dag } from '../dag/compile.js';
+import type { EngineInfo } from '../engine/backend.js';
+import { PipelineError } from '../errors.js';
+import type { Tracker } from '../tracking/tracker.js';
+import { stageDefinition } from '../../stages/index.js';
+import type { LockEntry, StageIndex } from './cache.js';
+import type { PlanEntry } from './plan.js';
+import { isImportant, ProgressThrottle } from './progress.js';
+import type { StageContext, StageReport } from './stage.js';
+
+/** How a stage ended. */
+export interface StageOutcome {
+  status: 'done' | 'failed' | 'skipped';
+  error?: unknown;
+}
+
+/** What runStageTask needs from the run. */
+export interface StageTaskArgs {
+  entry: PlanEntry;
+  dag: Dag;
+  config: PipelineConfig;
+  runDir: string;
+  engine: EngineInfo;
+  tracker: Tracker;
+  tty: boolean;
+  index: StageIndex;
+  outputs: Map<string, unknown>;
+  outcomes: Map<string, Promise<StageOutcome>>;
+  task: { output: string; title: string; skip: (message?: string) => void };
+  signal: AbortSignal;
+  /** True once a failure should stop new stages (fail-fast). */
+  stopNew: () => boolean;
+  onStatus: (s: LockEntry['status']) => Promise<void>;
+}
+
+/** Runs or reuses one stage; never throws (the outcome says what happened). */
+export async function runStageTask(a: StageTaskArgs): Promise<StageOutcome> {
+  const { entry, dag, task } = a;
+  const name = entry.name;
+  const node = dag.nodes.get(name)!;
+  const ups = await Promise.all(node.needs.map(async (d) => [d, await a.outcomes.get(d)!] as const));
+  const bad = ups.filter(([, o]) => o.status !== 'done').map(([d]) => d);
+  if (bad.length || a.stopNew() || a.signal.aborted) {
+    await a.onStatus('skipped');
+    task.skip(`${task.title}: skipped (${bad.length ? `upstream ${bad.join(', ')} did not finish` : a.signal.aborted ? 'interrupted' : 'an earlier stage failed'})`);
+    return { status: 'skipped' };
+  }
+  const def = stageDefinition(node.config.kind);
+  const pending: Promise<void>[] = [];
+  const throttle = new ProgressThrottle(a.tty);
+  const report: StageReport = {
+    progress: (text) => {
+      if (throttle.shouldShow(text, isImportant(text))) task.output = text;
+    },
+    metric: (k, v, step) => a.tracker.metric(k, v, step),
+    tags: (t) => void pending.push(a.tracker.setTags(t)),
+    artifact: (p, art) => void pending.push(a.tracker.logArtifact(p, art)),
+    dataset: (d) => {
+      pending.push(a.tracker.setTags({ [`pipe.dataset.${d.context}`]: `${d.name} (${d.count} images, sha256 ${d.digest}, from ${d.source})` }));
+      if (a.tracker.logInputs) pending.push(a.tracker.logInputs([d]));
+    },
+  };
+  const upstreamOf = (kinds: StageKindName[]): unknown => {
+    const hit = ancestors(dag, name).find((n) => kinds.includes(dag.nodes.get(n)!.config.kind));
+    return hit === undefined ? undefined : a.outputs.get(hit);
+  };
+  const ctx: StageContext<unknown> = {
+    name, params: node.config.with, pipeline: a.config, outDir: join(a.runDir, name), seed: a.config.seed,
+    signal: a.signal, engine: a.engine, report,
+    maybeUpstream: <T>(...kinds: StageKindName[]) => upstreamOf(kinds) as T | undefined,
+    upstream: <T>(...kinds: StageKindName[]) => {
+      const v = upstreamOf(kinds);
+      if (v === undefined) throw new PipelineError('PIPE_USAGE', `stage '${name}' (${node.config.kind}) needs an upstream stage of kind ${kinds.join(' or ')} in its needs`, 1);
+      return v as T;
+    },
+  };
+  const t0 = Date.now();
+  try {
+    if (entry.decision === 'skip' && def.load) {
+      a.outputs.set(name, await def.load(ctx, entry.reuseDir!));
+      task.title = `${task.title} [cached]`;
+      task.output = `unchanged: reused ${entry.reuseDir}`;
+      if (entry.reuseDir !== ctx.outDir) report.tags({ [`pipe.stage.${name}.reused_from`]: entry.reuseDir! });
+    } else {
+      await a.onStatus('running');
+      await mkdir(ctx.outDir, { recursive: true });
+      a.outputs.set(name, await def.run(ctx));
+      a.tracker.metric(`stage_seconds.${name}`, (Date.now() - t0) / 1000, 0);
+      await a.index.record(entry.key, ctx.outDir);
+    }
+    await a.onStatus('done');
+    return { status: 'done' };
+  } catch (e) {
+    await a.onStatus(a.signal.aborted ? 'pending' : 'failed');
+    const err = a.signal.aborted ? new PipelineError('PIPE_INTERRUPTED', 'interrupted', 130) : e;
+    task.output = `failed: ${err instanceof Error ? err.message : String(err)}`;
+    return { status: 'failed', error: err };
+  } finally {
+    await Promise.allSettled(pending);
+    await a.tracker.flush().catch(() => undefined);
+  }
+}

@@ -1,0 +1,98 @@
+/**
+ * The stage cache and --resume, end to end on a tiny real-data pipeline: a rerun with nothing
+ * changed reuses every cacheable stage; a param change reruns that stage and its descendants;
+ * --force and --from; a run interrupted midway is finished by --resume without redoing the
+ * finished stages, in the same MLflow run.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { FileStore } from '../../src/tracking/filestore.js';
+import { makeTree, REPO, runCliIn } from '../utils.js';
+
+const DATA_DIR = '/usr/share/datasets/fashion-mnist';
+const skip = !existsSync(DATA_DIR) && `${DATA_DIR} is missing (apt-get install dataset-fashion-mnist)`;
+
+const pipeline = (epochs: number): string => `name: cachetest
+seed: 3
+stages:
+  data: { kind: download, with: { dataset: fashion-mnist, source: ${DATA_DIR}, subset: { train: 192, test: 64 } } }
+  aug: { kind: augment, needs: [data], with: { batch_size: 32, test: [ { normalize: { mean: [0.3], std: [0.3] } } ], train: [ { normalize: { mean: [0.3], std: [0.3] } } ] } }
+  model: { kind: build-model, needs: [data], with: { arch: mini_resnet } }
+  head: { kind: freeze-train, needs: [aug, model], with: { epochs: 1, optimizer: { lr: 0.003 } } }
+  finetune: { kind: unfreeze-train, needs: [head], with: { epochs: ${epochs}, optimizer: { lr: 0.002 } } }
+  eval: { kind: evaluate, needs: [finetune] }
+`;
+
+/** Stage name -> decision from `pipe plan` text output. */
+function decisions(stdout: string): Record<string, string> {
+  return Object.fromEntries([...stdout.matchAll(/^\s+\d+\. (\w+) \[[\w-]+\](?: <- [\w, ]+)?: (run|skip) \((.*)\)$/gm)].map((m) => [m[1]!, `${m[2]} (${m[3]})`]));
+}
+
+test('rerun reuses unchanged stages; a param change reruns that stage and its descendants', { skip }, async () => {
+  const root = makeTree({ 'p.yaml': pipeline(1) });
+  const first = await runCliIn(root, ['run', 'p.yaml', '--plain']);
+  assert.equal(first.exitCode, 0, first.stderr);
+  const plan = await runCliIn(root, ['plan', 'p.yaml']);
+  assert.deepEqual(decisions(plan.stdout), {
+    data: 'skip (unchanged)', aug: 'skip (unchanged)', model: 'skip (unchanged)', head: 'skip (unchanged)', finetune: 'skip (unchanged)', eval: 'skip (unchanged)',
+  });
+  const changed = await runCliIn(root, ['plan', 'p.yaml', '--set', 'stages.finetune.with.optimizer.lr=0.001']);
+  assert.deepEqual(decisions(changed.stdout), {
+    data: 'skip (unchanged)', aug: 'skip (unchanged)', model: 'skip (unchanged)', head: 'skip (unchanged)',
+    finetune: 'run (params changed: optimizer.lr: 0.002 -> 0.001)', eval: 'run (upstream changed: finetune)',
+  });
+  const second = await runCliIn(root, ['run', 'p.yaml', '--plain']);
+  assert.equal(second.exitCode, 0, second.stderr);
+  assert.match(second.stdout, /reused from the stage cache: data, aug, model, head, finetune, eval/);
+  // Same numbers: the reused stages' outputs are the ones of the first run.
+  assert.equal(/test accuracy: (\S+)/.exec(second.stdout)?.[1], /test accuracy: (\S+)/.exec(first.stdout)?.[1]);
+  const forced = await runCliIn(root, ['plan', 'p.yaml', '--from', 'head']);
+  assert.deepEqual(Object.values(decisions(forced.stdout)).map((d) => d.split(' ')[0]), ['skip', 'skip', 'skip', 'run', 'run', 'run']);
+  const all = await runCliIn(root, ['plan', 'p.yaml', '--force']);
+  assert.ok(Object.values(decisions(all.stdout)).every((d) => d === 'run (forced (--force))'));
+  const bad = await runCliIn(root, ['plan', 'p.yaml', '--from', 'nope']);
+  assert.equal(bad.exitCode, 2);
+  assert.match(bad.stderr, /--from nope: no such stage; stages: data, aug, model, head, finetune, eval/);
+});
+
+test('an interrupted run is finished by --resume without redoing finished stages', { skip }, async () => {
+  const root = makeTree({ 'p.yaml': pipeline(40) });
+  const child = spawn(process.execPath, [join(REPO, 'bin', 'pipe.js'), 'run', 'p.yaml', '--plain'], { cwd: root, env: { ...process.env, MLFLOW_TRACKING_URI: '', PIPE_RUNS_DIR: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<number | null>((r) => child.on('close', r));
+  // Wait until the freeze phase is done and the unfreeze phase is under way, then Ctrl-C.
+  const runs = join(root, 'runs');
+  const lockPath = (): string | undefined => (existsSync(runs) ? readdirSync(runs).filter((d) => /^\d{8}T/.test(d)).map((d) => join(runs, d, 'lock.json'))[0] : undefined);
+  for (let i = 0; i < 600; i++) {
+    const p = lockPath();
+    const lock = p && existsSync(p) ? JSON.parse(readFileSync(p, 'utf8')) : undefined;
+    if (lock?.stages?.finetune?.status === 'running') break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  await new Promise((r) => setTimeout(r, 1500));
+  child.kill('SIGINT');
+  assert.equal(await exited, 130, stderr);
+  const lock1 = JSON.parse(readFileSync(lockPath()!, 'utf8'));
+  assert.equal(lock1.stages.head.status, 'done');
+  assert.notEqual(lock1.stages.finetune.status, 'done');
+  const store = join(runs, 'mlruns');
+  const fs = new FileStore(store);
+  assert.equal((await fs.readRun(lock1.mlflowRunId)).meta['status'], 5, 'KILLED');
+  const headDone = statSync(join(lock1.stages.head.outDir, '.done')).mtimeMs;
+
+  const resumed = await runCliIn(root, ['run', 'p.yaml', '--resume', '--plain', '--set', 'stages.finetune.with.max_steps_per_epoch=1']);
+  // The override changes finetune's params, so it reruns; data..head must be reused, not redone.
+  assert.equal(resumed.exitCode, 0, resumed.stderr);
+  assert.match(resumed.stdout, /reused from the stage cache: data, aug, model, head\n/);
+  assert.equal(statSync(join(lock1.stages.head.outDir, '.done')).mtimeMs, headDone);
+  const lock2 = JSON.parse(readFileSync(lockPath()!, 'utf8'));
+  assert.equal(lock2.runId, lock1.runId);
+  assert.ok(Object.values(lock2.stages).every((s) => (s as { status: string }).status === 'done'));
+  const run = await fs.readRun(lock1.mlflowRunId);
+  assert.equal(run.meta['status'], 3, 'FINISHED, in the same MLflow run');
+  assert.equal(readdirSync(join(store)).filter((d) => d !== '0' && d !== '.trash').flatMap((e) => readdirSync(join(store, e)).filter((r) => /^[0-9a-f]{32}$/.test(r))).length, 1);
+});

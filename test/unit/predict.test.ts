@@ -1,0 +1,171 @@
+/**
+ * `pipe predict` on a tiny saved model: probabilities equal the classifier's own softmax on the
+ * image preprocessed by hand; the preprocessing comes from model.json, else the run's
+ * resolved.yaml; a run folder picks its newest model; errors name the file and exit 2.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import sharp from 'sharp';
+import { stringify } from 'yaml';
+import { cmdPredict } from '../../src/cli/predict.js';
+import { initEngine } from '../../src/engine/backend.js';
+import { predictImages } from '../../src/eval/predict.js';
+import { saveClassifier } from '../../src/models/io.js';
+import type { Classifier } from '../../src/models/registry.js';
+import { predictLogits } from '../../src/train/evaluate.js';
+import { tinyClassifier } from './tiny-model.js';
+
+const root = fs.mkdtempSync(path.join(os.tmpdir(), 'predict-test-'));
+process.on('exit', () => fs.rmSync(root, { recursive: true, force: true }));
+const CLASSES = ['zero', 'one', 'two'];
+const NORMALIZE = { normalize: { mean: [0.5], std: [0.25] } };
+const PIXELS = Uint8Array.from({ length: 64 }, (_, i) => (i * 37 + 11) % 256);
+
+/** Softmax of the classifier on one grey 8x8 image given as [0, 1] values after the ops. */
+function expected(c: Classifier, x: Float32Array): number[] {
+  return tf.tidy(() => [...(tf.softmax(predictLogits(c, tf.tensor4d(x, [1, 8, 8, 1]))).dataSync() as Float32Array)]);
+}
+const normalized = (px: Uint8Array) => Float32Array.from(px, (v) => (v / 255 - 0.5) / 0.25);
+
+async function writeGrey(file: string, px: Uint8Array, side = 8): Promise<string> {
+  await sharp(Buffer.from(px), { raw: { width: side, height: side, channels: 1 } }).toColourspace('b-w').png().toFile(file);
+  return file;
+}
+
+function assertTop(top: Array<{ class: string; index: number; probability: number }>, probs: number[], k: number): void {
+  const order = probs.map((p, i) => [p, i] as const).sort((a, b) => b[0] - a[0]).slice(0, k);
+  assert.deepEqual(top.map((t) => t.index), order.map(([, i]) => i));
+  top.forEach((t, j) => {
+    assert.equal(t.class, CLASSES[t.index]);
+    assert.ok(Math.abs(t.probability - order[j]![0]) < 1e-5, `${t.probability} vs ${order[j]![0]}`);
+  });
+}
+
+/** Runs cmdPredict with its output collected. */
+async function capture(target: string, images: string[], opts: { json?: boolean; topK?: number }): Promise<{ code: number; stdout: string; stderr: string }> {
+  const out: string[] = [], err: string[] = [];
+  const code = await cmdPredict(target, images, opts, { stdout: { write: (s: string) => out.push(s) }, stderr: { write: (s: string) => err.push(s) } });
+  return { code, stdout: out.join(''), stderr: err.join('') };
+}
+
+test('model.json preprocessing: probabilities equal the classifier softmax; top-k capped at the classes', async () => {
+  await initEngine('wasm');
+  const c = tinyClassifier(1, 1);
+  const dir = path.join(root, 'solo', 'best-model');
+  await saveClassifier(c, dir, { classes: CLASSES, arch: 'tiny', best_epoch: 2, preprocess: { test: [NORMALIZE], input_size: [8, 8] } });
+  const img = await writeGrey(path.join(root, 'a.png'), PIXELS);
+  const r = await predictImages(dir, [img], { topK: 5 });
+  assert.equal(r.model.preprocess.source, 'model.json');
+  assert.deepEqual(r.input, [8, 8, 1]);
+  assert.deepEqual(r.results[0]!.notes, []);
+  assertTop(r.results[0]!.top, expected(c, normalized(PIXELS)), 3);
+
+  // an RGB image of neutral grey converts exactly (with a note), and a 16x16 one is resized
+  const rgb = path.join(root, 'rgb.png');
+  await sharp(Buffer.alloc(8 * 8 * 3, 200), { raw: { width: 8, height: 8, channels: 3 } }).png().toFile(rgb);
+  const big = await writeGrey(path.join(root, 'big.png'), new Uint8Array(256).fill(90), 16);
+  const r2 = await predictImages(dir, [rgb, big], { topK: 2 });
+  assert.deepEqual(r2.results[0]!.notes, ['converted RGB to greyscale: the model takes 1 channel']);
+  assertTop(r2.results[0]!.top, expected(c, normalized(new Uint8Array(64).fill(200))), 2);
+  assert.deepEqual(r2.results[1]!.notes, ['resized 16x16 to 8x8 (cover, centre crop)']);
+  assertTop(r2.results[1]!.top, expected(c, normalized(new Uint8Array(64).fill(90))), 2);
+});
+
+test('a run folder: the newest best-model, preprocessing from resolved.yaml; run ids resolve under PIPE_RUNS_DIR', async () => {
+  await initEngine('wasm');
+  const run = path.join(root, 'runs', '20250101T000000-abc123');
+  const config = {
+    name: 'p', seed: 0, stages: {
+      data: { kind: 'download', needs: [], with: {} },
+      aug: { kind: 'augment', needs: ['data'], with: { batch_size: 4, train: [], test: [NORMALIZE] } },
+      model: { kind: 'build-model', needs: ['data'], with: {} },
+      head: { kind: 'freeze-train', needs: ['aug', 'model'], with: {} },
+      finetune: { kind: 'unfreeze-train', needs: ['head'], with: {} },
+    },
+  };
+  fs.mkdirSync(run, { recursive: true });
+  fs.writeFileSync(path.join(run, 'resolved.yaml'), stringify(config));
+  const older = tinyClassifier(1, 10), newer = tinyClassifier(1, 20);
+  await saveClassifier(older, path.join(run, 'head', 'best-model'), { classes: CLASSES });
+  await saveClassifier(newer, path.join(run, 'finetune', 'best-model'), { classes: CLASSES });
+  fs.utimesSync(path.join(run, 'head', 'best-model', 'model.json'), new Date(1000), new Date(1000));
+  const img = await writeGrey(path.join(root, 'b.png'), PIXELS);
+  const r = await predictImages(run, [img], { topK: 3 });
+  assert.equal(r.model.dir, path.join(run, 'finetune', 'best-model'));
+  assert.equal(r.model.preprocess.source, 'resolved.yaml');
+  assertTop(r.results[0]!.top, expected(newer, normalized(PIXELS)), 3);
+
+  process.env['PIPE_RUNS_DIR'] = path.join(root, 'runs');
+  try {
+    assert.equal((await predictImages('20250101T000000-abc123', [img])).model.dir, r.model.dir);
+  } finally {
+    delete process.env['PIPE_RUNS_DIR'];
+  }
+  // the head stage's own folder: its model, the augment stage found through needs
+  const h = await predictImages(path.join(run, 'head', 'best-model'), [img], { topK: 3 });
+  assertTop(h.results[0]!.top, expected(older, normalized(PIXELS)), 3);
+
+  // no preprocessing anywhere: pixels in [0, 1], with a note
+  const bare = path.join(root, 'bare', 'm');
+  await saveClassifier(older, bare, {});
+  const b = await predictImages(bare, [img], { topK: 3 });
+  assert.equal(b.model.preprocess.source, 'none');
+  assert.match(b.notes.join('\n'), /no preprocessing found/);
+  assert.match(b.notes.join('\n'), /stores no names for its 3 classes/);
+  const probs = expected(older, Float32Array.from(PIXELS, (v) => v / 255));
+  assert.deepEqual(b.results[0]!.top.map((t) => t.class), probs.map((p, i) => [p, i] as const).sort((x, y) => y[0] - x[0]).map(([, i]) => `class_${i}`));
+});
+
+test('cmdPredict: text and --json output', async () => {
+  const dir = path.join(root, 'solo', 'best-model');
+  const img = path.join(root, 'a.png');
+  const j = await capture(dir, [img], { json: true, topK: 2 });
+  assert.equal(j.code, 0, j.stderr);
+  const doc = JSON.parse(j.stdout);
+  assert.equal(doc.model, dir);
+  assert.equal(doc.arch, 'tiny');
+  assert.equal(doc.best_epoch, 2);
+  assert.equal(doc.preprocess, 'model.json');
+  assert.equal(doc.results[0].image, img);
+  assert.equal(doc.results[0].top.length, 2);
+  const t = await capture(dir, [img], { topK: 3 });
+  assert.equal(t.code, 0, t.stderr);
+  const lines = t.stdout.trimEnd().split('\n');
+  assert.equal(lines[0], `model: ${dir} (tiny, best epoch 2)`);
+  assert.equal(lines[1], img);
+  assert.equal(lines.length, 5);
+  const top1 = doc.results[0].top[0];
+  const width = Math.max(...CLASSES.map((c) => c.length)); // all three classes are listed with k = 3
+  assert.equal(lines[2], `   1. ${top1.class.padEnd(width)}  ${(100 * top1.probability).toFixed(2).padStart(6)}%`);
+});
+
+test('errors name the file and exit 2', async () => {
+  const dir = path.join(root, 'solo', 'best-model');
+  const img = path.join(root, 'a.png');
+  const cases: Array<[string, string[], number | undefined, RegExp]> = [
+    [path.join(root, 'nope'), [img], undefined, /no model at '.*nope': no such file or folder/],
+    [path.join(root, 'runs-empty'), [img], undefined, /no model at '.*runs-empty': no model\.json in it/],
+    [dir, [path.join(root, 'missing.png')], undefined, /cannot use image '.*missing\.png': no such file/],
+    [dir, [path.join(root, 'broken.png')], undefined, /cannot use image '.*broken\.png': not a readable image/],
+    [dir, [img], 0, /--top-k must be a positive integer, got 0/],
+  ];
+  fs.mkdirSync(path.join(root, 'runs-empty', 'x'), { recursive: true });
+  fs.writeFileSync(path.join(root, 'broken.png'), 'not an image');
+  for (const [target, images, topK, message] of cases) {
+    const r = await capture(target, images, { topK });
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, message);
+    assert.match(r.stderr, /^pipe: /);
+    assert.equal(r.stdout, '');
+  }
+  // a model taking 2 channels and a grey image: no conversion exists
+  const two = path.join(root, 'two', 'best-model');
+  await saveClassifier(tinyClassifier(2, 3), two, { classes: CLASSES });
+  const r = await capture(two, [img], {});
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /cannot use image '.*a\.png': it has 1 colour channel\(s\) \(b-w\) but the model takes 2; convert it first/);
+});
