@@ -74,7 +74,7 @@ export async function runStageTask(a: StageTaskArgs): Promise<StageOutcome> {
     return hit === undefined ? undefined : a.outputs.get(hit);
   };
   const ctx: StageContext<unknown> = {
-    name, params: node.config.with, pipeline: a.config, outDir: join(a.runDir, name), seed: a.config.seed,
+    name, key: entry.key, params: node.config.with, pipeline: a.config, outDir: join(a.runDir, name), seed: a.config.seed,
     signal: a.signal, engine: a.engine, report,
     maybeUpstream: <T>(...kinds: StageKindName[]) => upstreamOf(kinds) as T | undefined,
     upstream: <T>(...kinds: StageKindName[]) => {

@@ -24,6 +24,8 @@ export interface StageReport {
 export interface StageContext<P> {
   /** The stage's name in the pipeline file. */
   name: string;
+  /** The stage's cache key (kind, version, params, seed, upstream keys): identifies its inputs. */
+  key: string;
   /** Its `with:` block, validated, defaults filled. */
   params: P;
   pipeline: PipelineConfig;

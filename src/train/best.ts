@@ -39,6 +39,18 @@ export class BestModel {
     ws.forEach((w, i) => w.write(tf.clone(this.snapshot![i]!)));
   }
 
+  /** The best epoch's weights (not copies; empty before the first epoch). */
+  snapshotTensors(): tf.Tensor[] {
+    return this.snapshot ?? [];
+  }
+
+  /** Restores state saved in a checkpoint; takes ownership of `tensors`. */
+  restoreState(s: { value?: number; epoch?: number; phase?: 'freeze' | 'unfreeze' }, tensors: tf.Tensor[]): void {
+    tf.dispose(this.snapshot ?? []);
+    this.snapshot = tensors.length ? tensors.map((t) => tf.keep(t)) : undefined;
+    Object.assign(this, { value: s.value, epoch: s.epoch, phase: s.phase });
+  }
+
   dispose(): void {
     tf.dispose(this.snapshot ?? []);
     this.snapshot = undefined;

@@ -57,7 +57,11 @@ export function countTrainable(c: Classifier): number {
   return [...c.backbone.model.trainableWeights, ...c.head.trainableWeights].reduce((n, w) => n + (w.shape as number[]).reduce((a, b) => a * b, 1), 0);
 }
 
-/** Every weight of the classifier (trainable or not: BN moving statistics too), in a fixed order. */
+/**
+ * Every weight of the classifier (trainable or not: BN moving statistics too), in layer order.
+ * NOTE: not `model.weights`, which lists trainable weights first, so its order changes when
+ * layers are frozen or unfrozen; per layer, `weights` keeps one order either way.
+ */
 export function allWeights(c: Classifier): tf.LayerVariable[] {
-  return [...c.backbone.model.weights, ...c.head.weights];
+  return [...allLayers(c.backbone.model), ...allLayers(c.head)].flatMap((l) => l.weights);
 }

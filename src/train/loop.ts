@@ -9,7 +9,8 @@ import type { Classifier } from '../models/registry.js';
 import type { BestModel } from './best.js';
 import type { EarlyStopping, ReduceLROnPlateau } from './callbacks.js';
 import { evaluateSplit } from './evaluate.js';
-import { countTrainable, trainableVariables } from './freeze.js';
+import { readCheckpoint, writeCheckpoint } from './checkpoint.js';
+import { allWeights, countTrainable, trainableVariables } from './freeze.js';
 import type { Optimizer } from './optimizer.js';
 
 /** Per-epoch record; `epoch` is global across phases, 1-based. */
@@ -60,6 +61,12 @@ export interface PhaseOptions {
   schedule?: { kind: 'cosine'; min_lr: number };
   early?: EarlyStopping;
   best: BestModel;
+  /** Folder for per-epoch checkpoints of this phase; none when undefined. */
+  checkpointDir?: string;
+  /** Continue from the checkpoint in checkpointDir, if there is one with this fingerprint. */
+  resume?: boolean;
+  /** Identifies the configuration a checkpoint belongs to (e.g. the stage params as JSON). */
+  fingerprint?: string;
   /** Global epoch and step this phase starts after. */
   startEpoch: number;
   startStep: number;
@@ -75,6 +82,8 @@ export interface PhaseResult {
   stoppedEarly: boolean;
   lastEpoch: number;
   lastStep: number;
+  /** Set when the phase continued from a checkpoint: the epochs it did not redo. */
+  resumedEpochs?: number;
 }
 
 /** A non-finite loss stopped training. */
@@ -98,7 +107,25 @@ export async function trainPhase(o: PhaseOptions): Promise<PhaseResult> {
     const { min_lr } = o.schedule;
     return min_lr + (baseLr - min_lr) * 0.5 * (1 + Math.cos((Math.PI * phaseStep) / totalSteps));
   };
-  for (let e = 0; e < o.epochs; e++) {
+  let firstEpoch = 0;
+  const restored = o.checkpointDir && o.resume ? await readCheckpoint(o.checkpointDir) : undefined;
+  if (restored && restored.state.fingerprint === (o.fingerprint ?? '')) {
+    const { state: s, tensors } = restored;
+    allWeights(c).forEach((w, i) => w.write(tensors.model[i]!));
+    tf.dispose(tensors.model);
+    await o.optimizer.setState(tensors.optimizer);
+    tf.dispose(tensors.optimizer.map((t) => t.tensor));
+    if (o.plateau && s.plateau) Object.assign(o.plateau, s.plateau);
+    if (o.early && s.early) Object.assign(o.early, s.early);
+    o.best.restoreState(s.best, tensors.best);
+    Object.assign(result, { epochs: s.epochs, iterationLosses: s.iterationLosses, lastEpoch: s.epoch, lastStep: s.step, stoppedEarly: s.stoppedEarly, resumedEpochs: s.phaseEpochsDone });
+    [firstEpoch, step, baseLr] = [s.phaseEpochsDone, s.step, s.baseLr];
+    if (s.stoppedEarly) return result;
+  } else if (restored) {
+    tf.dispose([...restored.tensors.model, ...restored.tensors.best, ...restored.tensors.optimizer.map((t) => t.tensor)]);
+  }
+  o.optimizer.lr = lrAt(step - o.startStep);
+  for (let e = firstEpoch; e < o.epochs; e++) {
     const epoch = o.startEpoch + e + 1;
     const batches = perEpoch;
     const epochLr = lrAt(step - o.startStep);
@@ -148,10 +175,24 @@ export async function trainPhase(o: PhaseOptions): Promise<PhaseResult> {
     const logs = record as unknown as Record<string, number>;
     if (o.plateau) baseLr = o.plateau.onEpochEnd(logs, baseLr);
     o.optimizer.lr = lrAt(step - o.startStep);
-    if (o.early?.onEpochEnd(epoch, logs)) {
-      result.stoppedEarly = true;
-      break;
-    }
+    if (o.early?.onEpochEnd(epoch, logs)) result.stoppedEarly = true;
+    if (o.checkpointDir) await saveCheckpoint(o, result, e + 1, baseLr);
+    if (result.stoppedEarly) break;
   }
   return result;
+}
+
+async function saveCheckpoint(o: PhaseOptions, r: PhaseResult, phaseEpochsDone: number, baseLr: number): Promise<void> {
+  const optimizer = await o.optimizer.getState();
+  await writeCheckpoint(
+    o.checkpointDir!,
+    {
+      fingerprint: o.fingerprint ?? '', phaseEpochsDone, epoch: r.lastEpoch, step: r.lastStep, baseLr,
+      plateau: o.plateau && { best: o.plateau.best, wait: o.plateau.wait, cooldownCounter: o.plateau.cooldownCounter },
+      early: o.early && { best: o.early.best, wait: o.early.wait },
+      best: { value: o.best.value, epoch: o.best.epoch, phase: o.best.phase },
+      epochs: r.epochs, iterationLosses: r.iterationLosses, stoppedEarly: r.stoppedEarly,
+    },
+    { model: allWeights(o.classifier).map((w) => w.read()), optimizer, best: o.best.snapshotTensors() },
+  );
 }

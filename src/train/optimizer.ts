@@ -7,6 +7,12 @@
  */
 import * as tf from '@tensorflow/tfjs';
 
+/** A named tensor, as tfjs optimizers' getWeights/setWeights use (tfjs-core does not export the type). */
+export interface NamedTensor {
+  name: string;
+  tensor: tf.Tensor;
+}
+
 /** The `optimizer:` block of a training stage. */
 export interface OptimizerConfig {
   name: 'adam' | 'adamw' | 'sgd';
@@ -28,6 +34,10 @@ export interface Optimizer {
   lr: number;
   /** One step: gradients of `loss` w.r.t. `vars`, decay, update. Returns the loss (caller disposes). */
   step(loss: () => tf.Scalar, vars: tf.Variable[]): tf.Scalar;
+  /** The optimizer's slots (e.g. Adam's step count and moments), for checkpoints. */
+  getState(): Promise<NamedTensor[]>;
+  /** Restores slots saved by getState (same variable list, same order). */
+  setState(state: NamedTensor[]): Promise<void>;
   dispose(): void;
 }
 
@@ -67,6 +77,8 @@ export function buildOptimizer(config: OptimizerConfig): Optimizer {
       tf.dispose(Object.values(grads));
       return value;
     },
+    getState: () => inner.getWeights(),
+    setState: (state) => inner.setWeights(state),
     dispose: () => inner.dispose(),
   };
   return opt;

@@ -3,6 +3,7 @@
  * running the loop, reporting, restoring and saving the best model. The kinds differ only in
  * the trainable set (head only, or blocks from `unfreeze`) and their defaults.
  */
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { AugmentedData } from '../../stages/augment.js';
 import type { Classifier } from '../models/registry.js';
@@ -71,6 +72,9 @@ export async function runTrainingStage(ctx: StageContext<TrainParams>, phase: 'f
       schedule: p.lr_schedule,
       early: p.early_stopping && new EarlyStopping(p.early_stopping),
       best: state.best, startEpoch: state.lastEpoch, startStep: state.lastStep, signal: ctx.signal,
+      // A checkpoint in this stage's own folder can only come from an interrupted attempt of
+      // this run (--resume); the stage key guards against changed params or upstream stages.
+      checkpointDir: join(ctx.outDir, 'checkpoint'), resume: true, fingerprint: ctx.key,
       onIteration: (i) => {
         ctx.report.metric('batch_loss', i.loss, i.step);
         ctx.report.progress(`epoch ${i.epoch} batch ${i.batch}/${i.batches} loss ${i.loss.toFixed(4)} ${i.imagesPerSecond.toFixed(0)} images/s`);
@@ -80,6 +84,7 @@ export async function runTrainingStage(ctx: StageContext<TrainParams>, phase: 'f
         ctx.report.progress(`epoch ${e.epoch}: train loss ${e.train_loss.toFixed(4)} acc ${(100 * e.train_accuracy).toFixed(2)}% | test loss ${e.test_loss.toFixed(4)} acc ${(100 * e.test_accuracy).toFixed(2)}% | ${e.images_per_second.toFixed(0)} images/s`);
       },
     });
+    if (r.resumedEpochs) ctx.report.progress(`${phase}: continued from the epoch ${state.lastEpoch + r.resumedEpochs} checkpoint`);
     state.epochs.push(...r.epochs);
     state.iterationLosses.push(...r.iterationLosses);
     state.lastEpoch = r.lastEpoch;
@@ -98,6 +103,7 @@ export async function runTrainingStage(ctx: StageContext<TrainParams>, phase: 'f
     preprocess: { test: state.data.test.specs, input_size: [state.data.test.height, state.data.test.width] },
   });
   for (const f of files) ctx.report.artifact(f, 'best-model');
+  await rm(join(ctx.outDir, 'checkpoint'), { recursive: true, force: true }); // finished: state.json + best-model suffice
   const b = state.best;
   await writeStateJson(ctx.outDir, {
     epochs: state.epochs, iterationLosses: state.iterationLosses, lastEpoch: state.lastEpoch, lastStep: state.lastStep, unfreezeEpoch: state.unfreezeEpoch,

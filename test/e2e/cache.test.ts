@@ -59,21 +59,20 @@ test('rerun reuses unchanged stages; a param change reruns that stage and its de
 });
 
 test('an interrupted run is finished by --resume without redoing finished stages', { skip }, async () => {
-  const root = makeTree({ 'p.yaml': pipeline(40) });
+  const root = makeTree({ 'p.yaml': pipeline(12) });
   const child = spawn(process.execPath, [join(REPO, 'bin', 'pipe.js'), 'run', 'p.yaml', '--plain'], { cwd: root, env: { ...process.env, MLFLOW_TRACKING_URI: '', PIPE_RUNS_DIR: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
   const exited = new Promise<number | null>((r) => child.on('close', r));
-  // Wait until the freeze phase is done and the unfreeze phase is under way, then Ctrl-C.
+  // Wait until the unfreeze phase has checkpointed an epoch or two, then Ctrl-C.
   const runs = join(root, 'runs');
   const lockPath = (): string | undefined => (existsSync(runs) ? readdirSync(runs).filter((d) => /^\d{8}T/.test(d)).map((d) => join(runs, d, 'lock.json'))[0] : undefined);
-  for (let i = 0; i < 600; i++) {
+  for (let i = 0; i < 1200; i++) {
     const p = lockPath();
-    const lock = p && existsSync(p) ? JSON.parse(readFileSync(p, 'utf8')) : undefined;
-    if (lock?.stages?.finetune?.status === 'running') break;
+    const latest = p && join(p, '..', 'finetune', 'checkpoint', 'latest.json');
+    if (latest && existsSync(latest) && JSON.parse(readFileSync(latest, 'utf8')).epoch >= 3) break;
     await new Promise((r) => setTimeout(r, 100));
   }
-  await new Promise((r) => setTimeout(r, 1500));
   child.kill('SIGINT');
   assert.equal(await exited, 130, stderr);
   const lock1 = JSON.parse(readFileSync(lockPath()!, 'utf8'));
@@ -84,15 +83,18 @@ test('an interrupted run is finished by --resume without redoing finished stages
   assert.equal((await fs.readRun(lock1.mlflowRunId)).meta['status'], 5, 'KILLED');
   const headDone = statSync(join(lock1.stages.head.outDir, '.done')).mtimeMs;
 
-  const resumed = await runCliIn(root, ['run', 'p.yaml', '--resume', '--plain', '--set', 'stages.finetune.with.max_steps_per_epoch=1']);
-  // The override changes finetune's params, so it reruns; data..head must be reused, not redone.
+  const resumed = await runCliIn(root, ['run', 'p.yaml', '--resume', '--plain']);
+  // data..head are reused, not redone; finetune continues from its last epoch checkpoint.
   assert.equal(resumed.exitCode, 0, resumed.stderr);
   assert.match(resumed.stdout, /reused from the stage cache: data, aug, model, head\n/);
+  assert.match(resumed.stdout, /unfreeze: continued from the epoch \d+ checkpoint/);
   assert.equal(statSync(join(lock1.stages.head.outDir, '.done')).mtimeMs, headDone);
   const lock2 = JSON.parse(readFileSync(lockPath()!, 'utf8'));
   assert.equal(lock2.runId, lock1.runId);
   assert.ok(Object.values(lock2.stages).every((s) => (s as { status: string }).status === 'done'));
   const run = await fs.readRun(lock1.mlflowRunId);
   assert.equal(run.meta['status'], 3, 'FINISHED, in the same MLflow run');
+  // Every epoch logged exactly once across the interruption: 1 freeze + 12 unfreeze epochs.
+  assert.deepEqual(run.metrics['test_accuracy']!.map((p) => p.step), Array.from({ length: 13 }, (_, i) => i + 1));
   assert.equal(readdirSync(join(store)).filter((d) => d !== '0' && d !== '.trash').flatMap((e) => readdirSync(join(store, e)).filter((r) => /^[0-9a-f]{32}$/.test(r))).length, 1);
 });

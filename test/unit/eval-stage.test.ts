@@ -55,7 +55,7 @@ function context<P>(name: string, params: P, upstream: Partial<Record<StageKindN
   const pipeline: PipelineConfig = { name: 'tiny <run>', seed: 1, engine: { backend: 'wasm' }, stages: { e: { kind: 'evaluate', needs: [], with: {} } } };
   const find = (kinds: StageKindName[]) => kinds.map((k) => upstream[k]).find((v) => v !== undefined);
   return {
-    name, params, pipeline, outDir: path.join(root, name), seed: 1, signal: new AbortController().signal,
+    name, key: `test-${name}`, params, pipeline, outDir: path.join(root, name), seed: 1, signal: new AbortController().signal,
     engine: { backend: 'wasm', requested: 'wasm', description: 'wasm' },
     report: { progress: () => {}, metric: (k, v) => void rec.metrics.set(k, v), tags: () => {}, artifact: (p, a) => void rec.artifacts.push([p, a]), dataset: () => {} },
     upstream: <T>(...kinds: StageKindName[]) => { const v = find(kinds); if (v === undefined) throw new Error(`no ${kinds.join(' or ')}`); return v as T; },

@@ -1,0 +1,151 @@
+/**
+ * The training loop's contract on mini_resnet with synthetic data: an interrupted-then-resumed
+ * phase gives the same metrics and weights as an uninterrupted one; a non-finite loss stops at
+ * that batch with epoch, batch and lr; the first unfreeze epoch uses exactly the configured lr;
+ * the best epoch across phases is what the model holds at the end; a backend that cannot load
+ * is an error before any work.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { BatchSource } from '../../src/data/batches.js';
+import { initEngine } from '../../src/engine/backend.js';
+import { PipelineError } from '../../src/errors.js';
+import { buildClassifier, type Classifier } from '../../src/models/registry.js';
+import { Rng } from '../../src/rng.js';
+import { BestModel } from '../../src/train/best.js';
+import { ReduceLROnPlateau } from '../../src/train/callbacks.js';
+import { allWeights, setTrainable } from '../../src/train/freeze.js';
+import { NonFiniteLossError, trainPhase, type PhaseOptions } from '../../src/train/loop.js';
+import { buildOptimizer } from '../../src/train/optimizer.js';
+
+function data(n: number, seed: number, specs = [{ normalize: { mean: [0.5], std: [0.25] } }]) {
+  const r = new Rng(seed);
+  const split = { images: Uint8Array.from({ length: n * 64 }, () => r.int(256)), labels: Uint8Array.from({ length: n }, () => r.int(3)), count: n, height: 8, width: 8, channels: 1 };
+  return new BatchSource(split, specs as never, 16, { shuffle: true, seed });
+}
+
+function model(seed: number): Classifier {
+  const c = buildClassifier('mini_resnet', { height: 8, width: 8, channels: 1 }, 3, 'none', new Rng(seed));
+  setTrainable(c, 'all');
+  return c;
+}
+
+function options(c: Classifier, extra: Partial<PhaseOptions>): PhaseOptions {
+  return {
+    phase: 'unfreeze', classifier: c, train: data(48, 1), test: data(16, 2), epochs: 4,
+    optimizer: buildOptimizer({ name: 'adam', lr: 0.01, weight_decay: 1e-4, momentum: 0, nesterov: false }),
+    // min_delta 100: no epoch after the first counts as an improvement, so the lr halves each epoch
+    // from the third on (Keras' trick for forcing a callback's outcome).
+    plateau: new ReduceLROnPlateau({ monitor: 'train_loss', factor: 0.5, patience: 0, min_delta: 100, cooldown: 0, min_lr: 0 }),
+    best: new BestModel('test_accuracy'), startEpoch: 0, startStep: 0, signal: new AbortController().signal,
+    onIteration: () => {}, onEpoch: () => {}, ...extra,
+  };
+}
+
+const weightsOf = (c: Classifier): Float32Array[] => allWeights(c).map((w) => w.read().dataSync() as Float32Array);
+
+test('interrupted after epoch 2 and resumed: same metrics and weights as an uninterrupted run', async () => {
+  await initEngine('wasm');
+  const a = model(11);
+  const straight = await trainPhase(options(a, {}));
+
+  const dir = join(mkdtempSync(join(tmpdir(), 'pipe-ckpt-')), 'checkpoint');
+  const b = model(11);
+  const stop = new AbortController();
+  await assert.rejects(
+    trainPhase(options(b, { checkpointDir: dir, fingerprint: 'k', signal: stop.signal, onEpoch: (r) => r.epoch === 2 && stop.abort() })),
+    (e: unknown) => (e as Error).name === 'AbortError',
+  );
+  // A fresh process: new model (same init), new optimizer and callbacks, state from the checkpoint.
+  const c = model(11);
+  const resumed = await trainPhase(options(c, { checkpointDir: dir, fingerprint: 'k', resume: true }));
+  assert.equal(resumed.resumedEpochs, 2);
+  assert.equal(resumed.epochs.length, 4);
+  for (const [i, r] of resumed.epochs.entries()) {
+    const s = straight.epochs[i]!;
+    for (const k of ['train_loss', 'train_accuracy', 'test_loss', 'test_accuracy', 'lr'] as const) {
+      assert.ok(Math.abs(r[k] - s[k]) <= 1e-5 * Math.max(1, Math.abs(s[k])), `epoch ${r.epoch} ${k}: ${r[k]} vs ${s[k]}`);
+    }
+  }
+  assert.ok(straight.epochs.some((e) => e.lr < 0.01), 'the plateau scheduler acted, so its state had to survive the restart');
+  const wa = weightsOf(a), wc = weightsOf(c);
+  const maxDiff = Math.max(...wa.map((w, i) => Math.max(...w.map((v, j) => Math.abs(v - wc[i]![j]!)))));
+  assert.ok(maxDiff < 1e-4, `max weight difference ${maxDiff}`);
+});
+
+test('a checkpoint of another configuration is ignored', async () => {
+  await initEngine('wasm');
+  const dir = join(mkdtempSync(join(tmpdir(), 'pipe-ckpt-')), 'checkpoint');
+  await trainPhase(options(model(3), { epochs: 1, checkpointDir: dir, fingerprint: 'old' }));
+  const r = await trainPhase(options(model(3), { epochs: 1, checkpointDir: dir, fingerprint: 'new', resume: true }));
+  assert.equal(r.resumedEpochs, undefined);
+});
+
+test('a non-finite loss stops training at that batch, naming epoch, batch and lr', async () => {
+  await initEngine('wasm');
+  const c = model(5);
+  const seen: number[] = [];
+  // Two good epochs, then a NaN in the head's bias poisons the logits from the next batch on.
+  const o = options(c, { onIteration: (i) => seen.push(i.step), onEpoch: (r) => {
+    if (r.epoch !== 2) return;
+    const fc = c.head.getLayer('head_fc');
+    fc.setWeights([fc.getWeights()[0]!, tf.fill([3], NaN)]);
+  } });
+  await assert.rejects(trainPhase(o), (e: unknown) => e instanceof NonFiniteLossError && (e as Error).message === 'training loss is NaN at epoch 3, batch 1 (lr 0.005); lower the learning rate');
+  assert.deepEqual(seen, [0, 1, 2, 3, 4, 5], 'no batch after the bad one was reported');
+});
+
+test('the first unfreeze epoch runs at exactly the configured lr, whatever the freeze phase did', async () => {
+  await initEngine('wasm');
+  const c = model(7);
+  setTrainable(c, 'none');
+  const best = new BestModel('test_accuracy');
+  const freeze = await trainPhase(options(c, { phase: 'freeze', epochs: 3, best }));
+  assert.ok(freeze.epochs.at(-1)!.lr < 0.01, 'the plateau scheduler lowered the freeze lr');
+  setTrainable(c, 'all');
+  const unfreeze = await trainPhase(options(c, { epochs: 1, best, startEpoch: freeze.lastEpoch, startStep: freeze.lastStep, optimizer: buildOptimizer({ name: 'adam', lr: 1e-4, weight_decay: 0, momentum: 0, nesterov: false }) }));
+  assert.equal(unfreeze.epochs[0]!.lr, 1e-4);
+  assert.equal(unfreeze.epochs[0]!.epoch, 4);
+});
+
+test('the best epoch across phases is restored, and it can come from the freeze phase', async () => {
+  await initEngine('wasm');
+  const c = model(9);
+  const best = new BestModel('test_loss');
+  setTrainable(c, 'none');
+  const f = await trainPhase(options(c, { phase: 'freeze', epochs: 2, best }));
+  setTrainable(c, 'all');
+  // A huge lr ruins the unfreeze phase, so the best epoch stays in the freeze phase.
+  await trainPhase(options(c, { epochs: 1, best, startEpoch: 2, optimizer: buildOptimizer({ name: 'sgd', lr: 50, weight_decay: 0, momentum: 0, nesterov: false }) })).catch(() => undefined);
+  assert.equal(best.phase, 'freeze');
+  const bestLoss = Math.min(...f.epochs.map((e) => e.test_loss));
+  assert.equal(best.value, bestLoss);
+  best.restore(c);
+  const { evaluateSplit } = await import('../../src/train/evaluate.js');
+  const ev = await evaluateSplit(c, data(16, 2));
+  assert.ok(Math.abs(ev.loss - bestLoss) < 1e-5, `restored model's test loss ${ev.loss} vs best ${bestLoss}`);
+});
+
+test('an explicitly requested backend that cannot load is an error before any work', async () => {
+  await assert.rejects(initEngine('tensorflow'), (e: unknown) => e instanceof PipelineError && e.exitCode === 2 && /^engine.backend 'tensorflow' cannot load: @tensorflow\/tfjs-node /.test(e.message));
+  assert.equal(tf.getBackend(), 'wasm');
+});
+
+test('a saved model (tfjs layers format, our file handler) loads back to identical predictions', async () => {
+  await initEngine('wasm');
+  const { saveClassifier, loadModel } = await import('../../src/models/io.js');
+  const { predictLogits } = await import('../../src/train/evaluate.js');
+  const c = model(13);
+  await trainPhase(options(c, { epochs: 1 }));
+  const dir = join(mkdtempSync(join(tmpdir(), 'pipe-model-')), 'best-model');
+  await saveClassifier(c, dir, { classes: ['a', 'b', 'c'] });
+  const loaded = await loadModel(dir);
+  const x = tf.randomNormal([5, 8, 8, 1], 0, 1, 'float32', 3) as tf.Tensor4D;
+  const want = predictLogits(c, x).dataSync();
+  const got = (loaded.predict(x) as tf.Tensor).dataSync();
+  assert.deepEqual([...got], [...want]);
+});
