@@ -6,12 +6,13 @@
 import { Command, CommanderError } from 'commander';
 import { parseOverride, type Override } from '../config/overrides.js';
 import { PipelineError } from '../errors.js';
-import { formatPlan } from '../runner/plan.js';
-import { compilePipeline, planFile, runPipeline, TOOL_VERSION } from '../runner/run.js';
 import type { EvalReport } from '../../stages/evaluate.js';
-import { cmdPredict } from './predict.js';
-import { cmdSync } from './sync.js';
-import { cmdModels } from './models.js';
+import type { TrialCliOpts } from './sweep.js';
+import { TOOL_VERSION } from '../version.js';
+
+// NOTE: command modules are imported when their command runs: the runner pulls in TensorFlow.js
+// and the whole model zoo (~1 s), which `pipe --help` or `pipe runs` should not pay for.
+const runner = () => import('../runner/run.js');
 
 /** Options shared by run, validate and plan. */
 interface ConfigOpts {
@@ -37,6 +38,8 @@ interface RunCliOpts extends ConfigOpts {
   resume?: boolean | string;
   jobs?: string;
   keepGoing?: boolean;
+  sweep?: string[];
+  parallel?: string;
 }
 
 async function cmdRun(file: string, opts: RunCliOpts): Promise<number> {
@@ -51,8 +54,12 @@ async function cmdRun(file: string, opts: RunCliOpts): Promise<number> {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
+    const { runSweepCli } = await import('./sweep.js');
+    const swept = await runSweepCli(file, opts, controller.signal);
+    if (swept !== undefined) return swept;
     const jobs = opts.jobs === undefined ? 1 : Number(opts.jobs);
     if (!Number.isInteger(jobs) || jobs < 1) throw new PipelineError('PIPE_USAGE', `--jobs ${opts.jobs}: expected a whole number >= 1`);
+    const { runPipeline } = await runner();
     const r = await runPipeline(file, {
       overrides: overridesOf(opts), plain: opts.plain, force: opts.force, from: opts.from, resume: opts.resume,
       jobs, keepGoing: opts.keepGoing, signal: controller.signal,
@@ -78,6 +85,7 @@ async function cmdRun(file: string, opts: RunCliOpts): Promise<number> {
 
 async function cmdValidate(file: string, opts: ConfigOpts): Promise<number> {
   try {
+    const { compilePipeline } = await runner();
     const { dag } = await compilePipeline(file, overridesOf(opts));
     process.stdout.write(`'${file}' is valid: ${dag.order.length} stages (${dag.order.join(' -> ')})\n`);
     return 0;
@@ -90,6 +98,7 @@ async function cmdPlan(file: string, opts: ConfigOpts & { format?: string; force
   try {
     const format = opts.format ?? 'text';
     if (format !== 'text' && format !== 'mermaid' && format !== 'dot') throw new PipelineError('PIPE_USAGE', `--format ${format}: expected text, mermaid or dot`);
+    const [{ planFile }, { formatPlan }] = await Promise.all([runner(), import('../runner/plan.js')]);
     const { config, dag, plan } = await planFile(file, { overrides: overridesOf(opts), force: opts.force, from: opts.from });
     if (format === 'text') process.stdout.write(`plan for '${file}' (${config.name}), stages in order:\n`);
     process.stdout.write(`${formatPlan(dag, plan, format)}\n`);
@@ -119,7 +128,35 @@ export async function main(argv: string[]): Promise<number> {
     .option('-j, --jobs <n>', 'stages to run at once (independent branches)', '1')
     .option('--keep-going', 'after a failure, go on with the stages that do not depend on it')
     .option('--plain', 'line-per-event output even on a terminal')
+    .option('--sweep <path=v1,v2>', 'sweep a config value over a list (repeatable; the grid of all combinations), e.g. --sweep stages.model.with.arch=resnet18,resnet50', collect)
+    .option('--parallel <n>', 'sweep trials to run at once, each in its own process (default 1)')
     .action(async (file: string, opts: RunCliOpts) => void (code = await cmdRun(file, opts)));
+  program
+    .command('_trial', { hidden: true })
+    .description('one trial of a sweep (started by `pipe run` for sweeps)')
+    .argument('<file>', 'pipeline YAML file')
+    .requiredOption('--run-id <id>', 'run folder id under runs/')
+    .requiredOption('--run-name <name>', 'MLflow run name')
+    .option('--set <path=value>', 'override a config value (repeatable)', collect)
+    .option('--tag <key=value>', 'extra MLflow run tag (repeatable)', collect)
+    .option('--resume', 'continue the run folder --run-id')
+    .option('--force', 'run every stage, even unchanged ones')
+    .option('--from <stage>', 'run this stage and everything downstream of it')
+    .option('-j, --jobs <n>', 'stages to run at once')
+    .option('--plain', 'line-per-event output')
+    .action(async (file: string, opts: TrialCliOpts) => void (code = await (await import('./sweep.js')).cmdTrial(file, opts)));
+  const runs = program
+    .command('runs')
+    .description('local runs and sweeps under runs/: id, name, status, best test accuracy, start, duration')
+    .option('--json', 'one JSON document on stdout')
+    .action(async (opts: { json?: boolean }) => void (code = await (await import('./runs.js')).cmdRuns(opts)));
+  runs
+    .command('compare')
+    .description('comparison table of runs: run ids, sweep ids (all their trials) or MLflow run ids')
+    .argument('<ids...>', 'run, sweep or MLflow run ids')
+    .option('--format <format>', 'text, md, csv, html or json', 'text')
+    .option('--out <dir>', 'also write the tables and charts (PNG + SVG) to this folder')
+    .action(async (ids: string[], opts: { format?: string; out?: string }) => void (code = await (await import('./runs.js')).cmdRunsCompare(ids, opts)));
   program
     .command('validate')
     .description('parse, schema-check and compile a pipeline file; exit 0 or 2')
@@ -138,12 +175,12 @@ export async function main(argv: string[]): Promise<number> {
   program
     .command('models')
     .description('the model zoo: architectures, parameter counts, input sizes, pretrained weights')
-    .action(async () => void (code = await cmdModels()));
+    .action(async () => void (code = await (await import('./models.js')).cmdModels()));
   program
     .command('sync')
     .description("replay a run's MLflow spool (records kept while the tracking server was unreachable)")
     .argument('<run-dir>', 'the run folder under runs/')
-    .action(async (runDir: string) => void (code = await cmdSync(runDir)));
+    .action(async (runDir: string) => void (code = await (await import('./sync.js')).cmdSync(runDir)));
   program
     .command('predict')
     .description('top-k classes of image files with a trained model')
@@ -151,7 +188,7 @@ export async function main(argv: string[]): Promise<number> {
     .argument('<images...>', 'image files (PNG, JPEG, WebP, ...)')
     .option('--top-k <n>', 'classes per image', (v: string) => Number(v), 5)
     .option('--json', 'one JSON document on stdout')
-    .action(async (model: string, images: string[], opts: { json?: boolean; topK?: number }) => void (code = await cmdPredict(model, images, opts)));
+    .action(async (model: string, images: string[], opts: { json?: boolean; topK?: number }) => void (code = await (await import('./predict.js')).cmdPredict(model, images, opts)));
   try {
     await program.parseAsync(argv, { from: 'user' });
   } catch (e) {

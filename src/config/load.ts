@@ -9,7 +9,8 @@ import { LineCounter, parseDocument } from 'yaml';
 import { PipelineError } from '../errors.js';
 import { applyOverrides, overrideFor, type Override } from './overrides.js';
 import { pipelineValidator, schemaIssues } from './schema.js';
-import { dotted, excerpt, offsetPos, positionOf, type SourceFile, type SourcePos } from './source.js';
+import { dotted, excerpt, positionOf, type SourceFile, type SourcePos } from './source.js';
+import { syntaxIssues } from './yaml-errors.js';
 import type { PipelineConfig } from './types.js';
 
 /** One located problem in a pipeline file. */
@@ -29,8 +30,13 @@ export class ConfigError extends PipelineError {
     readonly issues: ConfigIssue[],
     code: 'PIPE_YAML_SYNTAX' | 'PIPE_SCHEMA' | 'PIPE_UNKNOWN_NEEDS' | 'PIPE_CYCLE' = 'PIPE_SCHEMA',
   ) {
-    super(code, formatIssues(file, issues, code === 'PIPE_YAML_SYNTAX' ? 'YAML syntax error' : 'validation failed'), 2);
+    super(code, formatIssues(file, sortIssues(issues), code === 'PIPE_YAML_SYNTAX' ? 'YAML syntax error' : 'validation failed'), 2);
   }
+}
+
+/** File positions in line order, then the `--set` overrides (stable). */
+function sortIssues(issues: readonly ConfigIssue[]): ConfigIssue[] {
+  return [...issues].sort((a, b) => Number(a.override !== undefined) - Number(b.override !== undefined) || a.pos.line - b.pos.line || a.pos.col - b.pos.col);
 }
 
 /** `'<file>' validation failed: N errors` then `file:line:col: path: message` and the line. */
@@ -57,24 +63,17 @@ export async function readSource(path: string): Promise<SourceFile> {
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true, version: '1.2', prettyErrors: false });
   const file: SourceFile = { path, text, doc, lines };
-  if (doc.errors.length > 0) {
-    const issues = doc.errors.map((e) => ({
-      pos: offsetPos(file, e.pos[0]),
-      path: '',
-      message: e.code === 'DUPLICATE_KEY' ? duplicateKeyMessage(file, e.pos[0]) : e.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, ''),
-    }));
-    throw new ConfigError(file, issues, 'PIPE_YAML_SYNTAX');
-  }
+  if (doc.errors.length > 0) throw new ConfigError(file, syntaxIssues(file, doc.errors), 'PIPE_YAML_SYNTAX');
   return file;
 }
 
-function duplicateKeyMessage(file: SourceFile, offset: number): string {
-  const key = /^[^:\n]*/.exec(file.text.slice(offset))?.[0]?.trim() ?? '';
-  const before = file.text.slice(0, offset);
-  const re = new RegExp(`^[ \\t-]*${key.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\s*:`, 'gm');
-  const firsts = [...before.matchAll(re)].map((m) => offsetPos(file, (m.index ?? 0) + m[0].indexOf(key)).line);
-  const first = firsts.at(-1);
-  return `duplicate key '${key}'${first ? ` (first defined on line ${first})` : ''}`;
+/**
+ * The issue for config path `path` of `source` (its position, or the `--set` override that set
+ * it); for the checks run after loading (src/dag).
+ */
+export function issueAt(source: SourceFile | undefined, path: readonly (string | number)[], message: string): ConfigIssue {
+  const override = source?.overrides ? overrideFor(path, source.overrides)?.expr : undefined;
+  return { pos: source ? positionOf(source, path) : { line: 1, col: 1 }, path: dotted(path), message, ...(override !== undefined ? { override } : {}) };
 }
 
 /**
@@ -83,6 +82,10 @@ function duplicateKeyMessage(file: SourceFile, offset: number): string {
  */
 export async function loadPipeline(path: string, overrides: readonly Override[] = []): Promise<{ config: PipelineConfig; source: SourceFile }> {
   const source = await readSource(path);
+  if (overrides.length) source.overrides = overrides;
+  if (source.doc.contents === null) {
+    throw new ConfigError(source, [{ pos: { line: 1, col: 1 }, path: '', message: 'the file is empty; a pipeline file needs at least `name:` and `stages:`' }]);
+  }
   const data: unknown = source.doc.toJS() ?? {};
   if (overrides.length) {
     if (typeof data !== 'object' || data === null || Array.isArray(data)) throw new ConfigError(source, [{ pos: { line: 1, col: 1 }, path: '', message: 'the file is not a mapping' }]);
@@ -102,8 +105,6 @@ export async function loadPipeline(path: string, overrides: readonly Override[] 
       path: dotted(i.path),
       message: i.message,
     }));
-    // File positions in line order, then the overrides.
-    issues.sort((a, b) => Number(a.override !== undefined) - Number(b.override !== undefined) || a.pos.line - b.pos.line || a.pos.col - b.pos.col);
     throw new ConfigError(source, issues);
   }
   return { config: data as PipelineConfig, source };

@@ -46,7 +46,8 @@ export function applyOverrides(data: Record<string, unknown>, overrides: readonl
       const next = node[seg];
       if (next === undefined || next === null) node[seg] = {};
       else if (typeof next !== 'object' || Array.isArray(next)) {
-        throw new PipelineError('PIPE_USAGE', `--set ${o.expr}: '${o.path.slice(0, i + 1).join('.')}' is ${Array.isArray(next) ? 'a list' : `the value ${JSON.stringify(next)}`}, not a mapping`);
+        const what = Array.isArray(next) ? 'a list' : `the value ${JSON.stringify(next)}`;
+        throw new PipelineError('PIPE_USAGE', `--set ${o.expr}: cannot set '${o.path[i + 1]}' inside '${o.path.slice(0, i + 1).join('.')}', which is ${what}, not a mapping`);
       }
       node = node[seg] as Record<string, unknown>;
     });

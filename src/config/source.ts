@@ -4,6 +4,7 @@
  * (a missing key), step up to its parent, at most 5 levels.
  */
 import { isMap, isPair, isScalar, isSeq, LineCounter, type Document, type Node } from 'yaml';
+import type { Override } from './overrides.js';
 
 /** A position in a source file; line and column are 1-based. */
 export interface SourcePos {
@@ -18,6 +19,8 @@ export interface SourceFile {
   text: string;
   doc: Document.Parsed;
   lines: LineCounter;
+  /** The `--set` overrides applied to it, so later checks can point at them. */
+  overrides?: readonly Override[];
 }
 
 /** Finds the node at `path`; with `key: true`, the key node of the last segment instead. */
@@ -63,7 +66,9 @@ export function excerpt(file: SourceFile, pos: SourcePos): string {
   const text = file.text.split(/\r?\n/)[pos.line - 1] ?? '';
   const num = String(pos.line);
   const gutter = ' '.repeat(num.length);
-  return `  ${num} | ${text}\n  ${gutter} | ${' '.repeat(Math.max(0, pos.col - 1))}^`;
+  // Tabs stay tabs under the line so the caret lines up whatever the terminal's tab width.
+  const pad = text.slice(0, Math.max(0, pos.col - 1)).replace(/[^\t]/g, ' ');
+  return `  ${num} | ${text}\n  ${gutter} | ${pad}^`;
 }
 
 /** `a.b.0.c` form of a config path, as used in messages and `--set`. */

@@ -28,5 +28,6 @@ export interface PipelineConfig {
   seed: number;
   engine: { backend: BackendName };
   stages: Record<string, StageConfig>;
-  sweep?: Record<string, unknown[]>;
+  /** Grid form `{ <dotted.path>: [values] }`, or `{ mode, trials?, seed?, params }` (src/sweep/spec.ts). */
+  sweep?: Record<string, unknown[]> | { mode: 'grid' | 'random'; trials?: number; seed?: number; params: Record<string, unknown[]> };
 }

@@ -5,8 +5,8 @@
  * - an architecture's minimum input size fits the images after augmentation.
  * Anchor: DVC `repo/graph.py` checks as named errors, Keras applications' input-size checks.
  */
-import type { ConfigIssue } from '../config/load.js';
-import { positionOf, type SourceFile } from '../config/source.js';
+import { issueAt, type ConfigIssue } from '../config/load.js';
+import type { SourceFile } from '../config/source.js';
 import type { PipelineConfig, StageKindName } from '../config/types.js';
 import type { OpSpec } from '../data/transforms.js';
 import { outputSize } from '../data/transforms.js';
@@ -28,24 +28,38 @@ const REQUIRES: Partial<Record<StageKindName, StageKindName[][]>> = {
 /** The semantic issues of a compiled pipeline (empty when fine). */
 export function semanticIssues(config: PipelineConfig, ancestorsOf: (name: string) => string[], source?: SourceFile): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
-  const at = (path: (string | number)[], message: string): void => {
-    issues.push({ pos: source ? positionOf(source, path) : { line: 1, col: 1 }, path: path.join('.'), message });
-  };
+  const at = (path: (string | number)[], message: string): void => void issues.push(issueAt(source, path, message));
   const kindOf = (n: string): StageKindName => config.stages[n]!.kind;
+  const isTrain = (n: string): boolean => kindOf(n) === 'freeze-train' || kindOf(n) === 'unfreeze-train';
   for (const [name, stage] of Object.entries(config.stages)) {
     const anc = ancestorsOf(name);
     for (const kinds of REQUIRES[stage.kind] ?? []) {
-      if (!anc.some((a) => kinds.includes(kindOf(a)))) at(['stages', name, 'needs'], `a ${stage.kind} stage reads from a ${kinds.join(' or ')} stage; add one to its needs (directly or upstream)`);
+      if (!anc.some((a) => kinds.includes(kindOf(a)))) {
+        at(['stages', name, 'needs'], `stage '${name}' (${stage.kind}) reads the output of a ${kinds.join(' or ')} stage, but none is upstream of it; add one to its needs (directly or through another stage)`);
+      }
     }
-    if (stage.kind === 'freeze-train' || stage.kind === 'unfreeze-train') {
-      const chain = [name, ...anc.filter((a) => kindOf(a) === 'freeze-train' || kindOf(a) === 'unfreeze-train')];
+    if (isTrain(name)) {
+      const chain = [...anc.filter(isTrain).reverse(), name];
       const total = chain.reduce((n, s) => n + Number((config.stages[s]!.with as { epochs?: number }).epochs ?? 0), 0);
-      const isLast = !Object.entries(config.stages).some(([o, s]) => (s.kind === 'freeze-train' || s.kind === 'unfreeze-train') && ancestorsOf(o).includes(name));
-      if (isLast && total === 0) at(['stages', name, 'with', 'epochs'], `the training stages ${chain.reverse().join(', ')} train for 0 epochs in all; give at least one of them epochs >= 1`);
+      const isLast = !Object.keys(config.stages).some((o) => isTrain(o) && ancestorsOf(o).includes(name));
+      if (isLast && total === 0) {
+        at(['stages', name, 'with', 'epochs'], chain.length === 1
+          ? `stage '${name}' trains for 0 epochs; set epochs >= 1`
+          : `the training stages ${chain.join(', ')} train for 0 epochs in all; give at least one of them epochs >= 1`);
+      }
     }
     if (stage.kind === 'build-model') checkInputSize(config, name, ancestorsOf, at);
   }
   return issues;
+}
+
+/** Image size (height, width) of a download stage's images, when known before running. */
+function datasetSize(w: Record<string, unknown>): [number, number] | undefined {
+  const size = w['image_size'];
+  if (typeof size === 'number') return [size, size];
+  if (Array.isArray(size) && size.length === 2) return [Number(size[0]), Number(size[1])];
+  const side = DATASET_SIZE[String(w['dataset'])];
+  return side === undefined ? undefined : [side, side];
 }
 
 function checkInputSize(config: PipelineConfig, model: string, ancestorsOf: (n: string) => string[], at: (p: (string | number)[], m: string) => void): void {
@@ -59,13 +73,15 @@ function checkInputSize(config: PipelineConfig, model: string, ancestorsOf: (n: 
     if (!anc.includes(model)) continue;
     for (const aug of anc.filter((a) => config.stages[a]!.kind === 'augment')) {
       const data = ancestorsOf(aug).find((a) => config.stages[a]!.kind === 'download');
-      const size = data ? DATASET_SIZE[String(config.stages[data]!.with['dataset'])] : undefined;
+      const size = data ? datasetSize(config.stages[data]!.with) : undefined;
       if (size === undefined) continue;
-      const w = config.stages[aug]!.with as { train?: OpSpec[] };
-      const [h, wd] = outputSize(w.train ?? [], size, size);
-      if (Math.min(h, wd) < min) {
-        at(['stages', model, 'with', 'arch'], `${arch} needs inputs of at least ${min}x${min} px, but stage '${aug}' gives ${h}x${wd} images; add a resize op to its train and test lists`);
-        return;
+      const w = config.stages[aug]!.with as { train?: OpSpec[]; test?: OpSpec[] };
+      for (const split of ['train', 'test'] as const) {
+        const [h, wd] = outputSize(w[split] ?? [], size[0], size[1]);
+        if (Math.min(h, wd) < min) {
+          at(['stages', model, 'with', 'arch'], `${arch} needs images of at least ${min}x${min} px, but stage '${aug}' makes ${h}x${wd} ${split} images (from ${size[0]}x${size[1]} ${String(config.stages[data!]!.with['dataset'])}); add a resize op of at least ${min} px (\`- resize: { size: ${min} }\`) to its train and test lists`);
+          return;
+        }
       }
     }
   }

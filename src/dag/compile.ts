@@ -8,8 +8,8 @@
  * stage, and cycles (every stage of the cycle is listed, `a -> b -> a`).
  * Anchors: DVC `repo/graph.py` `build_graph` / `check_acyclic`, `plan_repro` (post-order walk).
  */
-import { ConfigError, type ConfigIssue } from '../config/load.js';
-import { positionOf, type SourceFile } from '../config/source.js';
+import { ConfigError, issueAt, type ConfigIssue } from '../config/load.js';
+import type { SourceFile } from '../config/source.js';
 import { didYouMean } from '../config/suggest.js';
 import type { PipelineConfig, StageConfig } from '../config/types.js';
 import { semanticIssues } from './checks.js';
@@ -40,12 +40,8 @@ export function compileDag(config: PipelineConfig, source?: SourceFile): Dag {
     const stage = config.stages[name]!;
     stage.needs.forEach((dep, i) => {
       if (!(dep in config.stages)) {
-        const path = ['stages', name, 'needs', i];
-        unknown.push({
-          pos: source ? positionOf(source, path) : { line: 1, col: 1 },
-          path: path.join('.'),
-          message: `stage '${name}' needs '${dep}', which is not a stage of this pipeline.${didYouMean(dep, names)}`,
-        });
+        const hint = didYouMean(dep, names) || ` Stages: ${names.join(', ')}.`;
+        unknown.push(issueAt(source, ['stages', name, 'needs', i], `stage '${name}' needs '${dep}', which is not a stage of this pipeline.${hint}`));
       }
     });
     nodes.set(name, { name, config: stage, needs: [...stage.needs] });
@@ -53,13 +49,13 @@ export function compileDag(config: PipelineConfig, source?: SourceFile): Dag {
   if (unknown.length) throw new ConfigError(source ?? { path: config.name }, unknown, 'PIPE_UNKNOWN_NEEDS');
   const cycle = findCycle(names, (n) => nodes.get(n)!.needs);
   if (cycle) {
-    const path = ['stages', cycle[0]!, 'needs'];
-    const issue: ConfigIssue = {
-      pos: source ? positionOf(source, path) : { line: 1, col: 1 },
-      path: path.join('.'),
-      message: cycle.length === 2 ? `stage '${cycle[0]}' depends on itself` : `cycle between stages: ${cycle.join(' -> ')}`,
-    };
-    throw new ConfigError(source ?? { path: config.name }, [issue], 'PIPE_CYCLE');
+    // cycle = [a, b, ..., a] in data-flow order: a needs the stage just before its last occurrence.
+    const first = cycle[0]!;
+    const path = ['stages', first, 'needs', nodes.get(first)!.needs.indexOf(cycle.at(-2)!)];
+    const message = cycle.length === 2
+      ? `stage '${first}' needs itself; remove '${first}' from its needs`
+      : `cycle between stages: ${cycle.join(' -> ')} (each stage needs the one before it); remove one of these needs`;
+    throw new ConfigError(source ?? { path: config.name }, [issueAt(source, path, message)], 'PIPE_CYCLE');
   }
   const dag: Dag = { nodes, order: topoOrder(names, (n) => nodes.get(n)!.needs) };
   const issues = semanticIssues(config, (n) => ancestors(dag, n), source);

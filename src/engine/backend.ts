@@ -7,7 +7,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { PipelineError } from '../errors.js';
 import type { BackendName } from '../config/types.js';
-import { registerBatchNormGrad, registerWasmKernels } from './kernels/register.js';
+import { kernelRoute, registerBatchNormGrad, registerWasmKernels } from './kernels/register.js';
 
 /** What the engine runs on. */
 export interface EngineInfo {
@@ -58,7 +58,9 @@ export async function initEngine(requested: BackendName): Promise<EngineInfo> {
     if (why === undefined) {
       await tf.ready();
       const backend = tf.getBackend();
-      const device = backend === 'wasm' ? 'CPU, WebAssembly SIMD, 1 thread' : backend === 'cpu' ? 'CPU, pure JavaScript (slow: tests only)' : name === 'tensorflow-gpu' ? 'GPU, libtensorflow' : 'CPU, libtensorflow';
+      const route = kernelRoute();
+      const wasmDevice = route?.route === 'native' ? `CPU, WebAssembly SIMD, 1 thread; ${route.detail}` : 'CPU, WebAssembly SIMD, 1 thread';
+      const device = backend === 'wasm' ? wasmDevice : backend === 'cpu' ? 'CPU, pure JavaScript (slow: tests only)' : name === 'tensorflow-gpu' ? 'GPU, libtensorflow' : 'CPU, libtensorflow';
       const note = skipped.length ? ` (skipped: ${skipped.join('; ')})` : '';
       return { backend, requested, description: `${backend} [${device}]${note}` };
     }

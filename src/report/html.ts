@@ -6,6 +6,7 @@
 import { stringify } from 'yaml';
 
 import type { SplitReport } from '../eval/split-report.js';
+import type { EpochRecord } from '../train/loop.js';
 
 /** A chart to show: its title and its SVG document. */
 export interface ReportFigure {
@@ -22,17 +23,8 @@ export interface ReportEvaluation {
   splits: Partial<Record<string, SplitReport>>;
 }
 
-/** One row of the training history. */
-export interface ReportEpoch {
-  epoch: number;
-  phase: string;
-  train_loss: number;
-  train_accuracy: number;
-  test_loss: number;
-  test_accuracy: number;
-  lr: number;
-  epoch_seconds: number;
-}
+/** One row of the training history: the fields of the training loop's epoch record it shows. */
+export type ReportEpoch = Pick<EpochRecord, 'epoch' | 'phase' | 'train_loss' | 'train_accuracy' | 'test_loss' | 'test_accuracy' | 'lr' | 'epoch_seconds'>;
 
 /** Everything report.html shows. */
 export interface ReportInput {

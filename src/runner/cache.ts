@@ -2,14 +2,14 @@
  * The stage cache. A stage's key is the sha256 of the canonical JSON (sorted keys) of its kind,
  * implementation version, resolved params, the run seed and the keys of its upstream stages, so
  * a change anywhere upstream changes every key below it. Each run writes runs/<run>/lock.json
- * (stage -> key, params, upstream, output folder, finished); runs/.cache/index.json maps a key
- * to the folder holding that stage's finished outputs.
+ * (stage -> key, params, upstream, output folder, finished); runs/.cache/keys/<key> names the
+ * folder holding that stage's finished outputs.
  * Anchor: DVC `stage/cache.py` `_get_stage_hash`, dvc.lock; `plan_repro` for the decisions.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, readdir, rename, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 
 /** JSON with object keys sorted at every level. */
 export function canonicalJson(value: unknown): string {
@@ -78,40 +78,43 @@ export function writeLock(runDir: string, lock: Lock): Promise<void> {
   return writeJsonAtomic(join(runDir, 'lock.json'), lock);
 }
 
-/** The key -> output folder index of finished stages, shared by all runs under runs/. */
+/**
+ * The key -> output folder index of finished stages, shared by all runs under runs/: one small
+ * file per key, runs/.cache/keys/<key>, holding the folder. Separate files (each written to a
+ * uniquely named temporary file, then renamed) make concurrent runs safe (`pipe run --parallel`
+ * sweeps, two terminals): a writer never rewrites another key's entry, and readers see either
+ * the old or the new file, never half of one. The old single runs/.cache/index.json is still
+ * read as a fallback, never written.
+ */
 export class StageIndex {
-  private entries: Record<string, string> | undefined;
+  private legacy: Promise<Record<string, string>> | undefined;
 
   constructor(private readonly runsDir: string) {}
 
-  private get path(): string {
-    return join(this.runsDir, '.cache', 'index.json');
+  private keyPath(key: string): string {
+    if (!/^[0-9a-f]{64}$/.test(key)) throw new Error(`stage cache: malformed key '${key}'`);
+    return join(this.runsDir, '.cache', 'keys', key);
   }
 
-  private async load(): Promise<Record<string, string>> {
-    if (!this.entries) {
-      try {
-        this.entries = JSON.parse(await readFile(this.path, 'utf8')) as Record<string, string>;
-      } catch {
-        this.entries = {};
-      }
-    }
-    return this.entries;
+  private async fromLegacy(key: string): Promise<string | undefined> {
+    this.legacy ??= readFile(join(this.runsDir, '.cache', 'index.json'), 'utf8').then((t) => JSON.parse(t) as Record<string, string>, () => ({}));
+    return (await this.legacy)[key];
   }
 
   /** The folder of a finished stage with this key, if it still exists. */
   async lookup(key: string): Promise<string | undefined> {
-    const dir = (await this.load())[key];
+    const dir = (await readFile(this.keyPath(key), 'utf8').catch(() => undefined)) ?? (await this.fromLegacy(key));
     return dir !== undefined && existsSync(join(dir, '.done')) ? dir : undefined;
   }
 
   /** Marks `dir` finished (writes its .done marker) and indexes it under `key`. */
   async record(key: string, dir: string): Promise<void> {
     await writeFile(join(dir, '.done'), key);
-    const entries = await this.load();
-    entries[key] = dir;
-    await mkdir(join(this.runsDir, '.cache'), { recursive: true });
-    await writeJsonAtomic(this.path, entries);
+    const path = this.keyPath(key);
+    await mkdir(dirname(path), { recursive: true });
+    const tmp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+    await writeFile(tmp, dir);
+    await rename(tmp, path);
   }
 }
 

@@ -74,7 +74,10 @@ function whyChanged(name: string, parts: KeyParts, previous: Lock | undefined, e
     const rerun = ups.filter((u) => earlier.find((e) => e.name === u)?.decision === 'run');
     return `upstream changed: ${(rerun.length ? rerun : ups).join(', ')}`;
   }
-  if (JSON.stringify(prev.parts.extra) !== JSON.stringify(parts.extra)) return 'inputs changed';
+  if (JSON.stringify(prev.parts.extra) !== JSON.stringify(parts.extra)) {
+    const src = (parts.params as { source?: unknown } | undefined)?.source;
+    return typeof src === 'string' ? `input files changed (stages.${name}.with.source: ${src})` : 'input files changed';
+  }
   return prev.status === 'done' ? 'outputs missing' : `did not finish last time (${prev.status})`;
 }
 

@@ -17,6 +17,7 @@ import { compileDag, type Dag } from '../dag/compile.js';
 import { initEngine, type EngineInfo } from '../engine/backend.js';
 import { PipelineError, StageFailedError } from '../errors.js';
 import { runsDir } from '../paths.js';
+import { TOOL_VERSION } from '../version.js';
 import { flattenParams } from '../tracking/params.js';
 import { resolveStore, startTracker, type Tracker } from '../tracking/tracker.js';
 import { previousLocks, readLock, StageIndex, writeLock, type Lock } from './cache.js';
@@ -42,6 +43,12 @@ export interface RunOptions {
   /** Where progress goes. @defaultValue process.stdout */
   out?: NodeJS.WritableStream & { isTTY?: boolean };
   signal?: AbortSignal;
+  /** Id of a new run (runs/<runId>), format `YYYYMMDDTHHMMSS-<hex>`. @defaultValue now + random hex */
+  runId?: string;
+  /** MLflow run name of a new run. @defaultValue `<pipeline>-<runId>` */
+  runName?: string;
+  /** Extra tags on a new run, e.g. `mlflow.parentRunId` for a sweep's trials. */
+  tags?: Record<string, string>;
 }
 
 /** What a finished run produced. */
@@ -55,7 +62,6 @@ export interface RunResult {
   outputs: Map<string, unknown>;
 }
 
-export const TOOL_VERSION = '0.1.0';
 
 /** Loads, validates and compiles a pipeline file (with overrides). */
 export async function compilePipeline(file: string, overrides: Override[] = []): Promise<{ config: PipelineConfig; dag: Dag }> {
@@ -97,8 +103,13 @@ export async function runPipeline(file: string, opts: RunOptions = {}): Promise<
   const resumed = opts.resume ? await findResumable(config, opts.resume) : undefined;
   const engine = await initEngine(config.engine.backend);
   out.write(`pipe: engine ${engine.description}\n`);
+  if (trackingUri && /^https?:/.test(trackingUri)) {
+    const { replayPendingSpools } = await import('./pending-spools.js');
+    for (const line of await replayPendingSpools(runsDir())) out.write(`pipe: ${line}\n`);
+  }
 
-  const runId = resumed?.runId ?? `${new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '')}-${randomBytes(3).toString('hex')}`;
+  if (opts.runId !== undefined && !/^\d{8}T\d{6}-[0-9a-f]+$/.test(opts.runId)) throw new PipelineError('PIPE_USAGE', `run id '${opts.runId}': expected YYYYMMDDTHHMMSS-<hex>`);
+  const runId = resumed?.runId ?? opts.runId ?? `${new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '')}-${randomBytes(3).toString('hex')}`;
   const runDir = join(runsDir(), runId);
   await mkdir(runDir, { recursive: true });
   const resolvedPath = join(runDir, 'resolved.yaml');
@@ -106,7 +117,7 @@ export async function runPipeline(file: string, opts: RunOptions = {}): Promise<
   const git = await gitInfo(resolve(file));
   const tracker: Tracker = await startTracker(trackingUri, runsDir(), {
     experiment: config.experiment ?? config.name,
-    runName: `${config.name}-${runId}`,
+    runName: opts.runName ?? `${config.name}-${runId}`,
     user: safeUser(),
     runDir,
     resumeRunId: resumed?.mlflowRunId,
@@ -119,6 +130,7 @@ export async function runPipeline(file: string, opts: RunOptions = {}): Promise<
       'pipe.version': TOOL_VERSION,
       'pipe.config_hash': createHash('sha256').update(JSON.stringify(config)).digest('hex').slice(0, 16),
       'pipe.run_dir': runDir,
+      ...opts.tags,
     },
   });
   await tracker.logParams(flattenParams(config));
@@ -143,6 +155,7 @@ export async function runPipeline(file: string, opts: RunOptions = {}): Promise<
   const settle = new Map<string, (o: StageOutcome) => void>();
   for (const n of dag.order) outcomes.set(n, new Promise((r) => settle.set(n, r)));
   let firstFailure: { stage: string; error: unknown } | undefined;
+  const failures: { stage: string; error: unknown }[] = [];
   const index = new StageIndex(runsDir());
 
   const tasks = new Listr(
@@ -158,7 +171,10 @@ export async function runPipeline(file: string, opts: RunOptions = {}): Promise<
             return saveLock();
           },
         });
-        if (outcome.status === 'failed' && !firstFailure) firstFailure = { stage: entry.name, error: outcome.error };
+        if (outcome.status === 'failed') {
+          failures.push({ stage: entry.name, error: outcome.error });
+          firstFailure ??= failures[0];
+        }
         settle.get(entry.name)!(outcome);
         if (outcome.status === 'failed') throw outcome.error; // listr marks the task failed; exitOnError is off
 
@@ -182,7 +198,12 @@ export async function runPipeline(file: string, opts: RunOptions = {}): Promise<
     if (firstFailure) {
       const skipped = Object.entries(lock.stages).filter(([, s]) => s.status === 'skipped').map(([n]) => n);
       const e = new StageFailedError(firstFailure.stage, firstFailure.error);
-      if (skipped.length) e.message += `\nStages ${skipped.join(', ')} were skipped due to this failure.`;
+      if (failures.length > 1) {
+        const why = (f: { error: unknown }): string => (f.error instanceof Error ? f.error.message : String(f.error));
+        e.message = `${failures.length} stages failed:\n${failures.map((f) => `  ${f.stage}: ${why(f)}`).join('\n')}`;
+      }
+      if (skipped.length === 1) e.message += `\nStage ${skipped[0]} was skipped due to ${failures.length > 1 ? 'these failures' : 'this failure'}.`;
+      else if (skipped.length) e.message += `\nStages ${skipped.join(', ')} were skipped due to ${failures.length > 1 ? 'these failures' : 'this failure'}.`;
       throw e;
     }
     await tracker.end('FINISHED');

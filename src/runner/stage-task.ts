@@ -51,7 +51,7 @@ export async function runStageTask(a: StageTaskArgs): Promise<StageOutcome> {
   const bad = ups.filter(([, o]) => o.status !== 'done').map(([d]) => d);
   if (bad.length || a.stopNew() || a.signal.aborted) {
     await a.onStatus('skipped');
-    task.skip(`${task.title}: skipped (${bad.length ? `upstream ${bad.join(', ')} did not finish` : a.signal.aborted ? 'interrupted' : 'an earlier stage failed'})`);
+    task.skip(bad.length ? `upstream ${bad.join(', ')} did not finish` : a.signal.aborted ? 'interrupted' : 'an earlier stage failed');
     return { status: 'skipped' };
   }
   const def = stageDefinition(node.config.kind);

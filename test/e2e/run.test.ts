@@ -132,7 +132,7 @@ test('a stage that throws: task failed, run FAILED, exit 1', async () => {
   assert.equal(r.exitCode, 1, r.stderr);
   assert.match(r.stderr, /^✖ data \(download\) \[FAILED/m, 'the task shows failed');
   assert.match(r.stderr, /^pipe: stage 'data' failed: fashion-mnist: source folder \.\/no-such-dir does not exist$/m);
-  assert.match(r.stderr, /^Stages a were skipped due to this failure\.$/m);
+  assert.match(r.stderr, /^Stage a was skipped due to this failure\.$/m);
   assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
   const store = join(r.root, 'runs', 'mlruns');
   const { runId } = onlyRun(store);

@@ -80,7 +80,7 @@ const GOLDEN: [string, string, string][] = [
     'missing required key points at the parent',
     'name: a\nstages:\n  d:\n    with: {}\n',
     `'<root>/p.yaml' validation failed: 1 error
-<root>/p.yaml:4:5: stages.d: missing required key 'kind'
+<root>/p.yaml:4:5: stages.d: missing required key 'kind' (one of download, augment, build-model, freeze-train, unfreeze-train, evaluate, plot)
   4 |     with: {}
     |     ^`,
   ],
@@ -96,7 +96,7 @@ const GOLDEN: [string, string, string][] = [
     'duplicate key names both lines',
     'name: a\nname: b\nstages: { e: { kind: evaluate } }\n',
     `'<root>/p.yaml' YAML syntax error: 1 error
-<root>/p.yaml:2:1: duplicate key 'name' (first defined on line 1)
+<root>/p.yaml:2:1: duplicate key 'name' (first defined on line 1); remove one of them
   2 | name: b
     | ^`,
   ],
@@ -112,17 +112,17 @@ const GOLDEN: [string, string, string][] = [
     'cycle lists every stage',
     'name: a\nstages:\n  a: { kind: evaluate, needs: [c] }\n  b: { kind: evaluate, needs: [a] }\n  c: { kind: evaluate, needs: [b] }\n',
     `'<root>/p.yaml' validation failed: 1 error
-<root>/p.yaml:3:31: stages.a.needs: cycle between stages: a -> b -> c -> a
+<root>/p.yaml:3:32: stages.a.needs.0: cycle between stages: a -> b -> c -> a (each stage needs the one before it); remove one of these needs
   3 |   a: { kind: evaluate, needs: [c] }
-    |                               ^`,
+    |                                ^`,
   ],
   [
     'a stage depending on itself',
     'name: a\nstages:\n  a: { kind: evaluate, needs: [a] }\n',
     `'<root>/p.yaml' validation failed: 1 error
-<root>/p.yaml:3:31: stages.a.needs: stage 'a' depends on itself
+<root>/p.yaml:3:32: stages.a.needs.0: stage 'a' needs itself; remove 'a' from its needs
   3 |   a: { kind: evaluate, needs: [a] }
-    |                               ^`,
+    |                                ^`,
   ],
 ];
 

@@ -1,6 +1,9 @@
 /**
- * Tests for the training kernels registered for tfjs's wasm backend (src/engine/kernels/*.ts) and
- * the FusedBatchNorm gradient (src/engine/batch-norm-grad.ts).
+ * Tests for the training kernels registered for tfjs's wasm backend (src/engine/kernels/*.ts, and
+ * the native addon's src/engine/native/*.ts where it is built) and the FusedBatchNorm gradient
+ * (src/engine/batch-norm-grad.ts). Convolution, depthwise, batch-norm and training tests run once
+ * per kernel route: `wasm` (always) and `native` (when the addon loads; skipped otherwise, with
+ * the reason). The native-only kernels are tested in kernels-native.test.ts.
  *
  * References are computed independently: the pure-JS `cpu` backend's own kernels for the same op
  * on the same seeded inputs, tfjs-core's original FusedBatchNorm gradient, and batch norm written
@@ -17,7 +20,9 @@ import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 
 import { fusedBatchNormGradConfig } from '../../src/engine/batch-norm-grad.js';
-import { registerBatchNormGrad, registerWasmKernels } from '../../src/engine/kernels/register.js';
+import { registerBatchNormGrad, registerWasmKernels, setKernelRoute, type KernelRoute } from '../../src/engine/kernels/register.js';
+import { loadDnnl } from '../../src/engine/native/dnnl.js';
+import { compareBackends, data, gradsOn, maxAbs, maxRelErr, seeded, TOL, valueOn, weightedSum, type Data } from './kernel-helpers.js';
 
 tf.env().set('PROD', true); // as src/engine/backend.ts does: no "install tfjs-node" banner
 
@@ -26,80 +31,23 @@ const WASM_OWN_INPUT_KERNEL = tf.getKernel('Conv2DBackpropInput', 'wasm');
 const REGISTERED = registerWasmKernels();
 registerBatchNormGrad();
 
-// ---------------------------------------------------------------------------------------------
-// Helpers
+const DNNL = loadDnnl();
+/** Each route's tests; the native ones are skipped, with the reason, when the addon is absent. */
+const ROUTES: Array<{ route: KernelRoute; skip: string | false }> = [
+  { route: 'wasm', skip: false },
+  { route: 'native', skip: DNNL.addon ? false : `native addon unavailable: ${DNNL.addon ? '' : DNNL.reason}` },
+];
 
-/** Deterministic uniform numbers in [lo, hi) from a 32-bit LCG (Numerical Recipes constants). */
-function seeded(n: number, seed: number, lo = -1, hi = 1): Float32Array {
-  let s = (seed * 2654435761) >>> 0;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = lo + (hi - lo) * (s / 4294967296);
-  }
-  return out;
-}
-
-const sizeOf = (shape: number[]): number => shape.reduce((a, b) => a * b, 1);
-
-/** An input as plain data, so that it can be rebuilt on either backend. */
-interface Data { shape: number[]; values: Float32Array }
-const data = (shape: number[], seed: number, lo = -1, hi = 1): Data => ({ shape, values: seeded(sizeOf(shape), seed, lo, hi) });
-
-/**
- * max |a - b| / max(max |b|, 1e-6): the error relative to the reference's largest magnitude.
- * Infinity when a has a non-finite value or the lengths differ.
- */
-function maxRelErr(a: Float32Array, b: Float32Array): number {
-  if (a.length !== b.length) return Infinity;
-  let maxB = 0, maxD = 0;
-  for (let i = 0; i < a.length; i++) {
-    const ai = a[i]!, bi = b[i]!;
-    if (!Number.isFinite(ai) || !Number.isFinite(bi)) return Infinity;
-    maxB = Math.max(maxB, Math.abs(bi));
-    maxD = Math.max(maxD, Math.abs(ai - bi));
-  }
-  return maxD / Math.max(maxB, 1e-6);
-}
-
-const maxAbs = (a: Float32Array): number => a.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
-
-/**
- * Gradients of `loss(...inputs)` w.r.t. every input on `backend`, read back as Float32Arrays.
- * Every tensor made here is disposed.
- */
-async function gradsOn(backend: 'cpu' | 'wasm', loss: (...ts: tf.Tensor[]) => tf.Scalar, inputs: Data[]): Promise<Float32Array[]> {
-  assert.ok(await tf.setBackend(backend), `${backend} backend did not initialise`);
-  const ts = inputs.map((d) => tf.tensor(d.values, d.shape));
-  try {
-    const gs = tf.grads(loss)(ts);
-    const out = gs.map((g, i) => {
-      assert.deepEqual(g.shape, inputs[i]!.shape, `gradient ${i} has the input's shape`);
-      return Float32Array.from(g.dataSync());
+/** describe() once per route, the route registered before its tests run. */
+function perRoute(title: string, body: (route: KernelRoute) => void): void {
+  for (const { route, skip } of ROUTES) {
+    describe(`${title} [${route} route]`, { skip }, () => {
+      before(() => {
+        setKernelRoute(route);
+      });
+      body(route);
     });
-    tf.dispose(gs);
-    return out;
-  } finally {
-    tf.dispose(ts);
   }
-}
-
-/** sum(y * r), r a fixed pseudo-random tensor of y's shape, so that dy is not all ones. */
-function weightedSum(y: tf.Tensor, seed = 99): tf.Scalar {
-  return tf.sum(tf.mul(y, tf.tensor(seeded(y.size, seed), y.shape)));
-}
-
-const TOL = 1e-5;
-
-/** Compares wasm's gradients with cpu's for the same loss and inputs. */
-async function compareBackends(loss: (...ts: tf.Tensor[]) => tf.Scalar, inputs: Data[], names: string[], tol = TOL): Promise<void> {
-  const ref = await gradsOn('cpu', loss, inputs);
-  const got = await gradsOn('wasm', loss, inputs);
-  names.forEach((name, i) => {
-    assert.ok(maxAbs(ref[i]!) > 0, `${name}: the reference gradient is all zeros (test is vacuous)`);
-    const e = maxRelErr(got[i]!, ref[i]!);
-    assert.ok(e <= tol, `${name}: max relative error ${e.toExponential(2)} > ${tol}`);
-  });
 }
 
 before(async () => {
@@ -114,18 +62,37 @@ after(async () => {
 // ---------------------------------------------------------------------------------------------
 
 describe('registration', () => {
-  it('replaces the wasm kernels, keeping the original Conv2DBackpropInput setupFunc', () => {
-    assert.deepEqual([...REGISTERED].sort(), [
-      'Conv2DBackpropFilter', 'Conv2DBackpropInput', 'DepthwiseConv2dNativeBackpropFilter', 'DepthwiseConv2dNativeBackpropInput',
-    ]);
+  const WASM_ROUTE = ['Conv2DBackpropFilter', 'Conv2DBackpropInput', 'DepthwiseConv2dNativeBackpropFilter', 'DepthwiseConv2dNativeBackpropInput'];
+
+  it('registers the auto route once, before the backend starts (idempotent)', () => {
+    assert.ok(REGISTERED.length >= WASM_ROUTE.length);
     for (const name of REGISTERED) assert.ok(tf.getKernel(name, 'wasm'), `${name} registered for wasm`);
+    const now = tf.getKernel('Conv2DBackpropInput', 'wasm');
+    assert.deepEqual(registerWasmKernels(), REGISTERED);
+    assert.equal(tf.getKernel('Conv2DBackpropInput', 'wasm'), now, 'a second call registers nothing new');
+  });
+
+  it('wasm route: the four gradient kernels, keeping the original Conv2DBackpropInput setupFunc', () => {
+    const { route, names } = setKernelRoute('wasm');
+    assert.equal(route, 'wasm');
+    assert.deepEqual([...names].sort(), WASM_ROUTE);
     const now = tf.getKernel('Conv2DBackpropInput', 'wasm')!;
     assert.ok(WASM_OWN_INPUT_KERNEL, 'tfjs-backend-wasm ships a Conv2DBackpropInput');
     assert.notEqual(now.kernelFunc, WASM_OWN_INPUT_KERNEL.kernelFunc, 'ours replaced it');
     assert.equal(now.setupFunc, WASM_OWN_INPUT_KERNEL.setupFunc, 'the original setupFunc is kept');
-    // Idempotent: a second call registers nothing new and does not throw.
-    assert.deepEqual(registerWasmKernels(), REGISTERED);
-    assert.equal(tf.getKernel('Conv2DBackpropInput', 'wasm'), now);
+  });
+
+  it('native route: the addon\'s kernels on top, setupFuncs kept', { skip: ROUTES[1]!.skip }, () => {
+    const ownConv = tf.getKernel('Conv2D', 'wasm');
+    const { route, names, detail } = setKernelRoute('native');
+    assert.equal(route, 'native');
+    assert.match(detail, /oneDNN, \d+ threads/);
+    for (const n of [...WASM_ROUTE, 'Conv2D', 'FusedConv2D', 'BatchMatMul', 'Add', 'Mean', 'MaxPoolGrad', 'PipeAdamUpdate']) assert.ok(names.includes(n), `${n} registered`);
+    assert.equal(tf.getKernel('Conv2D', 'wasm')!.setupFunc, ownConv!.setupFunc, 'wasm\'s Conv2D setupFunc is kept for its fallback');
+    assert.equal(tf.getKernel('Conv2DBackpropInput', 'wasm')!.setupFunc, WASM_OWN_INPUT_KERNEL!.setupFunc);
+    setKernelRoute('wasm');
+    assert.equal(tf.getKernel('PipeAdamUpdate', 'wasm'), undefined, 'switching back removes the fused Adam');
+    assert.equal(tf.getKernel('Conv2D', 'wasm'), ownConv, 'and restores wasm\'s own kernels');
   });
 
   it('replaces the FusedBatchNorm gradient', () => {
@@ -160,9 +127,15 @@ const CONV_CASES: ConvCase[] = [
   { name: 'non-square kernel 3x1, non-square input', x: [2, 8, 5, 3], w: [3, 1, 3, 4], strides: [2, 1], pad: 'same' },
   { name: 'non-square kernel 1x5 stride 3 same', x: [1, 7, 11, 2], w: [1, 5, 2, 3], strides: 3, pad: 'same' },
   { name: 'explicit asymmetric padding in conv2d', x: [2, 7, 6, 3], w: [3, 3, 3, 4], strides: 2, pad: [[0, 0], [1, 2], [2, 0], [0, 0]] },
+  // Maps so small that some taps only meet padding (the native route leaves them out).
+  { name: '3x3 same on a 1x1 map (only the centre tap is live)', x: [3, 1, 1, 5], w: [3, 3, 5, 4], strides: 1, pad: 'same' },
+  { name: '3x3 same on a 1x2 map', x: [2, 1, 2, 3], w: [3, 3, 3, 4], strides: 1, pad: 'same' },
+  { name: '3x3 stride 2 same on a 1x1 map', x: [2, 1, 1, 3], w: [3, 3, 3, 4], strides: 2, pad: 'same' },
+  { name: '5x5 same on a 2x2 map', x: [2, 2, 2, 3], w: [5, 5, 3, 2], strides: 1, pad: 'same' },
+  { name: '7x7 explicit pad 3 on a 1x3 map', x: [2, 1, 3, 2], w: [7, 7, 2, 3], strides: 1, pad: [[0, 0], [3, 3], [3, 3], [0, 0]] },
 ];
 
-describe('Conv2D gradients on wasm match cpu', () => {
+perRoute('Conv2D gradients on wasm match cpu', () => {
   let seed = 1;
   for (const c of CONV_CASES) {
     it(c.name, async () => {
@@ -202,6 +175,27 @@ describe('Conv2D gradients on wasm match cpu', () => {
       ['dx', 'dW1', 'dW2'],
     );
   });
+
+  it('fused conv2d with a bias (the tfjs-layers path under gradients): dx, dW, dbias', async () => {
+    const inputs = [data([2, 6, 6, 3], 331), data([3, 3, 3, 4], 332), data([4], 333)];
+    await compareBackends(
+      (x, w, b) => weightedSum(tf.fused.conv2d({ x: x as tf.Tensor4D, filter: w as tf.Tensor4D, bias: b, strides: 2, pad: 'same' })),
+      inputs,
+      ['dx', 'dW', 'dbias'],
+    );
+  });
+
+  for (const activation of ['relu', 'relu6', 'leakyrelu', 'sigmoid', 'elu'] as const) {
+    it(`fused conv2d forward with a bias and ${activation} (inference)`, async () => {
+      const inputs = [data([2, 5, 5, 3], 341, -4, 4), data([3, 3, 3, 6], 342, -2, 2), data([6], 343)];
+      const f = (x: tf.Tensor, w: tf.Tensor, b: tf.Tensor): tf.Tensor => tf.fused.conv2d({ x: x as tf.Tensor4D, filter: w as tf.Tensor4D, bias: b, strides: 1, pad: 'same', activation, leakyreluAlpha: 0.1 });
+      const ref = await valueOn('cpu', (x, w, b) => f(x!, w!, b!), inputs);
+      const got = await valueOn('wasm', (x, w, b) => f(x!, w!, b!), inputs);
+      assert.ok(maxAbs(ref) > 0);
+      const e = maxRelErr(got, ref);
+      assert.ok(e <= TOL, `max relative error ${e.toExponential(2)}`);
+    });
+  }
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -229,7 +223,7 @@ const DW_CASES: DwCase[] = [
   { name: 'm=2 non-square kernel 3x1 stride 2 valid', x: [2, 9, 6, 2], w: [3, 1, 2, 2], strides: 2, pad: 'valid' },
 ];
 
-describe('DepthwiseConv2dNative gradients on wasm match cpu', () => {
+perRoute('DepthwiseConv2dNative gradients on wasm match cpu', () => {
   let seed = 1;
   for (const c of DW_CASES) {
     it(c.name, async () => {
@@ -348,14 +342,21 @@ describe('FusedBatchNorm gradient (cpu): ours vs tfjs-core vs elementary ops', (
     });
   }
 
-  it('on wasm, ours matches cpu (per-channel and training mode)', async () => {
+});
+
+perRoute('FusedBatchNorm gradient on wasm matches cpu', () => {
+  it('per-channel and training mode', async () => {
     for (const c of [BN_CASES[0]!, BN_CASES[5]!]) await compareBackends(c.fused, c.inputs, c.names);
+  });
+
+  it('training mode on a tensor large enough for the native channel sums and element-wise ops', async () => {
+    await compareBackends(bnMomentsCase('large', [4, 16, 16, 64], 680).fused, bnMomentsCase('large', [4, 16, 16, 64], 680).inputs, ['dx', 'doffset', 'dscale']);
   });
 });
 
 // ---------------------------------------------------------------------------------------------
 
-describe('memory', () => {
+perRoute('memory', () => {
   it('gradient calls on wasm leave no tensors or backend buffers behind', async () => {
     assert.ok(await tf.setBackend('wasm'));
     const x = tf.tensor(seeded(2 * 9 * 9 * 4, 700), [2, 9, 9, 4]) as tf.Tensor4D;
@@ -404,11 +405,13 @@ describe('memory', () => {
     const dy = tf.tensor(dyd.values, dyd.shape);
     const kernel = tf.getKernel('Conv2DBackpropFilter', 'wasm')!;
     const info = (t: tf.Tensor): tf.TensorInfo => ({ dataId: t.dataId, shape: t.shape, dtype: t.dtype });
-    const out = kernel.kernelFunc({
+    const res = kernel.kernelFunc({
       inputs: { x: info(x), dy: info(dy) },
       attrs: attrs as unknown as tf.NamedAttrMap,
       backend: tf.backend(),
-    }) as tf.Tensor;
+    }) as tf.TensorInfo;
+    // The wasm route's kernel returns a Tensor, the native one a bare TensorInfo.
+    const out = res instanceof tf.Tensor ? res : tf.engine().makeTensorFromTensorInfo(res);
     const got = Float32Array.from(out.dataSync());
     tf.dispose(out);
     const e = maxRelErr(got, ref);
@@ -424,7 +427,7 @@ describe('memory', () => {
 
 // ---------------------------------------------------------------------------------------------
 
-describe('a tiny conv net trains the same on cpu and wasm', () => {
+perRoute('a tiny conv net trains the same on cpu and wasm', () => {
   const STEPS = 4;
   const N = 8, H = 8, W = 8, C = 2, K = 3;
   const xd = data([N, H, W, C], 800);

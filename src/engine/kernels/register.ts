@@ -1,30 +1,85 @@
 /**
  * Registers the training kernels the wasm backend lacks or runs slowly, and the faster
- * FusedBatchNorm gradient. Must run before `tf.setBackend('wasm')`: a kernel that replaces an
- * existing one keeps the original's setupFunc (wasm binds its C++ functions there), or the
- * original could no longer be called as a fallback.
+ * FusedBatchNorm gradient. Two routes:
+ * - `wasm`: everything stays in WebAssembly (one thread): filter and input gradients of
+ *   convolutions re-expressed as XNNPACK convolutions (this folder), depthwise gradients.
+ * - `native`: convolutions (forward and both gradients) and matMuls go to pipe's oneDNN addon
+ *   (../native/), on every core, and so do large element-wise ops, channel reductions, the
+ *   max-pool gradient and the fused Adam step (../native/adam.ts); the `wasm` route's kernels
+ *   stay underneath as the fallback for what the addon does not take. Used when the addon is
+ *   built and passes its self-test.
+ * Must run before `tf.setBackend('wasm')`: a kernel that replaces an existing one keeps the
+ * original's setupFunc (wasm binds its C++ functions there), or the original could no longer be
+ * called as a fallback.
  */
 import * as tf from '@tensorflow/tfjs';
 import { fusedBatchNormGradConfig } from '../batch-norm-grad.js';
+import { ADAM_KERNEL, adamKernelConfig } from '../native/adam.js';
+import { loadDnnl } from '../native/dnnl.js';
+import { CONV_KERNEL_NAMES, convKernelConfigs } from '../native/conv-kernels.js';
+import { POINTWISE_KERNEL_NAMES, pointwiseKernelConfigs } from '../native/pointwise-kernels.js';
 import { conv2dBackpropFilterConfig } from './conv2d-backprop-filter.js';
 import { conv2dBackpropInputConfig } from './conv2d-backprop-input.js';
 import { depthwiseBackpropConfigs } from './depthwise-backprop.js';
 
-let done = false;
+/** Which kernels run convolutions and matMuls on the wasm backend. */
+export type KernelRoute = 'native' | 'wasm';
 
-/** Idempotent. Returns the names of the kernels registered for wasm. */
+/** tfjs-backend-wasm's own kernels, captured before anything replaced them. */
+let originals: Record<string, tf.KernelConfig | undefined> | undefined;
+let current: { route: KernelRoute; names: string[]; detail: string } | undefined;
+
+const NATIVE_NAMES = [...CONV_KERNEL_NAMES, ...POINTWISE_KERNEL_NAMES];
+/** wasm's own kernels that the wasm route keeps (the native route replaces them). */
+const KEPT = NATIVE_NAMES.filter((n) => n !== 'Conv2DBackpropInput' && n !== 'Conv2DBackpropFilter');
+
+function replace(config: tf.KernelConfig): void {
+  if (tf.getKernel(config.kernelName, 'wasm')) tf.unregisterKernel(config.kernelName, 'wasm');
+  tf.registerKernel(config);
+}
+
+function wasmRoute(): tf.KernelConfig[] {
+  return [conv2dBackpropFilterConfig, conv2dBackpropInputConfig(originals!['Conv2DBackpropInput']), ...depthwiseBackpropConfigs];
+}
+
+/**
+ * Registers `route` ('auto': native when the addon loads and passes its self-test, else wasm).
+ * May be called again to switch routes (tests and benchmarks compare them).
+ * @returns the route in use, the kernel names pipe registered, and a line for logs.
+ * @throws Error when `route` is 'native' and the addon is unavailable (the reason is given).
+ */
+export function setKernelRoute(route: KernelRoute | 'auto'): { route: KernelRoute; names: string[]; detail: string } {
+  originals ??= Object.fromEntries(NATIVE_NAMES.map((n) => [n, tf.getKernel(n, 'wasm')]));
+  const dnnl = route === 'wasm' ? undefined : loadDnnl();
+  if (route === 'native' && !dnnl?.addon) throw new Error(`native kernels unavailable: ${dnnl && !dnnl.addon ? dnnl.reason : ''}`);
+  const base = wasmRoute();
+  base.forEach(replace);
+  const names = base.map((c) => c.kernelName);
+  for (const n of KEPT) {
+    const o = originals[n];
+    if (o) replace(o);
+  }
+  if (tf.getKernel(ADAM_KERNEL, 'wasm')) tf.unregisterKernel(ADAM_KERNEL, 'wasm');
+  if (dnnl?.addon) {
+    const fallbacks = Object.fromEntries(NATIVE_NAMES.map((n) => [n, tf.getKernel(n, 'wasm')]));
+    const configs = [...convKernelConfigs(dnnl.addon, fallbacks), ...pointwiseKernelConfigs(dnnl.addon, fallbacks), adamKernelConfig(dnnl.addon)];
+    configs.forEach(replace);
+    names.push(...configs.map((c) => c.kernelName).filter((n) => !names.includes(n)));
+    current = { route: 'native', names, detail: `native addon (oneDNN, ${dnnl.threads} threads) for convolutions, matMuls and large element-wise ops` };
+  } else {
+    current = { route: 'wasm', names, detail: dnnl && !dnnl.addon ? `wasm kernels only: ${dnnl.reason}` : 'wasm kernels only' };
+  }
+  return current;
+}
+
+/** Idempotent: registers the 'auto' route once. Returns the names of the kernels registered for wasm. */
 export function registerWasmKernels(): string[] {
-  const names = ['Conv2DBackpropFilter', 'Conv2DBackpropInput', ...depthwiseBackpropConfigs.map((c) => c.kernelName)];
-  if (done) return names;
-  done = true;
-  const replace = (config: tf.KernelConfig): void => {
-    if (tf.getKernel(config.kernelName, 'wasm')) tf.unregisterKernel(config.kernelName, 'wasm');
-    tf.registerKernel(config);
-  };
-  replace(conv2dBackpropFilterConfig);
-  replace(conv2dBackpropInputConfig(tf.getKernel('Conv2DBackpropInput', 'wasm')));
-  depthwiseBackpropConfigs.forEach(replace);
-  return names;
+  return (current ?? setKernelRoute('auto')).names;
+}
+
+/** The route registered last, or undefined before any registration. */
+export function kernelRoute(): { route: KernelRoute; names: string[]; detail: string } | undefined {
+  return current;
 }
 
 let bnDone = false;

@@ -1,0 +1,71 @@
+/** The result file of bench/speed.ts and its markdown table. */
+import type { ChildResult } from './speed-child.js';
+
+/** PyTorch's figures for one model at one thread count (images/s per repeat). */
+export interface TorchResult {
+  model: string;
+  threads: number;
+  train: number[];
+  infer: number[];
+}
+
+/** bench/results/speed.json. */
+export interface SpeedReport {
+  date: string;
+  command: string;
+  node: string;
+  tfjs: string;
+  /** PyTorch version, null when it was not run. */
+  torch: string | null;
+  cpu: string;
+  cores: number;
+  batch: number;
+  /** Input side, pixels (square, 3 channels). */
+  size: number;
+  repeats: number;
+  /** 1-minute load average before and after the run (other processes share the machine). */
+  loadavgBefore: number;
+  loadavgAfter: number;
+  /** Wall time of the whole benchmark, s. */
+  seconds: number;
+  pipe: ChildResult[];
+  torch_results: TorchResult[];
+}
+
+/** Median of a non-empty list. */
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+const fig = (xs: number[]): string => xs.map((v) => (v >= 100 ? v.toFixed(0) : v.toFixed(1))).join(' / ');
+const ratio = (a: number[], b: number[] | undefined): string => (b && b.length ? (median(a) / median(b)).toPrecision(2) : '-');
+
+/** The two tables: absolute images/s (every repeat) and pipe/PyTorch ratios of the medians. */
+export function markdown(r: SpeedReport): string {
+  const models = [...new Set([...r.pipe.map((p) => p.model), ...r.torch_results.map((t) => t.model)])];
+  const torchOf = (model: string, threads: number): TorchResult | undefined => r.torch_results.find((t) => t.model === model && t.threads === threads);
+  const lines: string[] = [
+    `Measured ${r.date.slice(0, 10)} on ${r.cores} cores (${r.cpu}); node ${r.node}, tfjs ${r.tfjs}, PyTorch ${r.torch ?? 'not run'}.`,
+    `${r.size}x${r.size}x3 images, batch ${r.batch}, 10 classes, Adam; each figure measured ${r.repeats} times after warm-up steps.`,
+    `Load average (1 min) ${r.loadavgBefore.toFixed(2)} before, ${r.loadavgAfter.toFixed(2)} after; ${r.seconds.toFixed(0)} s in all. Command: \`${r.command}\`.`,
+    '',
+    '| model | runtime | train images/s | inference images/s |',
+    '|---|---|---|---|',
+  ];
+  for (const m of models) {
+    for (const p of r.pipe.filter((x) => x.model === m)) lines.push(`| ${m} | pipe ${p.backend}${p.batch !== r.batch ? ` (batch ${p.batch})` : ''} | ${fig(p.train)} | ${fig(p.infer)} |`);
+    for (const threads of [1, 2]) {
+      const t = torchOf(m, threads);
+      if (t) lines.push(`| ${m} | PyTorch ${threads} thread${threads > 1 ? 's' : ''} | ${fig(t.train)} | ${fig(t.infer)} |`);
+    }
+  }
+  lines.push('', 'Ratios pipe / PyTorch (medians of the repeats; 1.0 = as fast as PyTorch):', '');
+  lines.push('| model | pipe backend | train vs 1 thread | train vs 2 threads | inference vs 1 thread | inference vs 2 threads |', '|---|---|---|---|---|---|');
+  for (const p of r.pipe) {
+    const t1 = torchOf(p.model, 1), t2 = torchOf(p.model, 2);
+    lines.push(`| ${p.model} | ${p.backend} | ${ratio(p.train, t1?.train)} | ${ratio(p.train, t2?.train)} | ${ratio(p.infer, t1?.infer)} | ${ratio(p.infer, t2?.infer)} |`);
+  }
+  return `${lines.join('\n')}\n`;
+}

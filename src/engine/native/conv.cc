@@ -1,0 +1,191 @@
+// Convolutions and matrix products through oneDNN (https://github.com/oneapi-src/oneDNN, v2.x
+// API: op desc -> primitive_desc -> primitive). Activations are NHWC (oneDNN tag nhwc), filters
+// HWIO (tag hwio, or a strided window of it); filters are reordered to the layout oneDNN picks
+// (`any`) on every call, since they change at every training step. Primitives are cached by
+// shape. Reference semantics: TensorFlow's Conv2D / Conv2DBackpropInput / Conv2DBackpropFilter
+// and BatchMatMul, as tfjs implements them.
+#include <cstring>
+#include <map>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "native.h"
+#include "oneapi/dnnl/dnnl.hpp"
+
+using namespace dnnl;
+using tag = memory::format_tag;
+using dt = memory::data_type;
+
+namespace pipe_native {
+namespace {
+
+engine& eng() {
+  static engine e(engine::kind::cpu, 0);
+  return e;
+}
+stream& strm() {
+  static stream s(eng());
+  return s;
+}
+
+struct ConvEntry {
+  primitive prim;
+  memory::desc x_md, w_user_md, w_md, y_md, bias_md;
+  bool w_reorder = false;
+  std::unique_ptr<memory> w_buf;  // the filter (or its gradient) in oneDNN's layout
+  std::string impl;
+};
+
+struct MatmulEntry {
+  primitive prim;
+  memory::desc a_md, b_md, c_md, bias_md;
+  std::string impl;
+};
+
+std::map<std::vector<double>, std::unique_ptr<ConvEntry>> conv_cache;
+std::map<std::vector<double>, std::unique_ptr<MatmulEntry>> matmul_cache;
+
+primitive_attr post_ops_attr(int act, float alpha) {
+  primitive_attr attr;
+  post_ops ops;
+  switch (act) {
+    case 0: break;
+    case 1: ops.append_eltwise(1.f, algorithm::eltwise_relu, 0.f, 0.f); break;
+    case 2: ops.append_eltwise(1.f, algorithm::eltwise_clip, 0.f, 6.f); break;
+    case 3: ops.append_eltwise(1.f, algorithm::eltwise_relu, alpha, 0.f); break;
+    case 4: ops.append_eltwise(1.f, algorithm::eltwise_logistic, 0.f, 0.f); break;
+    case 5: ops.append_eltwise(1.f, algorithm::eltwise_elu, 1.f, 0.f); break;
+    default: throw std::runtime_error("unsupported activation");
+  }
+  attr.set_post_ops(ops);
+  return attr;
+}
+
+ConvEntry* conv_entry(int kind, const double* p) {
+  std::vector<double> key(p, p + 15);
+  key.insert(key.end(), {static_cast<double>(kind), p[18] >= 0 ? 1.0 : 0.0, p[19], p[20], p[21], p[22]});
+  auto it = conv_cache.find(key);
+  if (it != conv_cache.end()) return it->second.get();
+  const memory::dim N = p[0], H = p[1], W = p[2], C = p[3], KH = p[4], KW = p[5], O = p[6], OH = p[7], OW = p[8];
+  const memory::dim KWfull = p[22];
+  const memory::dims strides = {(memory::dim)p[9], (memory::dim)p[10]};
+  const memory::dims pad_l = {(memory::dim)p[11], (memory::dim)p[12]};
+  const memory::dims pad_r = {(memory::dim)p[13], (memory::dim)p[14]};
+  auto e = std::make_unique<ConvEntry>();
+  e->x_md = memory::desc({N, C, H, W}, dt::f32, tag::nhwc);
+  e->y_md = memory::desc({N, O, OH, OW}, dt::f32, tag::nhwc);
+  // HWIO strides of the full filter, so that a window of taps needs no copy.
+  e->w_user_md = memory::desc({O, C, KH, KW}, dt::f32, memory::dims{1, O, KWfull * C * O, C * O});
+  const memory::desc w_any({O, C, KH, KW}, dt::f32, tag::any);
+  if (p[18] >= 0) e->bias_md = memory::desc({O}, dt::f32, tag::x);
+  const prop_kind pk = kind == 0 ? prop_kind::forward_inference : prop_kind::forward_training;
+  convolution_forward::desc fd(pk, algorithm::convolution_direct, e->x_md, w_any, e->bias_md, e->y_md, strides, pad_l, pad_r);
+  if (kind == 0) {
+    convolution_forward::primitive_desc pd(fd, post_ops_attr((int)p[19], (float)p[20]), eng());
+    e->w_md = pd.weights_desc();
+    e->prim = convolution_forward(pd);
+    e->impl = pd.impl_info_str();
+  } else {
+    convolution_forward::primitive_desc hint(fd, eng());
+    if (kind == 1) {
+      convolution_backward_data::desc bd(algorithm::convolution_direct, e->x_md, w_any, e->y_md, strides, pad_l, pad_r);
+      convolution_backward_data::primitive_desc pd(bd, eng(), hint);
+      e->w_md = pd.weights_desc();
+      e->prim = convolution_backward_data(pd);
+      e->impl = pd.impl_info_str();
+    } else {
+      convolution_backward_weights::desc bd(algorithm::convolution_direct, e->x_md, w_any, e->y_md, strides, pad_l, pad_r);
+      convolution_backward_weights::primitive_desc pd(bd, eng(), hint);
+      e->w_md = pd.diff_weights_desc();
+      e->prim = convolution_backward_weights(pd);
+      e->impl = pd.impl_info_str();
+    }
+  }
+  e->w_reorder = e->w_md != e->w_user_md;
+  if (e->w_reorder) e->w_buf = std::make_unique<memory>(e->w_md, eng());
+  ConvEntry* raw = e.get();
+  conv_cache.emplace(std::move(key), std::move(e));
+  return raw;
+}
+
+MatmulEntry* matmul_entry(const double* p) {
+  std::vector<double> key = {p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[10] >= 0 ? 1.0 : 0.0, p[11], p[12]};
+  auto it = matmul_cache.find(key);
+  if (it != matmul_cache.end()) return it->second.get();
+  const memory::dim BA = p[0], BB = p[1], M = p[2], K = p[3], N = p[4];
+  const bool ta = p[5] != 0, tb = p[6] != 0;
+  auto e = std::make_unique<MatmulEntry>();
+  // Transposed operands are described by their strides: no copy.
+  e->a_md = memory::desc({BA, M, K}, dt::f32, ta ? memory::dims{M * K, 1, M} : memory::dims{M * K, K, 1});
+  e->b_md = memory::desc({BB, K, N}, dt::f32, tb ? memory::dims{K * N, 1, K} : memory::dims{K * N, N, 1});
+  e->c_md = memory::desc({BA > BB ? BA : BB, M, N}, dt::f32, tag::abc);
+  if (p[10] >= 0) e->bias_md = memory::desc({1, 1, N}, dt::f32, tag::abc);
+  dnnl::matmul::desc d(e->a_md, e->b_md, e->bias_md, e->c_md);
+  dnnl::matmul::primitive_desc pd(d, post_ops_attr((int)p[11], (float)p[12]), eng());
+  e->prim = dnnl::matmul(pd);
+  e->impl = pd.impl_info_str();
+  MatmulEntry* raw = e.get();
+  matmul_cache.emplace(std::move(key), std::move(e));
+  return raw;
+}
+
+}  // namespace
+
+void check_range(double off, double floats, size_t heap_len, const char* what) {
+  if (off < 0 || off + floats * 4 > static_cast<double>(heap_len)) throw std::runtime_error(std::string(what) + " is outside the wasm heap");
+}
+
+void conv(int kind, char* heap, size_t heap_len, const double* p) {
+  const double filter_floats = p[21] * p[22] * p[3] * p[6];
+  check_range(p[15], p[0] * p[1] * p[2] * p[3], heap_len, "x");
+  check_range(p[16], filter_floats, heap_len, "filter");
+  check_range(p[17], p[0] * p[7] * p[8] * p[6], heap_len, "y");
+  if (p[18] >= 0) check_range(p[18], p[6], heap_len, "bias");
+  if (p[23] < 0 || p[24] < 0 || p[23] + p[4] > p[21] || p[24] + p[5] > p[22]) throw std::runtime_error("filter window outside the filter");
+  ConvEntry* e = conv_entry(kind, p);
+  auto at = [&](double off) { return static_cast<void*>(heap + static_cast<size_t>(off)); };
+  const double window = (p[23] * p[22] + p[24]) * p[3] * p[6] * 4;  // byte offset of tap (A0, B0)
+  memory x(e->x_md, eng(), at(p[15]));
+  memory w_user(e->w_user_md, eng(), at(p[16] + window));
+  memory y(e->y_md, eng(), at(p[17]));
+  memory& w = e->w_reorder ? *e->w_buf : w_user;
+  if (kind != 2 && e->w_reorder) reorder(w_user, w).execute(strm(), w_user, w);
+  if (kind == 0) {
+    std::unordered_map<int, memory> args = {{DNNL_ARG_SRC, x}, {DNNL_ARG_WEIGHTS, w}, {DNNL_ARG_DST, y}};
+    if (p[18] >= 0) args.insert({DNNL_ARG_BIAS, memory(e->bias_md, eng(), at(p[18]))});
+    e->prim.execute(strm(), args);
+  } else if (kind == 1) {
+    e->prim.execute(strm(), {{DNNL_ARG_DIFF_DST, y}, {DNNL_ARG_WEIGHTS, w}, {DNNL_ARG_DIFF_SRC, x}});
+  } else {
+    if (p[4] != p[21] || p[5] != p[22]) std::memset(at(p[16]), 0, static_cast<size_t>(filter_floats) * 4);
+    e->prim.execute(strm(), {{DNNL_ARG_SRC, x}, {DNNL_ARG_DIFF_DST, y}, {DNNL_ARG_DIFF_WEIGHTS, w}});
+    if (e->w_reorder) reorder(w, w_user).execute(strm(), w, w_user);
+  }
+  strm().wait();
+}
+
+void matmul(char* heap, size_t heap_len, const double* p) {
+  const double batch = p[0] > p[1] ? p[0] : p[1];
+  check_range(p[7], p[0] * p[2] * p[3], heap_len, "a");
+  check_range(p[8], p[1] * p[3] * p[4], heap_len, "b");
+  check_range(p[9], batch * p[2] * p[4], heap_len, "c");
+  if (p[10] >= 0) check_range(p[10], p[4], heap_len, "bias");
+  MatmulEntry* e = matmul_entry(p);
+  auto at = [&](double off) { return static_cast<void*>(heap + static_cast<size_t>(off)); };
+  std::unordered_map<int, memory> args = {
+      {DNNL_ARG_SRC, memory(e->a_md, eng(), at(p[7]))},
+      {DNNL_ARG_WEIGHTS, memory(e->b_md, eng(), at(p[8]))},
+      {DNNL_ARG_DST, memory(e->c_md, eng(), at(p[9]))}};
+  if (p[10] >= 0) args.insert({DNNL_ARG_BIAS, memory(e->bias_md, eng(), at(p[10]))});
+  e->prim.execute(strm(), args);
+  strm().wait();
+}
+
+const char* impl_info(int kind, const double* p) {
+  return kind == 3 ? matmul_entry(p)->impl.c_str() : conv_entry(kind, p)->impl.c_str();
+}
+
+}  // namespace pipe_native

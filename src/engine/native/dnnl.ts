@@ -1,0 +1,147 @@
+/**
+ * Loads pipe's optional native addon (src/engine/native/pipe_dnnl.cc, built by build.ts into
+ * dist/native/pipe_dnnl.node against Debian's libdnnl-dev) and checks it before use: a start-up
+ * self-test compares its convolution (forward, backward data, backward weights) and matMul
+ * with direct loops written out here, on small random inputs; an addon that disagrees (max
+ * relative error > 1e-4) or fails to load is refused and the wasm kernels stay in charge.
+ *
+ * Environment: PIPE_NATIVE=0 disables the addon; PIPE_NATIVE_PATH loads it from another path;
+ * PIPE_NATIVE_THREADS sets its thread count
+ * (default: every core, `os.availableParallelism()`). OpenMP's idle threads are made to sleep
+ * (OMP_WAIT_POLICY=passive unless set) so that they do not spin on cores the data workers need.
+ */
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { fileURLToPath } from 'node:url';
+
+/** The addon's functions (see pipe_dnnl.cc for the parameter layouts). */
+export interface DnnlAddon {
+  /** kind 0 forward, 1 backward data, 2 backward weights; p: Float64Array(25). */
+  conv(kind: number, heap: ArrayBuffer, p: Float64Array): void;
+  /** p: Float64Array(13). */
+  matmul(heap: ArrayBuffer, p: Float64Array): void;
+  /** p: [op, mode, aOff, bOff, outOff, outSize, inner]. */
+  binary(heap: ArrayBuffer, p: Float64Array): void;
+  /** p: [op, xOff, outOff, size]. */
+  unary(heap: ArrayBuffer, p: Float64Array): void;
+  /** p: [op (0 sum, 1 mean), xOff, outOff, rows, cols]. */
+  reduceRows(heap: ArrayBuffer, p: Float64Array): void;
+  /** p: [N, H, W, C, OH, OW, KH, KW, SH, SW, PT, PL, xOff, dyOff, dxOff]. */
+  maxPoolGrad(heap: ArrayBuffer, p: Float64Array): void;
+  /** p: [wOff, gOff, mOff, vOff, newWOff, newMOff, newVOff, n, a1Off, a2Off, b1, c1, b2, c2, eps, nlr]. */
+  adam(heap: ArrayBuffer, p: Float64Array): void;
+  /** oneDNN's implementation name for a conv (kind 0-2) or matmul (kind 3) parameter set. */
+  implInfo(kind: number, p: Float64Array): string;
+  setThreads(n: number): void;
+  threads(): number;
+}
+
+/** The addon, or why it is not used. */
+export type DnnlStatus = { addon: DnnlAddon; threads: number; path: string } | { addon: undefined; reason: string };
+
+/** Where build.ts puts the addon: dist/native/pipe_dnnl.node (this file runs from dist/src/engine/native/). */
+export const ADDON_PATH = fileURLToPath(new URL('../../../native/pipe_dnnl.node', import.meta.url));
+
+let status: DnnlStatus | undefined;
+
+/** Loads, configures and self-tests the addon once; later calls return the same status. */
+export function loadDnnl(): DnnlStatus {
+  if (status) return status;
+  if (process.env['PIPE_NATIVE'] === '0') return (status = { addon: undefined, reason: 'disabled by PIPE_NATIVE=0' });
+  const path = process.env['PIPE_NATIVE_PATH'] || ADDON_PATH;
+  if (!existsSync(path)) return (status = { addon: undefined, reason: `native addon not built (${path}; needs libdnnl-dev, then node dist/src/engine/native/build.js)` });
+  process.env['OMP_WAIT_POLICY'] ??= 'passive';
+  let addon: DnnlAddon;
+  try {
+    addon = createRequire(import.meta.url)(path) as DnnlAddon;
+  } catch (e) {
+    return (status = { addon: undefined, reason: `native addon failed to load: ${(e as Error).message.split('\n')[0]}` });
+  }
+  const threads = Number(process.env['PIPE_NATIVE_THREADS'] ?? availableParallelism());
+  addon.setThreads(Number.isInteger(threads) && threads > 0 ? threads : 1);
+  const bad = selfTest(addon);
+  if (bad) return (status = { addon: undefined, reason: `native addon refused: its self-test failed (${bad})` });
+  return (status = { addon, threads: addon.threads(), path });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Self-test: direct loops over NHWC / HWIO, the definition of each op.
+
+function rand(n: number, seed: number): Float32Array {
+  let s = seed >>> 0;
+  return Float32Array.from({ length: n }, () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return s / 4294967296 - 0.5;
+  });
+}
+
+function relErr(a: Float32Array, b: Float32Array): number {
+  let m = 0, d = 0;
+  for (let i = 0; i < a.length; i++) {
+    m = Math.max(m, Math.abs(b[i]!));
+    d = Math.max(d, Math.abs(a[i]! - b[i]!));
+  }
+  return d / Math.max(m, 1e-12);
+}
+
+/** Returns a description of the first disagreement, or undefined when all agree. */
+export function selfTest(addon: DnnlAddon): string | undefined {
+  const [N, H, W, C, KH, KW, O, S, P] = [2, 7, 6, 3, 3, 3, 4, 2, 1];
+  const OH = Math.floor((H + 2 * P - KH) / S) + 1, OW = Math.floor((W + 2 * P - KW) / S) + 1;
+  const x = rand(N * H * W * C, 1), w = rand(KH * KW * C * O, 2), dy = rand(N * OH * OW * O, 3);
+  const y = new Float32Array(N * OH * OW * O), dx = new Float32Array(x.length), dw = new Float32Array(w.length);
+  for (let n = 0; n < N; n++) for (let i = 0; i < OH; i++) for (let j = 0; j < OW; j++) for (let a = 0; a < KH; a++) for (let b = 0; b < KW; b++) {
+    const h = i * S + a - P, v = j * S + b - P;
+    if (h < 0 || h >= H || v < 0 || v >= W) continue;
+    for (let c = 0; c < C; c++) for (let o = 0; o < O; o++) {
+      const xi = ((n * H + h) * W + v) * C + c, wi = ((a * KW + b) * C + c) * O + o, yi = ((n * OH + i) * OW + j) * O + o;
+      y[yi]! += x[xi]! * w[wi]!;
+      dx[xi]! += dy[yi]! * w[wi]!;
+      dw[wi]! += x[xi]! * dy[yi]!;
+    }
+  }
+  const heap = new ArrayBuffer(4 * (2 * x.length + w.length + y.length) + 64);
+  const f = new Float32Array(heap);
+  const xOff = 16, wOff = xOff + 4 * x.length, yOff = wOff + 4 * w.length;
+  const p = new Float64Array([N, H, W, C, KH, KW, O, OH, OW, S, S, P, P, P, P, xOff, wOff, yOff, -1, 0, 0, KH, KW, 0, 0]);
+  const view = (off: number, len: number): Float32Array => f.subarray(off / 4, off / 4 + len);
+  try {
+    view(xOff, x.length).set(x);
+    view(wOff, w.length).set(w);
+    addon.conv(0, heap, p);
+    const e0 = relErr(view(yOff, y.length), y);
+    if (e0 > 1e-4) return `conv forward, relative error ${e0.toExponential(2)}`;
+    view(yOff, dy.length).set(dy);
+    addon.conv(1, heap, p);
+    const e1 = relErr(view(xOff, x.length), dx);
+    if (e1 > 1e-4) return `conv backward data, relative error ${e1.toExponential(2)}`;
+    view(xOff, x.length).set(x);
+    addon.conv(2, heap, p);
+    const e2 = relErr(view(wOff, w.length), dw);
+    if (e2 > 1e-4) return `conv backward weights, relative error ${e2.toExponential(2)}`;
+    // matMul: a^T [K=5, M=3] (stored transposed) times b [K=5, N=4].
+    const [M, K, NN] = [3, 5, 4];
+    const a = rand(K * M, 4), b = rand(K * NN, 5), c = new Float32Array(M * NN);
+    for (let i = 0; i < M; i++) for (let j = 0; j < NN; j++) for (let k = 0; k < K; k++) c[i * NN + j]! += a[k * M + i]! * b[k * NN + j]!;
+    view(xOff, a.length).set(a);
+    view(wOff, b.length).set(b);
+    addon.matmul(heap, new Float64Array([1, 1, M, K, NN, 1, 0, xOff, wOff, yOff, -1, 0, 0]));
+    const e3 = relErr(view(yOff, c.length), c);
+    if (e3 > 1e-4) return `matMul, relative error ${e3.toExponential(2)}`;
+    // a + b with b a per-channel vector, then the column sums of the result.
+    view(xOff, x.length).set(x);
+    view(wOff, C).set(w.subarray(0, C));
+    addon.binary(heap, new Float64Array([0, 3, xOff, wOff, yOff, x.length, C]));
+    const sum = new Float32Array(x.length), colSums = new Float32Array(C);
+    x.forEach((v, k) => { sum[k] = v + w[k % C]!; colSums[k % C]! += sum[k]!; });
+    const e4 = relErr(view(yOff, x.length), sum);
+    if (e4 > 1e-6) return `element-wise add, relative error ${e4.toExponential(2)}`;
+    addon.reduceRows(heap, new Float64Array([0, yOff, xOff, x.length / C, C]));
+    const e5 = relErr(view(xOff, C), colSums);
+    if (e5 > 1e-4) return `column sums, relative error ${e5.toExponential(2)}`;
+  } catch (e) {
+    return (e as Error).message;
+  }
+  return undefined;
+}

@@ -1,0 +1,51 @@
+// Shared declarations of pipe's native addon (see pipe_dnnl.cc for the JS-facing exports).
+// Every operand is a float32 array inside the wasm heap `heap` (heap_len bytes), given by its
+// byte offset; each entry point checks that its operands lie inside the heap and throws
+// std::runtime_error otherwise (and for anything it does not support).
+#pragma once
+#include <cstddef>
+
+namespace pipe_native {
+
+// Convolution, NHWC activations, HWIO filters. kind 0 forward, 1 backward data, 2 backward
+// weights. p (25 numbers):
+//   [N, H, W, C, KH, KW, O, OH, OW, SH, SW, PT, PL, PB, PR, xOff, wOff, yOff, biasOff, act, alpha,
+//    KHfull, KWfull, A0, B0]
+// KH x KW is the window of the filter (KHfull x KWfull, stored whole at wOff) that is used,
+// starting at tap (A0, B0): taps that only ever meet padding are left out by the caller. For
+// backward weights the taps outside the window are set to zero.
+void conv(int kind, char* heap, size_t heap_len, const double* p);
+
+// Batched matrix product (see pipe_dnnl.cc). p (13 numbers).
+void matmul(char* heap, size_t heap_len, const double* p);
+
+// oneDNN's implementation name for a conv (kind 0-2) or matmul (kind 3) parameter set.
+const char* impl_info(int kind, const double* p);
+
+// out = a (op) b with broadcasting `mode`: 0 same size, 1 a is a scalar, 2 b is a scalar,
+// 3 b repeats every `inner` elements (a per-channel vector), 4 a does. op: 0 add, 1 sub, 2 mul,
+// 3 div. p = [op, mode, aOff, bOff, outOff, outSize, inner].
+void binary(char* heap, size_t heap_len, const double* p);
+
+// out = f(x), op: 0 sqrt, 1 square. p = [op, xOff, outOff, size].
+void unary(char* heap, size_t heap_len, const double* p);
+
+// Column reduction of x [rows, cols] (row-major) into out [cols]: op 0 sum, 1 mean.
+// p = [op, xOff, outOff, rows, cols].
+void reduce_rows(char* heap, size_t heap_len, const double* p);
+
+// Max-pool gradient, NHWC, first maximum of each window wins (tfjs's rule).
+// p = [N, H, W, C, OH, OW, KH, KW, SH, SW, PT, PL, xOff, dyOff, dxOff].
+void max_pool_grad(char* heap, size_t heap_len, const double* p);
+
+// One Adam step (tfjs-core AdamOptimizer's float32 arithmetic, in its order) into new arrays:
+// m' = m*b1 + g*c1, v' = v*b2 + (g*g)*c2, w' = ((m'/a1) / (sqrt(v'/a2) + eps)) * nlr + w, where
+// c1 = 1 - b1, c2 = 1 - b2 (rounded to float32 by the caller), a1 = 1 - b1^t and a2 = 1 - b2^t
+// are read from the heap (float32 scalars), nlr = -lr.
+// p = [wOff, gOff, mOff, vOff, newWOff, newMOff, newVOff, n, a1Off, a2Off, b1, c1, b2, c2, eps, nlr].
+void adam(char* heap, size_t heap_len, const double* p);
+
+// Throws unless [off, off + floats * 4) lies inside the heap.
+void check_range(double off, double floats, size_t heap_len, const char* what);
+
+}  // namespace pipe_native
