@@ -40,6 +40,8 @@ interface RunCliOpts extends ConfigOpts {
   keepGoing?: boolean;
   sweep?: string[];
   parallel?: string;
+  queue?: string;
+  attempts?: string;
 }
 
 async function cmdRun(file: string, opts: RunCliOpts): Promise<number> {
@@ -54,6 +56,7 @@ async function cmdRun(file: string, opts: RunCliOpts): Promise<number> {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
+    if (opts.queue !== undefined) return await (await import('./queue.js')).runQueueCli(file, { ...opts, queue: opts.queue }, controller.signal);
     const { runSweepCli } = await import('./sweep.js');
     const swept = await runSweepCli(file, opts, controller.signal);
     if (swept !== undefined) return swept;
@@ -130,6 +133,8 @@ export async function main(argv: string[]): Promise<number> {
     .option('--plain', 'line-per-event output even on a terminal')
     .option('--sweep <path=v1,v2>', 'sweep a config value over a list (repeatable; the grid of all combinations), e.g. --sweep stages.model.with.arch=resnet18,resnet50', collect)
     .option('--parallel <n>', 'sweep trials to run at once, each in its own process (default 1)')
+    .option('--queue <url>', 'put the sweep trials on a Redis queue (redis://[user:pass@]host:port/db or rediss://) for `pipe worker`s; needs an http(s) MLFLOW_TRACKING_URI')
+    .option('--attempts <n>', 'with --queue: runs of a trial before it fails for good (default 3)')
     .action(async (file: string, opts: RunCliOpts) => void (code = await cmdRun(file, opts)));
   program
     .command('_trial', { hidden: true })
@@ -145,6 +150,32 @@ export async function main(argv: string[]): Promise<number> {
     .option('-j, --jobs <n>', 'stages to run at once')
     .option('--plain', 'line-per-event output')
     .action(async (file: string, opts: TrialCliOpts) => void (code = await (await import('./sweep.js')).cmdTrial(file, opts)));
+  program
+    .command('worker')
+    .description('run sweep trials from a Redis queue (see `pipe run --queue`), logging to the MLflow server of MLFLOW_TRACKING_URI')
+    .requiredOption('--queue <url>', 'redis://[user:pass@]host:port/db or rediss://...')
+    .option('--concurrency <n>', 'trials at once, each in its own process (default 1)')
+    .option('--backend <name>', 'engine.backend for every trial (default: the pipeline\'s)')
+    .option('--name <name>', 'worker name shown in progress and tagged on runs (default <hostname>-<pid>)')
+    .action(async (opts: { queue: string; concurrency?: string; backend?: string; name?: string }) => {
+      try {
+        code = await (await import('./worker.js')).cmdWorker(opts);
+      } catch (e) {
+        code = printError(e);
+      }
+    });
+  program
+    .command('queue')
+    .description('the trial queue: status (counts, running and failed trials), drain (remove queued trials), retry-failed')
+    .argument('<action>', 'status, drain or retry-failed')
+    .requiredOption('--queue <url>', 'redis://[user:pass@]host:port/db or rediss://...')
+    .action(async (action: string, opts: { queue: string }) => {
+      try {
+        code = await (await import('./queue.js')).cmdQueue(action, opts);
+      } catch (e) {
+        code = printError(e);
+      }
+    });
   const runs = program
     .command('runs')
     .description('local runs and sweeps under runs/: id, name, status, best test accuracy, start, duration')

@@ -1,0 +1,78 @@
+/**
+ * Follows a queued sweep's jobs until each is completed or failed for good: one line per change
+ * (queued, running on which worker and attempt, finished, failed and retried), and the status
+ * table at the end. Polls Redis (BullMQ getJob + getState) every `pollMs`.
+ */
+import type { Job, Queue } from 'bullmq';
+import type { TrialJobData, TrialJobProgress, TrialJobResult } from './job.js';
+
+/** Where one trial's job stands, as last seen. */
+export interface JobView {
+  id: string;
+  name: string;
+  index: number;
+  /** BullMQ state: waiting, active, completed, failed, delayed, prioritized, unknown. */
+  state: string;
+  worker?: string;
+  attempts: number;
+  error?: string;
+  result?: TrialJobResult;
+}
+
+const isDone = (v: JobView): boolean => v.state === 'completed' || v.state === 'failed' || v.state === 'unknown';
+
+async function view(queue: Queue<TrialJobData, TrialJobResult>, id: string, prev: JobView): Promise<JobView> {
+  const job = (await queue.getJob(id)) as Job<TrialJobData, TrialJobResult> | undefined;
+  if (!job) return { ...prev, state: 'unknown', error: 'the job was removed from the queue (pipe queue drain?)' };
+  const state = await job.getState();
+  const p = job.progress as Partial<TrialJobProgress> | number;
+  return {
+    ...prev, state, attempts: job.attemptsMade,
+    ...(typeof p === 'object' && p.worker ? { worker: p.worker } : {}),
+    ...(job.failedReason ? { error: job.failedReason } : {}),
+    ...(state === 'completed' && job.returnvalue ? { result: job.returnvalue } : {}),
+  };
+}
+
+function describe(v: JobView, total: number, requeued: boolean): string {
+  const head = `trial ${v.index}/${total} ${v.name}`;
+  switch (v.state) {
+    case 'active': return `> ${head}: running on ${v.worker ?? 'a worker'} (attempt ${v.attempts + 1})`;
+    case 'completed': return `✓ ${head}: finished on ${v.result?.worker ?? v.worker ?? '?'}${v.result?.reused ? ' (in an earlier attempt)' : ''}${v.result?.summary?.bestTestAccuracy !== undefined ? `, best test accuracy ${(100 * v.result.summary.bestTestAccuracy).toFixed(2)}%` : ''}`;
+    case 'failed': return `✗ ${head}: FAILED after ${v.attempts} attempt(s): ${v.error ?? '?'}`;
+    case 'waiting': case 'prioritized': case 'delayed': case 'waiting-children':
+      return requeued ? `↻ ${head}: queued again (${v.error ? `attempt ${v.attempts} failed: ${v.error}` : `its worker ${v.worker ?? ''} stopped or stalled`})` : `  ${head}: queued`;
+    default: return `? ${head}: ${v.state}${v.error ? `: ${v.error}` : ''}`;
+  }
+}
+
+/**
+ * Polls until every job is done (or `signal` aborts), writing a line per change to `out`.
+ * @returns the last view of each job, in trial order.
+ */
+export async function followJobs(queue: Queue<TrialJobData, TrialJobResult>, jobs: JobView[], total: number, out: NodeJS.WritableStream, opts: { pollMs?: number; signal?: AbortSignal } = {}): Promise<JobView[]> {
+  const views = new Map(jobs.map((j) => [j.id, j]));
+  const shown = new Map<string, string>();
+  const wasActive = new Set<string>();
+  for (;;) {
+    for (const [id, prev] of views) {
+      if (isDone(prev) && shown.has(id)) continue;
+      const v = await view(queue, id, prev);
+      views.set(id, v);
+      if (v.state === 'active') wasActive.add(id);
+      const line = describe(v, total, wasActive.has(id));
+      if (shown.get(id) !== line) out.write(`${line}\n`);
+      shown.set(id, line);
+    }
+    if ([...views.values()].every(isDone) || opts.signal?.aborted) break;
+    await new Promise((r) => setTimeout(r, opts.pollMs ?? 500));
+  }
+  return [...views.values()].sort((a, b) => a.index - b.index);
+}
+
+/** The status table: trial, state, worker, attempts, MLflow run. */
+export function statusTable(views: readonly JobView[]): string {
+  const cells = [['trial', 'state', 'worker', 'attempts', 'MLflow run'], ...views.map((v) => [v.name, v.state, v.result?.worker ?? v.worker ?? '-', String(v.attempts), v.result?.mlflowRunId ?? '-'])];
+  const widths = cells[0]!.map((_, c) => Math.max(...cells.map((r) => r[c]!.length)));
+  return cells.map((r) => r.map((x, c) => x.padEnd(widths[c]!)).join('  ').trimEnd()).join('\n');
+}
