@@ -120,6 +120,9 @@ export class TrialScheduler {
   private async ended(rec: TrialRecord, exit: TrialExit, logPath: string): Promise<void> {
     const { ctx } = this;
     this.running.delete(rec.index);
+    // NOTE: decide fail-fast before the first await: the run loop's poll timer may run
+    // startReady in between and would start the next trial.
+    if (exit.status === 'failed' && !ctx.opts.keepGoing) this.stop('failure');
     const runDir = join(runsDir(), rec.runId!);
     Object.assign(rec, { status: exit.status, endedAt: Date.now() });
     rec.mlflowRunId = (await readLock(runDir))?.mlflowRunId ?? rec.mlflowRunId;
@@ -132,7 +135,6 @@ export class TrialScheduler {
     } else if (exit.status === 'failed') {
       rec.error = exit.error;
       ctx.out.write(`✗ ${head}: FAILED after ${secs} s: ${exit.error}\n    log: ${logPath}\n`);
-      if (!ctx.opts.keepGoing) this.stop('failure');
     } else ctx.out.write(`■ ${head}: interrupted after ${secs} s\n`);
     await ctx.save();
   }
