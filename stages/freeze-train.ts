@@ -6,6 +6,6 @@ export default defineStage<TrainParams, TrainState>({
   kind: 'freeze-train',
   version: 1,
   summary: 'train the new head, backbone frozen',
-  load: (ctx, dir) => loadTrainingStage(ctx, dir),
+  load: (ctx, dir) => loadTrainingStage(ctx, dir, 'freeze'),
   run: (ctx) => runTrainingStage(ctx, 'freeze'),
 });

@@ -6,6 +6,6 @@ export default defineStage<TrainParams, TrainState>({
   kind: 'unfreeze-train',
   version: 1,
   summary: 'fine-tune backbone and head, usually at a lower learning rate',
-  load: (ctx, dir) => loadTrainingStage(ctx, dir),
+  load: (ctx, dir) => loadTrainingStage(ctx, dir, 'unfreeze'),
   run: (ctx) => runTrainingStage(ctx, 'unfreeze'),
 });

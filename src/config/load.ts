@@ -60,6 +60,12 @@ export async function readSource(path: string): Promise<SourceFile> {
     const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'it is a directory' : String((e as Error).message);
     throw new PipelineError('PIPE_FILE_NOT_FOUND', `cannot read pipeline file '${path}': ${why}`, 2);
   }
+  // Binary or non-UTF-8 input: NUL bytes, or bytes that did not decode (U+FFFD).
+  const bad = text.search(/[\u0000\uFFFD]/);
+  if (bad >= 0) {
+    const line = text.slice(0, bad).split('\n').length;
+    throw new PipelineError('PIPE_YAML_SYNTAX', `'${path}' is not a UTF-8 text file (${text[bad] === '\u0000' ? 'a NUL byte' : 'an invalid byte sequence'} on line ${line}); a pipeline file is YAML text`, 2);
+  }
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true, version: '1.2', prettyErrors: false });
   const file: SourceFile = { path, text, doc, lines };
@@ -86,7 +92,13 @@ export async function loadPipeline(path: string, overrides: readonly Override[] 
   if (source.doc.contents === null) {
     throw new ConfigError(source, [{ pos: { line: 1, col: 1 }, path: '', message: 'the file is empty; a pipeline file needs at least `name:` and `stages:`' }]);
   }
-  const data: unknown = source.doc.toJS() ?? {};
+  let data: unknown;
+  try {
+    // maxAliasCount bounds "billion laughs" alias expansion (yaml's default is 100).
+    data = source.doc.toJS({ maxAliasCount: 100 }) ?? {};
+  } catch (e) {
+    throw new ConfigError(source, [{ pos: { line: 1, col: 1 }, path: '', message: `the document cannot be expanded: ${(e as Error).message} (too many or recursive aliases?)` }]);
+  }
   if (overrides.length) {
     if (typeof data !== 'object' || data === null || Array.isArray(data)) throw new ConfigError(source, [{ pos: { line: 1, col: 1 }, path: '', message: 'the file is not a mapping' }]);
     applyOverrides(data as Record<string, unknown>, overrides);

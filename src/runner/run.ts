@@ -9,7 +9,8 @@ import { userInfo } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
 import { Listr } from 'listr2';
-import { stringify } from 'yaml';
+import { parse as parseYaml, stringify } from 'yaml';
+import { readFile } from 'node:fs/promises';
 import { loadPipeline } from '../config/load.js';
 import type { Override } from '../config/overrides.js';
 import type { PipelineConfig } from '../config/types.js';
@@ -20,7 +21,7 @@ import { runsDir } from '../paths.js';
 import { TOOL_VERSION } from '../version.js';
 import { flattenParams } from '../tracking/params.js';
 import { resolveStore, startTracker, type Tracker } from '../tracking/tracker.js';
-import { previousLocks, readLock, StageIndex, writeLock, type Lock } from './cache.js';
+import { paramDiff, previousLocks, readLock, StageIndex, writeLock, type Lock } from './cache.js';
 import { gitInfo } from './git.js';
 import { planPipeline, type PlanEntry } from './plan.js';
 import { runStageTask, type StageOutcome } from './stage-task.js';
@@ -78,15 +79,34 @@ export async function planFile(file: string, opts: { overrides?: Override[]; for
   return { config, dag, plan };
 }
 
-async function findResumable(config: PipelineConfig, resume: true | string): Promise<Lock> {
+const unfinished = (l: Lock): boolean => Object.values(l.stages).some((s) => s.status !== 'done');
+
+/**
+ * The run `--resume` continues: the given one, or the newest unfinished run of this pipeline
+ * file. Refused (exit 2) when that run finished, or when the config changed since (MLflow params
+ * are immutable, and a resumed run must train on what it started with).
+ */
+async function findResumable(file: string, config: PipelineConfig, resume: true | string): Promise<Lock> {
+  let lock: Lock | undefined;
   if (typeof resume === 'string') {
-    const lock = await readLock(join(runsDir(), resume));
+    lock = await readLock(join(runsDir(), resume));
     if (!lock) throw new PipelineError('PIPE_USAGE', `--resume ${resume}: no run with that id under ${runsDir()}`);
     if (lock.pipeline !== config.name) throw new PipelineError('PIPE_USAGE', `--resume ${resume}: that run is of pipeline '${lock.pipeline}', not '${config.name}'`);
-    return lock;
+    if (!unfinished(lock)) throw new PipelineError('PIPE_USAGE', `--resume ${resume}: that run finished; nothing to resume (run without --resume to reuse its stages through the cache)`);
+  } else {
+    lock = (await previousLocks(runsDir(), config.name)).find((l) => resolve(l.file) === resolve(file) && unfinished(l));
+    if (!lock) throw new PipelineError('PIPE_USAGE', `--resume: no unfinished run of '${file}' under ${runsDir()}`);
   }
-  const lock = (await previousLocks(runsDir(), config.name)).find((l) => Object.values(l.stages).some((s) => s.status !== 'done'));
-  if (!lock) throw new PipelineError('PIPE_USAGE', `--resume: no unfinished run of pipeline '${config.name}' under ${runsDir()}`);
+  let before: unknown;
+  try {
+    before = parseYaml(await readFile(join(runsDir(), lock.runId, 'resolved.yaml'), 'utf8'));
+  } catch {
+    before = undefined;
+  }
+  const changed = paramDiff(flattenParams(before ?? {}), flattenParams(config));
+  if (before !== undefined && changed.length) {
+    throw new PipelineError('PIPE_USAGE', `--resume: the config changed since run ${lock.runId} started:\n  ${changed.join('\n  ')}\nrevert the change, or run without --resume (unchanged stages are reused through the cache)`);
+  }
   return lock;
 }
 
@@ -100,7 +120,7 @@ export async function runPipeline(file: string, opts: RunOptions = {}): Promise<
   const { config, dag, plan } = await planFile(file, opts);
   const trackingUri = process.env['MLFLOW_TRACKING_URI'] || undefined;
   const tracking = resolveStore(trackingUri, runsDir()); // checked before any work
-  const resumed = opts.resume ? await findResumable(config, opts.resume) : undefined;
+  const resumed = opts.resume ? await findResumable(file, config, opts.resume) : undefined;
   const engine = await initEngine(config.engine.backend);
   out.write(`pipe: engine ${engine.description}\n`);
   if (trackingUri && /^https?:/.test(trackingUri)) {

@@ -85,8 +85,20 @@ export async function runStageTask(a: StageTaskArgs): Promise<StageOutcome> {
   };
   const t0 = Date.now();
   try {
+    let reused = false;
     if (entry.decision === 'skip' && def.load) {
-      a.outputs.set(name, await def.load(ctx, entry.reuseDir!));
+      await mkdir(ctx.outDir, { recursive: true });
+      try {
+        a.outputs.set(name, await def.load(ctx, entry.reuseDir!));
+        reused = true;
+      } catch (e) {
+        if (a.signal.aborted) throw e;
+        // A cache entry that no longer loads (files deleted or never written) is rebuilt, not trusted.
+        task.output = `cached outputs in ${entry.reuseDir} do not load (${(e as Error).message.split('\n')[0]}); running the stage again`;
+        Object.assign(entry, { decision: 'run', reason: 'cached outputs did not load', reuseDir: undefined });
+      }
+    }
+    if (reused) {
       task.title = `${task.title} [cached]`;
       task.output = `unchanged: reused ${entry.reuseDir}`;
       if (entry.reuseDir !== ctx.outDir) report.tags({ [`pipe.stage.${name}.reused_from`]: entry.reuseDir! });

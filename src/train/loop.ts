@@ -67,6 +67,8 @@ export interface PhaseOptions {
   resume?: boolean;
   /** Identifies the configuration a checkpoint belongs to (e.g. the stage params as JSON). */
   fingerprint?: string;
+  /** Called once when the phase continues from a checkpoint, with the epochs it will not redo. */
+  onResume?(epochsDone: number): void;
   /** Global epoch and step this phase starts after. */
   startEpoch: number;
   startStep: number;
@@ -120,6 +122,7 @@ export async function trainPhase(o: PhaseOptions): Promise<PhaseResult> {
     o.best.restoreState(s.best, tensors.best);
     Object.assign(result, { epochs: s.epochs, iterationLosses: s.iterationLosses, lastEpoch: s.epoch, lastStep: s.step, stoppedEarly: s.stoppedEarly, resumedEpochs: s.phaseEpochsDone });
     [firstEpoch, step, baseLr] = [s.phaseEpochsDone, s.step, s.baseLr];
+    o.onResume?.(s.phaseEpochsDone);
     if (s.stoppedEarly) return result;
   } else if (restored) {
     tf.dispose([...restored.tensors.model, ...restored.tensors.best, ...restored.tensors.optimizer.map((t) => t.tensor)]);

@@ -75,6 +75,7 @@ export async function runTrainingStage(ctx: StageContext<TrainParams>, phase: 'f
       // A checkpoint in this stage's own folder can only come from an interrupted attempt of
       // this run (--resume); the stage key guards against changed params or upstream stages.
       checkpointDir: join(ctx.outDir, 'checkpoint'), resume: true, fingerprint: ctx.key,
+      onResume: (done) => ctx.report.progress(`${phase}: continuing from the epoch ${state.lastEpoch + done} checkpoint`),
       onIteration: (i) => {
         ctx.report.metric('batch_loss', i.loss, i.step);
         ctx.report.progress(`epoch ${i.epoch} batch ${i.batch}/${i.batches} loss ${i.loss.toFixed(4)} ${i.imagesPerSecond.toFixed(0)} images/s`);
@@ -84,7 +85,6 @@ export async function runTrainingStage(ctx: StageContext<TrainParams>, phase: 'f
         ctx.report.progress(`epoch ${e.epoch}: train loss ${e.train_loss.toFixed(4)} acc ${(100 * e.train_accuracy).toFixed(2)}% | test loss ${e.test_loss.toFixed(4)} acc ${(100 * e.test_accuracy).toFixed(2)}% | ${e.images_per_second.toFixed(0)} images/s`);
       },
     });
-    if (r.resumedEpochs) ctx.report.progress(`${phase}: continued from the epoch ${state.lastEpoch + r.resumedEpochs} checkpoint`);
     state.epochs.push(...r.epochs);
     state.iterationLosses.push(...r.iterationLosses);
     state.lastEpoch = r.lastEpoch;
@@ -113,12 +113,15 @@ export async function runTrainingStage(ctx: StageContext<TrainParams>, phase: 'f
 }
 
 /** Rebuilds a finished training stage's state from its folder (no training). */
-export async function loadTrainingStage(ctx: StageContext<TrainParams>, dir: string): Promise<TrainState> {
+export async function loadTrainingStage(ctx: StageContext<TrainParams>, dir: string, phase: 'freeze' | 'unfreeze'): Promise<TrainState> {
   const prev = ctx.maybeUpstream<TrainState>('freeze-train', 'unfreeze-train');
   const classifier = prev?.classifier ?? ctx.upstream<Classifier>('build-model');
   const data = prev?.data ?? ctx.upstream<AugmentedData>('augment');
   const modelDir = join(dir, 'best-model');
   await loadWeightsInto(classifier, modelDir);
+  // Leave the trainable set as the stage left it, so the next stage reports what it changes.
+  const p = ctx.params;
+  setTrainable(classifier, phase === 'freeze' ? 'none' : p.unfreeze === undefined || p.unfreeze === 'all' ? 'all' : p.unfreeze.from);
   const s = await readStateJson(dir);
   prev?.best.dispose();
   return {

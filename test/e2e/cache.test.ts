@@ -7,7 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { FileStore } from '../../src/tracking/filestore.js';
 import { makeTree, REPO, runCliIn } from '../utils.js';
@@ -83,18 +83,38 @@ test('an interrupted run is finished by --resume without redoing finished stages
   assert.equal((await fs.readRun(lock1.mlflowRunId)).meta['status'], 5, 'KILLED');
   const headDone = statSync(join(lock1.stages.head.outDir, '.done')).mtimeMs;
 
+  // Resuming with another config is refused: the run must finish on what it started with.
+  const changedCfg = await runCliIn(root, ['run', 'p.yaml', '--resume', '--set', 'stages.finetune.with.optimizer.lr=0.005']);
+  assert.equal(changedCfg.exitCode, 2, changedCfg.stderr);
+  assert.match(changedCfg.stderr, /^pipe: --resume: the config changed since run \S+ started:\n  stages\.finetune\.with\.optimizer\.lr: "0\.002" -> "0\.005"\n/);
   const resumed = await runCliIn(root, ['run', 'p.yaml', '--resume', '--plain']);
   // data..head are reused, not redone; finetune continues from its last epoch checkpoint.
   assert.equal(resumed.exitCode, 0, resumed.stderr);
   assert.match(resumed.stdout, /reused from the stage cache: data, aug, model, head\n/);
-  assert.match(resumed.stdout, /unfreeze: continued from the epoch \d+ checkpoint/);
+  assert.match(resumed.stdout, /unfreeze: continuing from the epoch \d+ checkpoint/);
   assert.equal(statSync(join(lock1.stages.head.outDir, '.done')).mtimeMs, headDone);
   const lock2 = JSON.parse(readFileSync(lockPath()!, 'utf8'));
   assert.equal(lock2.runId, lock1.runId);
   assert.ok(Object.values(lock2.stages).every((s) => (s as { status: string }).status === 'done'));
   const run = await fs.readRun(lock1.mlflowRunId);
   assert.equal(run.meta['status'], 3, 'FINISHED, in the same MLflow run');
+  const again = await runCliIn(root, ['run', 'p.yaml', '--resume', lock1.runId]);
+  assert.equal(again.exitCode, 2);
+  assert.match(again.stderr, /that run finished; nothing to resume/);
   // Every epoch logged exactly once across the interruption: 1 freeze + 12 unfreeze epochs.
   assert.deepEqual(run.metrics['test_accuracy']!.map((p) => p.step), Array.from({ length: 13 }, (_, i) => i + 1));
   assert.equal(readdirSync(join(store)).filter((d) => d !== '0' && d !== '.trash').flatMap((e) => readdirSync(join(store, e)).filter((r) => /^[0-9a-f]{32}$/.test(r))).length, 1);
+});
+
+test('a cache entry whose files are gone is rebuilt, not trusted', { skip }, async () => {
+  const root = makeTree({ 'p.yaml': pipeline(1) });
+  const first = await runCliIn(root, ['run', 'p.yaml', '--plain']);
+  assert.equal(first.exitCode, 0, first.stderr);
+  const runs = join(root, 'runs');
+  const run1 = readdirSync(runs).filter((d) => /^\d{8}T/.test(d))[0]!;
+  rmSync(join(runs, run1, 'model', 'model', 'weights.bin'));
+  const second = await runCliIn(root, ['run', 'p.yaml', '--plain']);
+  assert.equal(second.exitCode, 0, second.stderr);
+  assert.match(second.stdout, /^› cached outputs in <root>\/runs\/\S+\/model do not load \(ENOENT: .*weights\.bin'\); running the stage again$/m);
+  assert.match(second.stdout, /reused from the stage cache: data, aug, head, finetune, eval\n/);
 });
