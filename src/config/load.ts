@@ -7,7 +7,7 @@
 import { readFile } from 'node:fs/promises';
 import { LineCounter, parseDocument } from 'yaml';
 import { PipelineError } from '../errors.js';
-import { applyOverrides, overrideFor, type Override } from './overrides.js';
+import { applyOverrides, createdBy, overrideFor, type Override } from './overrides.js';
 import { pipelineValidator, schemaIssues } from './schema.js';
 import { dotted, excerpt, positionOf, type SourceFile, type SourcePos } from './source.js';
 import { syntaxIssues } from './yaml-errors.js';
@@ -113,7 +113,7 @@ export async function loadPipeline(path: string, overrides: readonly Override[] 
   if (!validate(data)) {
     const issues: ConfigIssue[] = schemaIssues(validate.errors ?? [], data).map((i) => ({
       pos: positionOf(source, i.path, i.atKey),
-      override: overrideFor(i.path, overrides)?.expr,
+      override: (overrideFor(i.path, overrides) ?? (source.doc.hasIn(i.path) ? undefined : createdBy(i.path, overrides)))?.expr,
       path: dotted(i.path),
       message: i.message,
     }));

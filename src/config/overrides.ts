@@ -60,3 +60,9 @@ export function overrideFor(path: readonly (string | number)[], overrides: reado
   const p = path.map(String);
   return [...overrides].reverse().find((o) => o.path.length <= p.length && o.path.every((s, i) => s === p[i]));
 }
+
+/** The override whose path runs through `path` (it created that mapping), if any. */
+export function createdBy(path: readonly (string | number)[], overrides: readonly Override[]): Override | undefined {
+  const p = path.map(String);
+  return [...overrides].reverse().find((o) => o.path.length > p.length && p.every((s, i) => s === o.path[i]));
+}
