@@ -7,6 +7,8 @@ export interface TorchResult {
   threads: number;
   train: number[];
   infer: number[];
+  /** 1-minute load average when the measurement started. */
+  loadavg?: number;
 }
 
 /** bench/results/speed.json. */
@@ -28,7 +30,7 @@ export interface SpeedReport {
   loadavgAfter: number;
   /** Wall time of the whole benchmark, s. */
   seconds: number;
-  pipe: ChildResult[];
+  pipe: Array<ChildResult & { loadavg?: number }>;
   torch_results: TorchResult[];
 }
 
@@ -39,8 +41,16 @@ export function median(xs: number[]): number {
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
+const load = (l: number | undefined): string => (l === undefined ? '-' : l.toFixed(2));
 const fig = (xs: number[]): string => xs.map((v) => (v >= 100 ? v.toFixed(0) : v.toFixed(1))).join(' / ');
 const ratio = (a: number[], b: number[] | undefined): string => (b && b.length ? (median(a) / median(b)).toPrecision(2) : '-');
+
+/** A pipe row's runtime: backend, kernel route, optimizer. */
+function label(p: ChildResult): string {
+  if (p.backend !== 'wasm') return p.backend;
+  const route = p.route === 'native' ? 'wasm + native addon' : 'wasm, wasm kernels only';
+  return p.optimizer === 'fused-adam' ? `${route} + fused Adam` : route;
+}
 
 /** The two tables: absolute images/s (every repeat) and pipe/PyTorch ratios of the medians. */
 export function markdown(r: SpeedReport): string {
@@ -49,23 +59,23 @@ export function markdown(r: SpeedReport): string {
   const lines: string[] = [
     `Measured ${r.date.slice(0, 10)} on ${r.cores} cores (${r.cpu}); node ${r.node}, tfjs ${r.tfjs}, PyTorch ${r.torch ?? 'not run'}.`,
     `${r.size}x${r.size}x3 images, batch ${r.batch}, 10 classes, Adam; each figure measured ${r.repeats} times after warm-up steps.`,
-    `Load average (1 min) ${r.loadavgBefore.toFixed(2)} before, ${r.loadavgAfter.toFixed(2)} after; ${r.seconds.toFixed(0)} s in all. Command: \`${r.command}\`.`,
+    `Load average (1 min) ${r.loadavgBefore.toFixed(2)} before, ${r.loadavgAfter.toFixed(2)} after (column \`load\`: when each row started; the machine is shared); ${r.seconds.toFixed(0)} s in all. Command: \`${r.command}\`.`,
     '',
-    '| model | runtime | train images/s | inference images/s |',
-    '|---|---|---|---|',
+    '| model | runtime | train images/s | inference images/s | load |',
+    '|---|---|---|---|---|',
   ];
   for (const m of models) {
-    for (const p of r.pipe.filter((x) => x.model === m)) lines.push(`| ${m} | pipe ${p.backend}${p.batch !== r.batch ? ` (batch ${p.batch})` : ''} | ${fig(p.train)} | ${fig(p.infer)} |`);
+    for (const p of r.pipe.filter((x) => x.model === m)) lines.push(`| ${m} | pipe ${label(p)}${p.batch !== r.batch ? ` (batch ${p.batch})` : ''} | ${fig(p.train)} | ${fig(p.infer)} | ${load(p.loadavg)} |`);
     for (const threads of [1, 2]) {
       const t = torchOf(m, threads);
-      if (t) lines.push(`| ${m} | PyTorch ${threads} thread${threads > 1 ? 's' : ''} | ${fig(t.train)} | ${fig(t.infer)} |`);
+      if (t) lines.push(`| ${m} | PyTorch ${threads} thread${threads > 1 ? 's' : ''} | ${fig(t.train)} | ${fig(t.infer)} | ${load(t.loadavg)} |`);
     }
   }
   lines.push('', 'Ratios pipe / PyTorch (medians of the repeats; 1.0 = as fast as PyTorch):', '');
-  lines.push('| model | pipe backend | train vs 1 thread | train vs 2 threads | inference vs 1 thread | inference vs 2 threads |', '|---|---|---|---|---|---|');
+  lines.push('| model | pipe runtime | train vs 1 thread | train vs 2 threads | inference vs 1 thread | inference vs 2 threads |', '|---|---|---|---|---|---|');
   for (const p of r.pipe) {
     const t1 = torchOf(p.model, 1), t2 = torchOf(p.model, 2);
-    lines.push(`| ${p.model} | ${p.backend} | ${ratio(p.train, t1?.train)} | ${ratio(p.train, t2?.train)} | ${ratio(p.infer, t1?.infer)} | ${ratio(p.infer, t2?.infer)} |`);
+    lines.push(`| ${p.model} | ${label(p)} | ${ratio(p.train, t1?.train)} | ${ratio(p.train, t2?.train)} | ${ratio(p.infer, t1?.infer)} | ${ratio(p.infer, t2?.infer)} |`);
   }
   return `${lines.join('\n')}\n`;
 }

@@ -2,7 +2,8 @@
  * Training and inference speed of pipe next to PyTorch, in the same run, on the same machine.
  *
  *   npx tsc -p . && node dist/bench/speed.js [--models a,b] [--repeats 2] [--no-torch]
- *        [--python /usr/bin/python3] [--out bench/results/speed.json] [--md bench/results/speed.md]
+ *        [--quiet-load 0.5] [--python /usr/bin/python3] [--out bench/results/speed.json]
+ *        [--md bench/results/speed.md]
  *
  * For each model (mini_resnet, resnet18, resnet50 from the zoo; cifar_resnet18, a bench-local
  * ResNet-18 with a 3x3 stride-1 stem and no max-pool) at 32x32, batch 64, 10 classes: pipe's
@@ -11,7 +12,9 @@
  * Debian's /usr/bin/python3 and python3-torch). Every figure is measured `--repeats` times after
  * untimed warm-up steps; the JSON keeps each repeat, the table shows them and the ratios
  * pipe/PyTorch of their medians. Writes JSON (--out) and a markdown table (--md).
- * Budget: about 10-15 minutes on a 2-core machine.
+ * `--quiet-load L`: before each measurement, wait (up to 5 minutes) until the 1-minute load
+ * average is below L, for machines shared with other work; each figure's load is recorded.
+ * Budget: about 10-15 minutes on a 2-core machine (plus any waiting).
  */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -19,22 +22,43 @@ import { cpus, loadavg } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
+import { loadDnnl } from '../src/engine/native/dnnl.js';
 import { runChild, type ChildPlan, type ChildResult } from './speed-child.js';
 import { markdown, type SpeedReport, type TorchResult } from './speed-report.js';
 
 const BATCH = 64;
 const SIZE = 32;
 
+/**
+ * pipe's runtimes: the tfjs backend, the environment (PIPE_NATIVE=0: wasm kernels only) and the
+ * optimizer. `wasm` is pipe as shipped (its kernels on the native addon when that is built);
+ * `wasm + fused Adam` adds src/engine/native/adam.ts's optimizer (a proposed one-line change in
+ * src/train/optimizer.ts); `wasm, no addon` is the fallback route.
+ */
+const RUNTIMES: Record<string, Pick<ChildPlan, 'backend' | 'optimizer'> & { env: Record<string, string>; needsAddon: boolean }> = {
+  wasm: { backend: 'wasm', optimizer: 'pipe', env: {}, needsAddon: false },
+  'wasm + fused Adam': { backend: 'wasm', optimizer: 'fused-adam', env: {}, needsAddon: true },
+  'wasm, no addon': { backend: 'wasm', optimizer: 'pipe', env: { PIPE_NATIVE: '0' }, needsAddon: true },
+  cpu: { backend: 'cpu', optimizer: 'pipe', env: {}, needsAddon: false },
+};
+
 /** Warm-up and timed steps per model and runtime: few steps for the big nets (~15 min in all). */
-const PLAN: Record<string, { backends: Record<string, [number, number]>; torch: [number, number] }> = {
-  mini_resnet: { backends: { wasm: [2, 10], cpu: [1, 1] }, torch: [2, 10] },
-  resnet18: { backends: { wasm: [2, 5] }, torch: [2, 5] },
-  resnet50: { backends: { wasm: [1, 3] }, torch: [2, 5] },
-  cifar_resnet18: { backends: { wasm: [1, 2] }, torch: [1, 3] },
+const PLAN: Record<string, { runtimes: Record<string, [number, number]>; torch: [number, number] }> = {
+  mini_resnet: { runtimes: { wasm: [2, 10], 'wasm + fused Adam': [2, 10], 'wasm, no addon': [2, 10], cpu: [1, 1] }, torch: [2, 10] },
+  resnet18: { runtimes: { wasm: [2, 5], 'wasm + fused Adam': [2, 5], 'wasm, no addon': [1, 3] }, torch: [2, 5] },
+  resnet50: { runtimes: { wasm: [1, 3], 'wasm + fused Adam': [1, 3], 'wasm, no addon': [1, 2] }, torch: [2, 5] },
+  cifar_resnet18: { runtimes: { wasm: [1, 3], 'wasm + fused Adam': [1, 3], 'wasm, no addon': [1, 1] }, torch: [1, 3] },
 };
 
 /** The pure-JS cpu backend takes ~70 s per batch of 64 on mini_resnet: it runs batches of 16. */
 const BATCH_OF: Record<string, number> = { cpu: 16 };
+
+/** Waits until the 1-minute load average is below `limit` (at most `maxMs`); returns the load then. */
+function waitQuiet(limit: number, maxMs = 300_000): number {
+  const until = Date.now() + maxMs;
+  while (loadavg()[0]! >= limit && Date.now() < until) spawnSync('sleep', ['5']);
+  return loadavg()[0]!;
+}
 
 function arg(name: string, dflt: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -43,9 +67,9 @@ function arg(name: string, dflt: string): string {
 
 const here = dirname(fileURLToPath(import.meta.url));
 
-function pipeRun(plan: ChildPlan): ChildResult {
-  const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--child', JSON.stringify(plan)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 20 });
-  if (r.status !== 0) throw new Error(`pipe ${plan.model} on ${plan.backend} failed (exit ${r.status})`);
+function pipeRun(plan: ChildPlan, env: Record<string, string>): ChildResult {
+  const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--child', JSON.stringify(plan)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...env }, maxBuffer: 1 << 20 });
+  if (r.status !== 0) throw new Error(`pipe ${plan.model} on ${plan.runtime} failed (exit ${r.status})`);
   return JSON.parse(r.stdout.trim().split('\n').pop()!) as ChildResult;
 }
 
@@ -75,24 +99,33 @@ async function main(): Promise<void> {
   const repeats = Number(arg('repeats', '2'));
   const python = arg('python', '/usr/bin/python3');
   const withTorch = !process.argv.includes('--no-torch');
+  const quietLoad = Number(arg('quiet-load', 'Infinity'));
+  const dnnl = loadDnnl();
+  const addon = dnnl.addon !== undefined;
+  if (!addon) process.stderr.write(`native addon unavailable (${dnnl.addon ? '' : dnnl.reason}): measuring the wasm route only\n`);
   const t0 = performance.now();
   const report: SpeedReport = {
-    date: new Date().toISOString(), command: `node dist/bench/speed.js ${process.argv.slice(2).join(' ')}`.trim(),
+    date: new Date().toISOString(),
+    command: `${['PIPE_NATIVE_PATH', 'PIPE_NATIVE_THREADS'].filter((k) => process.env[k]).map((k) => `${k}=${process.env[k]} `).join('')}node dist/bench/speed.js ${process.argv.slice(2).join(' ')}`.trim(),
     node: process.version, tfjs: tf.version.tfjs, torch: null, cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length,
     batch: BATCH, size: SIZE, repeats, loadavgBefore: loadavg()[0]!, loadavgAfter: 0, seconds: 0, pipe: [], torch_results: [],
   };
   for (const model of models) {
-    for (const [backend, [warmup, steps]] of Object.entries(PLAN[model]!.backends)) {
-      const r = pipeRun({ model, backend, batch: BATCH_OF[backend] ?? BATCH, size: SIZE, warmup, steps, repeats });
+    for (const [runtime, [warmup, steps]] of Object.entries(PLAN[model]!.runtimes)) {
+      const { backend, optimizer, env, needsAddon } = RUNTIMES[runtime]!;
+      if (needsAddon && !addon) continue;
+      const load = waitQuiet(quietLoad);
+      const r = { ...pipeRun({ model, runtime, backend, optimizer, batch: BATCH_OF[backend] ?? BATCH, size: SIZE, warmup, steps, repeats }, env), loadavg: load };
       report.pipe.push(r);
-      process.stderr.write(`pipe  ${model.padEnd(15)} ${backend.padEnd(5)} train ${fmt(r.train)}  infer ${fmt(r.infer)} images/s\n`);
+      process.stderr.write(`pipe  ${model.padEnd(15)} ${runtime.padEnd(18)} train ${fmt(r.train)}  infer ${fmt(r.infer)} images/s\n`);
     }
     if (!withTorch) continue;
     for (const threads of [1, 2]) {
+      const load = waitQuiet(quietLoad);
       const { version, ...r } = torchRun(python, threads, model, repeats);
       report.torch = version;
-      report.torch_results.push(r);
-      process.stderr.write(`torch ${model.padEnd(15)} ${threads}t    train ${fmt(r.train)}  infer ${fmt(r.infer)} images/s\n`);
+      report.torch_results.push({ ...r, loadavg: load });
+      process.stderr.write(`torch ${model.padEnd(15)} ${`${threads} thread(s)`.padEnd(18)} train ${fmt(r.train)}  infer ${fmt(r.infer)} images/s\n`);
     }
   }
   report.loadavgAfter = loadavg()[0]!;

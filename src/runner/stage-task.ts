@@ -4,7 +4,7 @@
  * After a failure, stages that depend on it are skipped (and named); with fail-fast (the
  * default) no new stage starts either. Anchor: DVC `_reproduce` / `handle_error`.
  */
-import { mkdir } from 'node:fs/promises';
+import { mkdir, rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { PipelineConfig, StageKindName } from '../config/types.js';
 import { ancestors, type Dag } from '../dag/compile.js';
@@ -91,6 +91,7 @@ export async function runStageTask(a: StageTaskArgs): Promise<StageOutcome> {
       try {
         a.outputs.set(name, await def.load(ctx, entry.reuseDir!));
         reused = true;
+        await rmdir(ctx.outDir).catch(() => undefined); // keep no empty folder for a reused stage
       } catch (e) {
         if (a.signal.aborted) throw e;
         // A cache entry that no longer loads (files deleted or never written) is rebuilt, not trusted.

@@ -28,6 +28,8 @@ tf.env().set('PROD', true); // as src/engine/backend.ts does: no "install tfjs-n
 
 const CORE_BN_GRAD = tf.getGradient('FusedBatchNorm');
 const WASM_OWN_INPUT_KERNEL = tf.getKernel('Conv2DBackpropInput', 'wasm');
+const WASM_OWN_CONV_KERNEL = tf.getKernel('Conv2D', 'wasm');
+const ADD_KERNEL = tf.getKernel('Add', 'wasm');
 const REGISTERED = registerWasmKernels();
 registerBatchNormGrad();
 
@@ -62,7 +64,7 @@ after(async () => {
 // ---------------------------------------------------------------------------------------------
 
 describe('registration', () => {
-  const WASM_ROUTE = ['Conv2DBackpropFilter', 'Conv2DBackpropInput', 'DepthwiseConv2dNativeBackpropFilter', 'DepthwiseConv2dNativeBackpropInput'];
+  const WASM_ROUTE = ['Cast', 'Conv2D', 'Conv2DBackpropFilter', 'Conv2DBackpropInput', 'DepthwiseConv2dNativeBackpropFilter', 'DepthwiseConv2dNativeBackpropInput', 'FusedConv2D', 'Identity'];
 
   it('registers the auto route once, before the backend starts (idempotent)', () => {
     assert.ok(REGISTERED.length >= WASM_ROUTE.length);
@@ -72,7 +74,7 @@ describe('registration', () => {
     assert.equal(tf.getKernel('Conv2DBackpropInput', 'wasm'), now, 'a second call registers nothing new');
   });
 
-  it('wasm route: the four gradient kernels, keeping the original Conv2DBackpropInput setupFunc', () => {
+  it('wasm route: the gradient kernels and forward wrappers, keeping wasm\'s setupFuncs', () => {
     const { route, names } = setKernelRoute('wasm');
     assert.equal(route, 'wasm');
     assert.deepEqual([...names].sort(), WASM_ROUTE);
@@ -80,10 +82,12 @@ describe('registration', () => {
     assert.ok(WASM_OWN_INPUT_KERNEL, 'tfjs-backend-wasm ships a Conv2DBackpropInput');
     assert.notEqual(now.kernelFunc, WASM_OWN_INPUT_KERNEL.kernelFunc, 'ours replaced it');
     assert.equal(now.setupFunc, WASM_OWN_INPUT_KERNEL.setupFunc, 'the original setupFunc is kept');
+    assert.equal(tf.getKernel('Conv2D', 'wasm')!.setupFunc, WASM_OWN_CONV_KERNEL!.setupFunc);
+    assert.notEqual(tf.getKernel('Conv2D', 'wasm')!.kernelFunc, WASM_OWN_CONV_KERNEL!.kernelFunc);
   });
 
   it('native route: the addon\'s kernels on top, setupFuncs kept', { skip: ROUTES[1]!.skip }, () => {
-    const ownConv = tf.getKernel('Conv2D', 'wasm');
+    const ownConv = WASM_OWN_CONV_KERNEL;
     const { route, names, detail } = setKernelRoute('native');
     assert.equal(route, 'native');
     assert.match(detail, /oneDNN, \d+ threads/);
@@ -92,7 +96,7 @@ describe('registration', () => {
     assert.equal(tf.getKernel('Conv2DBackpropInput', 'wasm')!.setupFunc, WASM_OWN_INPUT_KERNEL!.setupFunc);
     setKernelRoute('wasm');
     assert.equal(tf.getKernel('PipeAdamUpdate', 'wasm'), undefined, 'switching back removes the fused Adam');
-    assert.equal(tf.getKernel('Conv2D', 'wasm'), ownConv, 'and restores wasm\'s own kernels');
+    assert.equal(tf.getKernel('Add', 'wasm'), ADD_KERNEL, 'and restores wasm\'s own kernels');
   });
 
   it('replaces the FusedBatchNorm gradient', () => {
@@ -127,7 +131,12 @@ const CONV_CASES: ConvCase[] = [
   { name: 'non-square kernel 3x1, non-square input', x: [2, 8, 5, 3], w: [3, 1, 3, 4], strides: [2, 1], pad: 'same' },
   { name: 'non-square kernel 1x5 stride 3 same', x: [1, 7, 11, 2], w: [1, 5, 2, 3], strides: 3, pad: 'same' },
   { name: 'explicit asymmetric padding in conv2d', x: [2, 7, 6, 3], w: [3, 3, 3, 4], strides: 2, pad: [[0, 0], [1, 2], [2, 0], [0, 0]] },
-  // Maps so small that some taps only meet padding (the native route leaves them out).
+  // More than 4 input channels: the native route's oneDNN backward-data kernel (4 or fewer: its col2im).
+  { name: '3x3 stride 1 same, 8 channels', x: [2, 6, 6, 8], w: [3, 3, 8, 6], strides: 1, pad: 'same' },
+  { name: '3x3 stride 2 same, odd input, 8 channels', x: [2, 9, 9, 8], w: [3, 3, 8, 6], strides: 2, pad: 'same' },
+  { name: '1x1 stride 2 valid, even input, 6 channels', x: [2, 8, 8, 6], w: [1, 1, 6, 5], strides: 2, pad: 'valid' },
+  { name: '7x7 stride 2 explicit pad 3, 5 channels', x: [2, 12, 12, 5], w: [7, 7, 5, 4], strides: 2, pad: [[0, 0], [3, 3], [3, 3], [0, 0]] },
+  // Maps so small that some taps only meet padding (both routes leave them out).
   { name: '3x3 same on a 1x1 map (only the centre tap is live)', x: [3, 1, 1, 5], w: [3, 3, 5, 4], strides: 1, pad: 'same' },
   { name: '3x3 same on a 1x2 map', x: [2, 1, 2, 3], w: [3, 3, 3, 4], strides: 1, pad: 'same' },
   { name: '3x3 stride 2 same on a 1x1 map', x: [2, 1, 1, 3], w: [3, 3, 3, 4], strides: 2, pad: 'same' },
@@ -355,6 +364,24 @@ perRoute('FusedBatchNorm gradient on wasm matches cpu', () => {
 });
 
 // ---------------------------------------------------------------------------------------------
+
+perRoute('Identity and same-dtype Cast share data', () => {
+  it('values and gradients match cpu; each tensor outlives the others; nothing leaks', async () => {
+    const d = data([3, 5, 7], 720, -4, 4);
+    await compareBackends((x) => weightedSum(tf.mul(tf.cast(tf.clone(x!), 'float32'), tf.clone(x!))), [d], ['dx']);
+    assert.ok(await tf.setBackend('wasm'));
+    const ids = tf.backend().numDataIds();
+    const x = tf.tensor(d.values, d.shape);
+    const [y, z, i] = [tf.clone(x), tf.cast(x, 'float32'), tf.cast(x, 'int32')];
+    x.dispose();
+    assert.deepEqual(Array.from(y.dataSync()), Array.from(d.values), 'the clone outlives its source');
+    z.dispose();
+    assert.deepEqual(Array.from(y.dataSync()), Array.from(d.values), 'and the cast of it');
+    assert.deepEqual(Array.from(i.dataSync()), Array.from(d.values, (v) => Math.trunc(v) + 0), 'a real cast still converts');
+    tf.dispose([y, i]);
+    assert.equal(tf.backend().numDataIds(), ids, 'wasm backend data ids');
+  });
+});
 
 perRoute('memory', () => {
   it('gradient calls on wasm leave no tensors or backend buffers behind', async () => {

@@ -9,13 +9,15 @@
  * xPad transposed to [ci, Hp, Wp, n], the filter dy transposed to [Ho, Wo, n, co],
  * and the sum is a stride-1 'valid' convolution with dilation `s`, whose output
  * [ci, Hp - (Ho-1)s, Wp - (Wo-1)s, co] is cropped to [ci, kh, kw, co] and transposed
- * to HWIO [kh, kw, ci, co]. Every step is a kernel wasm has (PadV2, Transpose,
+ * to HWIO [kh, kw, ci, co]. Taps that only meet padding get a zero gradient without being
+ * computed (live-taps.ts). Every step is a kernel wasm has (PadV2, Transpose,
  * Conv2D through XNNPACK, Slice). This is the construction described in
  * issue "The main job end to end"; the reference semantics are TensorFlow's
  * `Conv2DBackpropFilter` (tensorflow/core/kernels/conv_grad_filter_ops.cc).
  */
 import * as tf from '@tensorflow/tfjs';
 import type { KernelConfig, NamedAttrMap, NamedTensorInfoMap, TensorInfo } from '@tensorflow/tfjs';
+import { tapWindow } from './live-taps.js';
 
 interface Attrs {
   strides: [number, number] | number;
@@ -58,6 +60,14 @@ export function conv2dBackpropFilterImpl(
     x.shape, attrs.filterShape, attrs.strides, 1, attrs.pad, attrs.dimRoundingMode, false, 'channelsLast',
   );
   const [kh, kw, ci, co] = attrs.filterShape;
+  const win = tapWindow(info);
+  if (win.cropped) {
+    // Taps that only meet padding have a zero gradient: compute the window's, pad with zeros.
+    return tf.tidy(() => {
+      const part = conv2dBackpropFilterImpl(x, dy, { ...attrs, pad: win.pad, filterShape: [win.kh, win.kw, ci, co] });
+      return tf.pad(part, [[win.a0, kh - win.a0 - win.kh], [win.b0, kw - win.b0 - win.kw], [0, 0], [0, 0]]);
+    });
+  }
   const { top, bottom, left, right } = info.padInfo;
   return tf.tidy(() => {
     // Bottom/right padding may exceed what the last output position reads; crop after the conv.

@@ -2,7 +2,9 @@
  * Registers the training kernels the wasm backend lacks or runs slowly, and the faster
  * FusedBatchNorm gradient. Two routes:
  * - `wasm`: everything stays in WebAssembly (one thread): filter and input gradients of
- *   convolutions re-expressed as XNNPACK convolutions (this folder), depthwise gradients.
+ *   convolutions re-expressed as XNNPACK convolutions (this folder), depthwise gradients, and
+ *   wasm's forward convolutions run on the filter taps that meet real input (live-taps.ts);
+ *   Identity and same-dtype Cast share their input's data instead of copying it (share-data.ts).
  * - `native`: convolutions (forward and both gradients) and matMuls go to pipe's oneDNN addon
  *   (../native/), on every core, and so do large element-wise ops, channel reductions, the
  *   max-pool gradient and the fused Adam step (../native/adam.ts); the `wasm` route's kernels
@@ -20,7 +22,9 @@ import { CONV_KERNEL_NAMES, convKernelConfigs } from '../native/conv-kernels.js'
 import { POINTWISE_KERNEL_NAMES, pointwiseKernelConfigs } from '../native/pointwise-kernels.js';
 import { conv2dBackpropFilterConfig } from './conv2d-backprop-filter.js';
 import { conv2dBackpropInputConfig } from './conv2d-backprop-input.js';
+import { conv2dForwardConfigs } from './conv2d-forward.js';
 import { depthwiseBackpropConfigs } from './depthwise-backprop.js';
+import { shareDataConfigs } from './share-data.js';
 
 /** Which kernels run convolutions and matMuls on the wasm backend. */
 export type KernelRoute = 'native' | 'wasm';
@@ -30,8 +34,8 @@ let originals: Record<string, tf.KernelConfig | undefined> | undefined;
 let current: { route: KernelRoute; names: string[]; detail: string } | undefined;
 
 const NATIVE_NAMES = [...CONV_KERNEL_NAMES, ...POINTWISE_KERNEL_NAMES];
-/** wasm's own kernels that the wasm route keeps (the native route replaces them). */
-const KEPT = NATIVE_NAMES.filter((n) => n !== 'Conv2DBackpropInput' && n !== 'Conv2DBackpropFilter');
+/** wasm's own kernels that the wasm route keeps as they are (the native route replaces them). */
+const KEPT = NATIVE_NAMES.filter((n) => !['Conv2D', 'FusedConv2D', 'Conv2DBackpropInput', 'Conv2DBackpropFilter'].includes(n));
 
 function replace(config: tf.KernelConfig): void {
   if (tf.getKernel(config.kernelName, 'wasm')) tf.unregisterKernel(config.kernelName, 'wasm');
@@ -39,7 +43,10 @@ function replace(config: tf.KernelConfig): void {
 }
 
 function wasmRoute(): tf.KernelConfig[] {
-  return [conv2dBackpropFilterConfig, conv2dBackpropInputConfig(originals!['Conv2DBackpropInput']), ...depthwiseBackpropConfigs];
+  return [
+    conv2dBackpropFilterConfig, conv2dBackpropInputConfig(originals!['Conv2DBackpropInput']), ...depthwiseBackpropConfigs,
+    ...conv2dForwardConfigs(originals!), ...shareDataConfigs(originals!),
+  ];
 }
 
 /**
@@ -49,7 +56,7 @@ function wasmRoute(): tf.KernelConfig[] {
  * @throws Error when `route` is 'native' and the addon is unavailable (the reason is given).
  */
 export function setKernelRoute(route: KernelRoute | 'auto'): { route: KernelRoute; names: string[]; detail: string } {
-  originals ??= Object.fromEntries(NATIVE_NAMES.map((n) => [n, tf.getKernel(n, 'wasm')]));
+  originals ??= Object.fromEntries([...NATIVE_NAMES, 'Identity', 'Cast'].map((n) => [n, tf.getKernel(n, 'wasm')]));
   const dnnl = route === 'wasm' ? undefined : loadDnnl();
   if (route === 'native' && !dnnl?.addon) throw new Error(`native kernels unavailable: ${dnnl && !dnnl.addon ? dnnl.reason : ''}`);
   const base = wasmRoute();

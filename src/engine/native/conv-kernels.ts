@@ -13,9 +13,24 @@
 import * as tf from '@tensorflow/tfjs';
 import type { KernelConfig, TensorInfo } from '@tensorflow/tfjs';
 import type { DnnlAddon } from './dnnl.js';
+import { tapWindow } from '../kernels/live-taps.js';
 import { allFloat, nativeFirst, offsetOf, sizeOf, withOutput, type KernelArgs, type WasmBackend } from './heap.js';
 
 const ACTIVATIONS: Record<string, number> = { linear: 0, relu: 1, relu6: 2, leakyrelu: 3, sigmoid: 4, elu: 5 };
+
+/** A number per wasm backend instance (each numbers its tensors from 1). */
+const backendEpochs = new WeakMap<object, number>();
+let nextEpoch = 0;
+
+/**
+ * A key for a filter's data, for the addon's cache of reordered filters: the backend's id of the
+ * tensor (never reused by that backend; tfjs tensor data never changes) and the backend instance.
+ */
+function filterKey(b: WasmBackend, t: TensorInfo): number {
+  let epoch = backendEpochs.get(b);
+  if (epoch === undefined) backendEpochs.set(b, (epoch = nextEpoch++));
+  return epoch * 2 ** 32 + (b.dataIdMap.get(t.dataId) as unknown as { id: number }).id;
+}
 
 interface ConvAttrs {
   strides: number | [number, number];
@@ -30,31 +45,9 @@ interface ConvAttrs {
 }
 
 /**
- * The window of taps of one spatial axis that meets real input for some output position:
- * [first tap, number of taps, padding before, padding after] for the windowed conv, or the whole
- * filter when leaving taps out would need negative padding.
+ * pipe_dnnl's conv parameters (native.h) but the offsets, activation and filter key: `head` the
+ * first 15, `tail` the filter's full size and window start; null when oneDNN cannot take them.
  */
-export function liveTaps(inSize: number, k: number, stride: number, padBefore: number, padAfter: number, outSize: number): [number, number, number, number] {
-  let lo = k, hi = -1;
-  for (let a = 0; a < k; a++) {
-    for (let i = 0; i < outSize; i++) {
-      const h = i * stride + a - padBefore;
-      if (h >= 0 && h < inSize) {
-        lo = Math.min(lo, a);
-        hi = Math.max(hi, a);
-        break;
-      }
-    }
-  }
-  const whole: [number, number, number, number] = [0, k, padBefore, padAfter];
-  if (hi < 0 || (lo === 0 && hi === k - 1)) return whole;
-  const kk = hi - lo + 1, pb = padBefore - lo;
-  const pa = Math.max(0, (outSize - 1) * stride + kk - inSize - pb);
-  if (pb < 0 || Math.floor((inSize + pb + pa - kk) / stride) + 1 !== outSize) return whole;
-  return [lo, kk, pb, pa];
-}
-
-/** pipe_dnnl's 25 conv parameters without the offsets/activation, or null when oneDNN cannot take them. */
 function convParams(xShape: number[], fShape: number[], a: ConvAttrs): { head: number[]; tail: number[] } | null {
   if (a.dataFormat === 'NCHW') return null;
   const d = a.dilations ?? 1;
@@ -62,15 +55,15 @@ function convParams(xShape: number[], fShape: number[], a: ConvAttrs): { head: n
   const info = tf.backend_util.computeConv2DInfo(xShape as [number, number, number, number], fShape as [number, number, number, number], a.strides, 1, a.pad, a.dimRoundingMode, false, 'channelsLast');
   const { top, left, bottom, right } = info.padInfo;
   if (Math.min(top, left, bottom, right) < 0) return null;
-  const [a0, kh, pt, pb] = liveTaps(info.inHeight, info.filterHeight, info.strideHeight, top, bottom, info.outHeight);
-  const [b0, kw, pl, pr] = liveTaps(info.inWidth, info.filterWidth, info.strideWidth, left, right, info.outWidth);
+  const { a0, b0, kh, kw, pad } = tapWindow(info);
   return {
-    head: [info.batchSize, info.inHeight, info.inWidth, info.inChannels, kh, kw, info.outChannels, info.outHeight, info.outWidth, info.strideHeight, info.strideWidth, pt, pl, pb, pr],
+    head: [info.batchSize, info.inHeight, info.inWidth, info.inChannels, kh, kw, info.outChannels, info.outHeight, info.outWidth, info.strideHeight, info.strideWidth, pad[1][0], pad[2][0], pad[1][1], pad[2][1]],
     tail: [info.filterHeight, info.filterWidth, a0, b0],
   };
 }
 
 function convKernel(name: string, kind: 0 | 1 | 2, addon: DnnlAddon, fallback: KernelConfig | undefined): KernelConfig {
+  const refused = new Set<string>();
   return nativeFirst(name, fallback, (args: KernelArgs): TensorInfo | null => {
     const b = args.backend as WasmBackend;
     const a = args.attrs as unknown as ConvAttrs;
@@ -95,9 +88,10 @@ function convKernel(name: string, kind: 0 | 1 | 2, addon: DnnlAddon, fallback: K
     const outShape = kind === 0 ? [h[0]!, h[7]!, h[8]!, h[6]!] : kind === 1 ? xShape : fShape;
     const act = ACTIVATIONS[a.activation ?? 'linear']!;
     const key = `${kind}:${h.join(',')}:${conv.tail.join(',')}:${bias ? 1 : 0}:${act}`;
-    return withOutput(b, outShape, key, (heap, outOff) => {
+    return withOutput(b, outShape, refused, key, (heap, outOff) => {
       const off = (t: TensorInfo | undefined): number => (t ? offsetOf(b, t) : outOff);
-      const p = [...h, off(x), off(w), off(y), bias ? offsetOf(b, bias) : -1, act, a.leakyreluAlpha ?? 0.2, ...conv.tail];
+      const filterId = kind === 0 ? filterKey(b, w!) : -1;
+      const p = [...h, off(x), off(w), off(y), bias ? offsetOf(b, bias) : -1, act, a.leakyreluAlpha ?? 0.2, ...conv.tail, filterId];
       addon.conv(kind, heap, new Float64Array(p));
     });
   });
@@ -111,6 +105,7 @@ interface MatMulAttrs {
 }
 
 function matMulKernel(name: string, addon: DnnlAddon, fallback: KernelConfig | undefined): KernelConfig {
+  const refused = new Set<string>();
   return nativeFirst(name, fallback, (args: KernelArgs): TensorInfo | null => {
     const b = args.backend as WasmBackend;
     const at = args.attrs as unknown as MatMulAttrs;
@@ -124,7 +119,7 @@ function matMulKernel(name: string, addon: DnnlAddon, fallback: KernelConfig | u
     if (!ok) return null;
     const batchShape = ba >= bb ? a.shape.slice(0, -2) : bm.shape.slice(0, -2);
     const key = `mm:${ba},${bb},${M},${K},${N},${+at.transposeA},${+at.transposeB},${bias ? 1 : 0},${act}`;
-    return withOutput(b, [...batchShape, M, N], key, (heap, outOff) => {
+    return withOutput(b, [...batchShape, M, N], refused, key, (heap, outOff) => {
       addon.matmul(heap, new Float64Array([ba, bb, M, K, N, +at.transposeA, +at.transposeB, offsetOf(b, a), offsetOf(b, bm), outOff, bias ? offsetOf(b, bias) : -1, act, at.leakyreluAlpha ?? 0.2]));
     });
   });

@@ -4,6 +4,7 @@
 // (`any`) on every call, since they change at every training step. Primitives are cached by
 // shape. Reference semantics: TensorFlow's Conv2D / Conv2DBackpropInput / Conv2DBackpropFilter
 // and BatchMatMul, as tfjs implements them.
+#include <algorithm>
 #include <cstring>
 #include <map>
 #include <memory>
@@ -31,13 +32,54 @@ stream& strm() {
   return s;
 }
 
+// Filters already reordered for a forward conv, by the wasm tensor id of their source (tfjs
+// tensor data never changes while its id lives: a variable's assign makes a new tensor). A
+// filter is kept from its second use on (inference reuses filters; training makes new ones every
+// step and so keeps none), at most kFilterCache per conv shape, most recent last.
+constexpr size_t kFilterCache = 8;
+constexpr size_t kSeenIds = 32;
+
 struct ConvEntry {
   primitive prim;
   memory::desc x_md, w_user_md, w_md, y_md, bias_md;
   bool w_reorder = false;
   std::unique_ptr<memory> w_buf;  // the filter (or its gradient) in oneDNN's layout
+  primitive to_blocked, from_blocked;  // reorders user <-> oneDNN layout
+  std::vector<std::pair<double, std::unique_ptr<memory>>> filters;  // forward only, see kFilterCache
+  std::vector<double> seen;  // ids used once, not kept yet
   std::string impl;
 };
+
+// The forward conv's filter in oneDNN's layout: cached for tensor `id` (>= 0), else reordered
+// into the entry's scratch buffer.
+memory& forward_filter(ConvEntry* e, memory& w_user, double id) {
+  if (id < 0) {
+    e->to_blocked.execute(strm(), {{DNNL_ARG_FROM, w_user}, {DNNL_ARG_TO, *e->w_buf}});
+    return *e->w_buf;
+  }
+  for (size_t i = 0; i < e->filters.size(); i++) {
+    if (e->filters[i].first != id) continue;
+    std::rotate(e->filters.begin() + i, e->filters.begin() + i + 1, e->filters.end());
+    return *e->filters.back().second;
+  }
+  const auto once = std::find(e->seen.begin(), e->seen.end(), id);
+  if (once == e->seen.end()) {
+    if (e->seen.size() >= kSeenIds) e->seen.erase(e->seen.begin());
+    e->seen.push_back(id);
+    return forward_filter(e, w_user, -1);
+  }
+  e->seen.erase(once);
+  std::unique_ptr<memory> buf;
+  if (e->filters.size() >= kFilterCache) {
+    buf = std::move(e->filters.front().second);
+    e->filters.erase(e->filters.begin());
+  } else {
+    buf = std::make_unique<memory>(e->w_md, eng());
+  }
+  e->to_blocked.execute(strm(), {{DNNL_ARG_FROM, w_user}, {DNNL_ARG_TO, *buf}});
+  e->filters.emplace_back(id, std::move(buf));
+  return *e->filters.back().second;
+}
 
 struct MatmulEntry {
   primitive prim;
@@ -105,7 +147,11 @@ ConvEntry* conv_entry(int kind, const double* p) {
     }
   }
   e->w_reorder = e->w_md != e->w_user_md;
-  if (e->w_reorder) e->w_buf = std::make_unique<memory>(e->w_md, eng());
+  if (e->w_reorder) {
+    e->w_buf = std::make_unique<memory>(e->w_md, eng());
+    e->to_blocked = reorder(reorder::primitive_desc(eng(), e->w_user_md, eng(), e->w_md));
+    e->from_blocked = reorder(reorder::primitive_desc(eng(), e->w_md, eng(), e->w_user_md));
+  }
   ConvEntry* raw = e.get();
   conv_cache.emplace(std::move(key), std::move(e));
   return raw;
@@ -132,6 +178,45 @@ MatmulEntry* matmul_entry(const double* p) {
   return raw;
 }
 
+// Input gradient of a convolution with few input channels (an RGB stem) as a matrix product and
+// a scatter (col2im): cols[n,i,j][a,b,c] = sum_o dy[n,i,j,o] * W[a,b,c,o], then
+// dx[n, i*SH + a - PT, j*SW + b - PL, c] += cols[n,i,j][a,b,c]. oneDNN's direct backward-data
+// kernels are several times slower than the forward conv when C is 3.
+void conv_bwd_data_col2im(char* heap, const double* p) {
+  const long N = p[0], H = p[1], W = p[2], C = p[3], KH = p[4], KW = p[5], O = p[6], OH = p[7], OW = p[8];
+  const long SH = p[9], SW = p[10], PT = p[11], PL = p[12];
+  const long rows = N * OH * OW, cols_n = KH * KW * C;
+  const double mp[13] = {1, 1, static_cast<double>(rows), static_cast<double>(O), static_cast<double>(cols_n), 0, 1, 0, 0, 0, -1, 0, 0};
+  MatmulEntry* e = matmul_entry(mp);
+  std::vector<float> cols(static_cast<size_t>(rows * cols_n));
+  auto at = [&](double off) { return static_cast<void*>(heap + static_cast<size_t>(off)); };
+  e->prim.execute(strm(), {{DNNL_ARG_SRC, memory(e->a_md, eng(), at(p[17]))},
+                           {DNNL_ARG_WEIGHTS, memory(e->b_md, eng(), at(p[16]))},
+                           {DNNL_ARG_DST, memory(e->c_md, eng(), cols.data())}});
+  strm().wait();
+  float* dx = static_cast<float*>(at(p[15]));
+  std::memset(dx, 0, static_cast<size_t>(N * H * W * C) * 4);
+#pragma omp parallel for schedule(static)
+  for (long n = 0; n < N; n++) {
+    for (long i = 0; i < OH; i++) {
+      for (long j = 0; j < OW; j++) {
+        const float* src = cols.data() + ((n * OH + i) * OW + j) * cols_n;
+        for (long a = 0; a < KH; a++) {
+          const long h = i * SH + a - PT;
+          if (h < 0 || h >= H) continue;
+          for (long b = 0; b < KW; b++) {
+            const long w = j * SW + b - PL;
+            if (w < 0 || w >= W) continue;
+            float* d = dx + ((n * H + h) * W + w) * C;
+            const float* s = src + (a * KW + b) * C;
+            for (long c = 0; c < C; c++) d[c] += s[c];
+          }
+        }
+      }
+    }
+  }
+}
+
 }  // namespace
 
 void check_range(double off, double floats, size_t heap_len, const char* what) {
@@ -145,14 +230,24 @@ void conv(int kind, char* heap, size_t heap_len, const double* p) {
   check_range(p[17], p[0] * p[7] * p[8] * p[6], heap_len, "y");
   if (p[18] >= 0) check_range(p[18], p[6], heap_len, "bias");
   if (p[23] < 0 || p[24] < 0 || p[23] + p[4] > p[21] || p[24] + p[5] > p[22]) throw std::runtime_error("filter window outside the filter");
+  if (kind == 1 && p[3] <= 4 && p[4] == p[21] && p[5] == p[22]) {
+    conv_bwd_data_col2im(heap, p);
+    return;
+  }
   ConvEntry* e = conv_entry(kind, p);
   auto at = [&](double off) { return static_cast<void*>(heap + static_cast<size_t>(off)); };
   const double window = (p[23] * p[22] + p[24]) * p[3] * p[6] * 4;  // byte offset of tap (A0, B0)
   memory x(e->x_md, eng(), at(p[15]));
   memory w_user(e->w_user_md, eng(), at(p[16] + window));
   memory y(e->y_md, eng(), at(p[17]));
-  memory& w = e->w_reorder ? *e->w_buf : w_user;
-  if (kind != 2 && e->w_reorder) reorder(w_user, w).execute(strm(), w_user, w);
+  memory* wp = &w_user;
+  if (e->w_reorder && kind == 0) wp = &forward_filter(e, w_user, p[25]);
+  if (e->w_reorder && kind == 1) {
+    e->to_blocked.execute(strm(), {{DNNL_ARG_FROM, w_user}, {DNNL_ARG_TO, *e->w_buf}});
+    wp = e->w_buf.get();
+  }
+  if (e->w_reorder && kind == 2) wp = e->w_buf.get();
+  memory& w = *wp;
   if (kind == 0) {
     std::unordered_map<int, memory> args = {{DNNL_ARG_SRC, x}, {DNNL_ARG_WEIGHTS, w}, {DNNL_ARG_DST, y}};
     if (p[18] >= 0) args.insert({DNNL_ARG_BIAS, memory(e->bias_md, eng(), at(p[18]))});
@@ -162,7 +257,7 @@ void conv(int kind, char* heap, size_t heap_len, const double* p) {
   } else {
     if (p[4] != p[21] || p[5] != p[22]) std::memset(at(p[16]), 0, static_cast<size_t>(filter_floats) * 4);
     e->prim.execute(strm(), {{DNNL_ARG_SRC, x}, {DNNL_ARG_DIFF_DST, y}, {DNNL_ARG_DIFF_WEIGHTS, w}});
-    if (e->w_reorder) reorder(w, w_user).execute(strm(), w, w_user);
+    if (e->w_reorder) e->from_blocked.execute(strm(), {{DNNL_ARG_FROM, w}, {DNNL_ARG_TO, w_user}});
   }
   strm().wait();
 }

@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 
 /** The addon's functions (see pipe_dnnl.cc for the parameter layouts). */
 export interface DnnlAddon {
-  /** kind 0 forward, 1 backward data, 2 backward weights; p: Float64Array(25). */
+  /** kind 0 forward, 1 backward data, 2 backward weights; p: Float64Array(26). */
   conv(kind: number, heap: ArrayBuffer, p: Float64Array): void;
   /** p: Float64Array(13). */
   matmul(heap: ArrayBuffer, p: Float64Array): void;
@@ -29,6 +29,8 @@ export interface DnnlAddon {
   reduceRows(heap: ArrayBuffer, p: Float64Array): void;
   /** p: [N, H, W, C, OH, OW, KH, KW, SH, SW, PT, PL, xOff, dyOff, dxOff]. */
   maxPoolGrad(heap: ArrayBuffer, p: Float64Array): void;
+  /** p: [xOff, outOff, n, C, meanOff, varOff, offsetOff, scaleOff, eps, meanN, varN, offsetN, scaleN]. */
+  batchNorm(heap: ArrayBuffer, p: Float64Array): void;
   /** p: [wOff, gOff, mOff, vOff, newWOff, newMOff, newVOff, n, a1Off, a2Off, b1, c1, b2, c2, eps, nlr]. */
   adam(heap: ArrayBuffer, p: Float64Array): void;
   /** oneDNN's implementation name for a conv (kind 0-2) or matmul (kind 3) parameter set. */
@@ -85,9 +87,9 @@ function relErr(a: Float32Array, b: Float32Array): number {
   return d / Math.max(m, 1e-12);
 }
 
-/** Returns a description of the first disagreement, or undefined when all agree. */
-export function selfTest(addon: DnnlAddon): string | undefined {
-  const [N, H, W, C, KH, KW, O, S, P] = [2, 7, 6, 3, 3, 3, 4, 2, 1];
+/** Conv forward, backward data and backward weights of one shape vs direct loops; a message on disagreement. */
+function convSelfTest(addon: DnnlAddon, C: number): string | undefined {
+  const [N, H, W, KH, KW, O, S, P] = [2, 7, 6, 3, 3, 4, 2, 1];
   const OH = Math.floor((H + 2 * P - KH) / S) + 1, OW = Math.floor((W + 2 * P - KW) / S) + 1;
   const x = rand(N * H * W * C, 1), w = rand(KH * KW * C * O, 2), dy = rand(N * OH * OW * O, 3);
   const y = new Float32Array(N * OH * OW * O), dx = new Float32Array(x.length), dw = new Float32Array(w.length);
@@ -101,44 +103,57 @@ export function selfTest(addon: DnnlAddon): string | undefined {
       dw[wi]! += x[xi]! * dy[yi]!;
     }
   }
-  const heap = new ArrayBuffer(4 * (2 * x.length + w.length + y.length) + 64);
+  const heap = new ArrayBuffer(4 * (x.length + w.length + y.length) + 64);
   const f = new Float32Array(heap);
   const xOff = 16, wOff = xOff + 4 * x.length, yOff = wOff + 4 * w.length;
-  const p = new Float64Array([N, H, W, C, KH, KW, O, OH, OW, S, S, P, P, P, P, xOff, wOff, yOff, -1, 0, 0, KH, KW, 0, 0]);
   const view = (off: number, len: number): Float32Array => f.subarray(off / 4, off / 4 + len);
+  const p = new Float64Array([N, H, W, C, KH, KW, O, OH, OW, S, S, P, P, P, P, xOff, wOff, yOff, -1, 0, 0, KH, KW, 0, 0, -1]);
+  view(xOff, x.length).set(x);
+  view(wOff, w.length).set(w);
+  addon.conv(0, heap, p);
+  const e0 = relErr(view(yOff, y.length), y);
+  if (e0 > 1e-4) return `conv forward (${C} channels), relative error ${e0.toExponential(2)}`;
+  view(yOff, dy.length).set(dy);
+  addon.conv(1, heap, p);
+  const e1 = relErr(view(xOff, x.length), dx);
+  if (e1 > 1e-4) return `conv backward data (${C} channels), relative error ${e1.toExponential(2)}`;
+  view(xOff, x.length).set(x);
+  addon.conv(2, heap, p);
+  const e2 = relErr(view(wOff, w.length), dw);
+  if (e2 > 1e-4) return `conv backward weights (${C} channels), relative error ${e2.toExponential(2)}`;
+  return undefined;
+}
+
+/** Returns a description of the first disagreement, or undefined when all agree. */
+export function selfTest(addon: DnnlAddon): string | undefined {
   try {
-    view(xOff, x.length).set(x);
-    view(wOff, w.length).set(w);
-    addon.conv(0, heap, p);
-    const e0 = relErr(view(yOff, y.length), y);
-    if (e0 > 1e-4) return `conv forward, relative error ${e0.toExponential(2)}`;
-    view(yOff, dy.length).set(dy);
-    addon.conv(1, heap, p);
-    const e1 = relErr(view(xOff, x.length), dx);
-    if (e1 > 1e-4) return `conv backward data, relative error ${e1.toExponential(2)}`;
-    view(xOff, x.length).set(x);
-    addon.conv(2, heap, p);
-    const e2 = relErr(view(wOff, w.length), dw);
-    if (e2 > 1e-4) return `conv backward weights, relative error ${e2.toExponential(2)}`;
+    // 3 channels: the col2im backward-data path; 6: oneDNN's own.
+    const conv = convSelfTest(addon, 3) ?? convSelfTest(addon, 6);
+    if (conv) return conv;
+    const heap = new ArrayBuffer(4096);
+    const f = new Float32Array(heap);
+    const view = (off: number, len: number): Float32Array => f.subarray(off / 4, off / 4 + len);
+    const [aOff, bOff, cOff] = [16, 1024, 2048];
     // matMul: a^T [K=5, M=3] (stored transposed) times b [K=5, N=4].
     const [M, K, NN] = [3, 5, 4];
     const a = rand(K * M, 4), b = rand(K * NN, 5), c = new Float32Array(M * NN);
     for (let i = 0; i < M; i++) for (let j = 0; j < NN; j++) for (let k = 0; k < K; k++) c[i * NN + j]! += a[k * M + i]! * b[k * NN + j]!;
-    view(xOff, a.length).set(a);
-    view(wOff, b.length).set(b);
-    addon.matmul(heap, new Float64Array([1, 1, M, K, NN, 1, 0, xOff, wOff, yOff, -1, 0, 0]));
-    const e3 = relErr(view(yOff, c.length), c);
+    view(aOff, a.length).set(a);
+    view(bOff, b.length).set(b);
+    addon.matmul(heap, new Float64Array([1, 1, M, K, NN, 1, 0, aOff, bOff, cOff, -1, 0, 0]));
+    const e3 = relErr(view(cOff, c.length), c);
     if (e3 > 1e-4) return `matMul, relative error ${e3.toExponential(2)}`;
-    // a + b with b a per-channel vector, then the column sums of the result.
-    view(xOff, x.length).set(x);
-    view(wOff, C).set(w.subarray(0, C));
-    addon.binary(heap, new Float64Array([0, 3, xOff, wOff, yOff, x.length, C]));
-    const sum = new Float32Array(x.length), colSums = new Float32Array(C);
-    x.forEach((v, k) => { sum[k] = v + w[k % C]!; colSums[k % C]! += sum[k]!; });
-    const e4 = relErr(view(yOff, x.length), sum);
+    // x + v with v a per-channel vector, then the column sums of the result.
+    const [R, C] = [40, 6];
+    const x = rand(R * C, 6), v = rand(C, 7), sum = new Float32Array(R * C), colSums = new Float32Array(C);
+    x.forEach((xv, k) => { sum[k] = xv + v[k % C]!; colSums[k % C]! += sum[k]!; });
+    view(aOff, x.length).set(x);
+    view(bOff, C).set(v);
+    addon.binary(heap, new Float64Array([0, 3, aOff, bOff, cOff, x.length, C]));
+    const e4 = relErr(view(cOff, x.length), sum);
     if (e4 > 1e-6) return `element-wise add, relative error ${e4.toExponential(2)}`;
-    addon.reduceRows(heap, new Float64Array([0, yOff, xOff, x.length / C, C]));
-    const e5 = relErr(view(xOff, C), colSums);
+    addon.reduceRows(heap, new Float64Array([0, cOff, aOff, R, C]));
+    const e5 = relErr(view(aOff, C), colSums);
     if (e5 > 1e-4) return `column sums, relative error ${e5.toExponential(2)}`;
   } catch (e) {
     return (e as Error).message;

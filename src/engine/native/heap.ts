@@ -25,15 +25,13 @@ export const sizeOf = (s: readonly number[]): number => s.reduce((a, v) => a * v
 /** True when every given tensor is a non-empty float32 tensor. */
 export const allFloat = (ts: Array<TensorInfo | undefined>): boolean => ts.every((t) => !t || (t.dtype === 'float32' && sizeOf(t.shape) > 0));
 
-/** Argument sets the addon refused once (it would throw for them again): straight to the fallback. */
-const refused = new Set<string>();
-
 /**
  * Runs `call` with the heap and a fresh float32 output of `shape`; returns null when the addon
- * throws (and remembers `key`, so that later calls skip it). The heap's ArrayBuffer is read after
- * the output is allocated, since allocating may grow (and so replace) it.
+ * throws, and adds `key` to `refused` (the kernel's own set of argument keys the addon refused
+ * once and would refuse again), so that later calls skip the addon. The heap's ArrayBuffer is
+ * read after the output is allocated, since allocating may grow (and so replace) it.
  */
-export function withOutput(b: WasmBackend, shape: number[], key: string, call: (heap: ArrayBuffer, out: number) => void): TensorInfo | null {
+export function withOutput(b: WasmBackend, shape: number[], refused: Set<string>, key: string, call: (heap: ArrayBuffer, out: number) => void): TensorInfo | null {
   if (refused.has(key)) return null;
   const out = b.makeOutput(shape, 'float32');
   try {

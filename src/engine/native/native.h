@@ -8,12 +8,14 @@
 namespace pipe_native {
 
 // Convolution, NHWC activations, HWIO filters. kind 0 forward, 1 backward data, 2 backward
-// weights. p (25 numbers):
+// weights. p (26 numbers):
 //   [N, H, W, C, KH, KW, O, OH, OW, SH, SW, PT, PL, PB, PR, xOff, wOff, yOff, biasOff, act, alpha,
-//    KHfull, KWfull, A0, B0]
+//    KHfull, KWfull, A0, B0, filterId]
 // KH x KW is the window of the filter (KHfull x KWfull, stored whole at wOff) that is used,
 // starting at tap (A0, B0): taps that only ever meet padding are left out by the caller. For
-// backward weights the taps outside the window are set to zero.
+// backward weights the taps outside the window are set to zero. filterId (>= 0; -1: none) names
+// the filter's data for the forward pass: its reordered copy is kept and reused while the same id
+// comes back (the caller guarantees that an id's data never changes).
 void conv(int kind, char* heap, size_t heap_len, const double* p);
 
 // Batched matrix product (see pipe_dnnl.cc). p (13 numbers).
@@ -37,6 +39,12 @@ void reduce_rows(char* heap, size_t heap_len, const double* p);
 // Max-pool gradient, NHWC, first maximum of each window wins (tfjs's rule).
 // p = [N, H, W, C, OH, OW, KH, KW, SH, SW, PT, PL, xOff, dyOff, dxOff].
 void max_pool_grad(char* heap, size_t heap_len, const double* p);
+
+// Batch normalisation with given statistics over the last axis of x (n values, C channels):
+// out = offset + (x - mean) * scale / sqrt(variance + eps), per channel, computed in double.
+// Parameter offsets < 0 mean absent (offset 0, scale 1); each parameter has 1 or C values.
+// p = [xOff, outOff, n, C, meanOff, varOff, offsetOff, scaleOff, eps, meanN, varN, offsetN, scaleN].
+void batch_norm(char* heap, size_t heap_len, const double* p);
 
 // One Adam step (tfjs-core AdamOptimizer's float32 arithmetic, in its order) into new arrays:
 // m' = m*b1 + g*c1, v' = v*b2 + (g*g)*c2, w' = ((m'/a1) / (sqrt(v'/a2) + eps)) * nlr + w, where

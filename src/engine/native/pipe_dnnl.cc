@@ -7,7 +7,7 @@
 //
 // Exports (synchronous; `heap` an ArrayBuffer, `p` a Float64Array laid out as native.h says):
 //   conv(kind, heap, p)  matmul(heap, p)  binary(heap, p)  unary(heap, p)
-//   reduceRows(heap, p)  maxPoolGrad(heap, p)  adam(heap, p)  implInfo(kind, p) -> string
+//   reduceRows(heap, p)  maxPoolGrad(heap, p)  batchNorm(heap, p)  adam(heap, p)  implInfo(kind, p) -> string
 //   setThreads(n)  threads() -> number
 // A failure (unsupported shape, an operand outside the heap, a oneDNN error) throws a JS Error
 // with code PIPE_NATIVE; the JS side then falls back to the wasm kernel.
@@ -15,11 +15,16 @@
 #include <omp.h>
 
 #include <exception>
+#include <mutex>
 #include <string>
 
 #include "native.h"
 
 namespace {
+
+// One call at a time: the primitive caches and filter scratch buffers are shared. (Each call
+// runs on every core itself; worker threads that load the addon take turns.)
+std::mutex call_mutex;
 
 napi_value throw_error(napi_env env, const char* msg) {
   napi_throw_error(env, "PIPE_NATIVE", msg);
@@ -58,6 +63,7 @@ napi_value heap_call(napi_env env, napi_callback_info info) {
     return throw_error(env, ("expected (ArrayBuffer, Float64Array(" + std::to_string(count) + "))").c_str());
   }
   try {
+    std::lock_guard<std::mutex> lock(call_mutex);
     op(heap, len, p);
   } catch (const std::exception& ex) {
     return throw_error(env, ex.what());
@@ -74,10 +80,11 @@ napi_value Conv(napi_env env, napi_callback_info info) {
   size_t len, n;
   const double* p;
   if (argc != 3 || napi_get_value_int32(env, argv[0], &kind) != napi_ok || kind < 0 || kind > 2 || !read_heap(env, argv[1], &heap, &len) ||
-      !read_params(env, argv[2], &p, &n) || n != 25) {
-    return throw_error(env, "conv: expected (kind 0-2, ArrayBuffer, Float64Array(25))");
+      !read_params(env, argv[2], &p, &n) || n != 26) {
+    return throw_error(env, "conv: expected (kind 0-2, ArrayBuffer, Float64Array(26))");
   }
   try {
+    std::lock_guard<std::mutex> lock(call_mutex);
     pipe_native::conv(kind, heap, len, p);
   } catch (const std::exception& ex) {
     return throw_error(env, ex.what());
@@ -92,10 +99,11 @@ napi_value ImplInfo(napi_env env, napi_callback_info info) {
   int32_t kind = -1;
   size_t n;
   const double* p;
-  if (argc != 2 || napi_get_value_int32(env, argv[0], &kind) != napi_ok || kind < 0 || kind > 3 || !read_params(env, argv[1], &p, &n) || n != (kind == 3 ? 13u : 25u)) {
-    return throw_error(env, "implInfo: expected (kind 0-3, Float64Array(25 or 13))");
+  if (argc != 2 || napi_get_value_int32(env, argv[0], &kind) != napi_ok || kind < 0 || kind > 3 || !read_params(env, argv[1], &p, &n) || n != (kind == 3 ? 13u : 26u)) {
+    return throw_error(env, "implInfo: expected (kind 0-3, Float64Array(26 or 13))");
   }
   try {
+    std::lock_guard<std::mutex> lock(call_mutex);
     const char* s = pipe_native::impl_info(kind, p);
     napi_value out;
     napi_create_string_utf8(env, s, NAPI_AUTO_LENGTH, &out);
@@ -129,6 +137,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"unary", nullptr, heap_call<pipe_native::unary, 4>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"reduceRows", nullptr, heap_call<pipe_native::reduce_rows, 5>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"maxPoolGrad", nullptr, heap_call<pipe_native::max_pool_grad, 15>, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"batchNorm", nullptr, heap_call<pipe_native::batch_norm, 13>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"adam", nullptr, heap_call<pipe_native::adam, 16>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"implInfo", nullptr, ImplInfo, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},

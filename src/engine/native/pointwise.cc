@@ -17,25 +17,29 @@
 namespace pipe_native {
 namespace {
 
+// Below this many elements a loop runs on the calling thread: waking OpenMP's other threads
+// costs more than they save (much more on a loaded machine, where they wait for a time slice).
+constexpr long kParallelMin = 1L << 18;
+
 inline float* fptr(char* heap, double off) { return reinterpret_cast<float*>(heap + static_cast<size_t>(off)); }
 
 template <typename F>
 void binary_loop(int mode, const float* a, const float* b, float* out, long n, long inner, F f) {
   // One loop per broadcast mode, so that each vectorises.
   if (mode == 0) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n >= kParallelMin)
     for (long i = 0; i < n; i++) out[i] = f(a[i], b[i]);
   } else if (mode == 1) {
     const float s = a[0];
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n >= kParallelMin)
     for (long i = 0; i < n; i++) out[i] = f(s, b[i]);
   } else if (mode == 2) {
     const float s = b[0];
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n >= kParallelMin)
     for (long i = 0; i < n; i++) out[i] = f(a[i], s);
   } else {
     const long rows = n / inner;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n >= kParallelMin)
     for (long r = 0; r < rows; r++) {
       const long o = r * inner;
       if (mode == 3) {
@@ -49,7 +53,7 @@ void binary_loop(int mode, const float* a, const float* b, float* out, long n, l
 
 template <typename F>
 void unary_loop(const float* x, float* out, long n, F f) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n >= kParallelMin)
   for (long i = 0; i < n; i++) out[i] = f(x[i]);
 }
 
@@ -93,7 +97,7 @@ void reduce_rows(char* heap, size_t heap_len, const double* p) {
   check_range(p[2], cols, heap_len, "out");
   const float* x = fptr(heap, p[1]);
   float* out = fptr(heap, p[2]);
-  const int threads = omp_get_max_threads();
+  const int threads = rows * cols >= kParallelMin ? omp_get_max_threads() : 1;
   std::vector<double> partial(static_cast<size_t>(threads) * cols, 0.0);
 #pragma omp parallel num_threads(threads)
   {
@@ -121,7 +125,7 @@ void max_pool_grad(char* heap, size_t heap_len, const double* p) {
   float* dx = fptr(heap, p[14]);
   std::memset(dx, 0, static_cast<size_t>(N * H * W * C) * 4);
   // Images are independent: one image's windows only scatter into that image.
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (N * H * W * C >= kParallelMin)
   for (long n = 0; n < N; n++) {
     const float* xn = x + n * H * W * C;
     float* dxn = dx + n * H * W * C;
@@ -147,6 +151,38 @@ void max_pool_grad(char* heap, size_t heap_len, const double* p) {
   }
 }
 
+void batch_norm(char* heap, size_t heap_len, const double* p) {
+  const long n = static_cast<long>(p[2]), C = static_cast<long>(p[3]);
+  if (C <= 0 || n % C != 0) throw std::runtime_error("batch_norm: size is not a multiple of the channels");
+  check_range(p[0], n, heap_len, "x");
+  check_range(p[1], n, heap_len, "out");
+  const char* names[] = {"mean", "variance", "offset", "scale"};
+  for (int k = 0; k < 4; k++) {
+    if (p[9 + k] != 1 && p[9 + k] != C) throw std::runtime_error("batch_norm: parameters must have 1 or C values");
+    if (p[4 + k] >= 0) check_range(p[4 + k], p[9 + k], heap_len, names[k]);
+  }
+  // Per channel, in double as tfjs-backend-cpu's JS arithmetic: y = offset + (x - mean) * scale / sqrt(var + eps).
+  auto param = [&](int k, long c, double dflt) -> double {
+    if (p[4 + k] < 0) return dflt;
+    return fptr(heap, p[4 + k])[p[9 + k] == 1 ? 0 : c];
+  };
+  std::vector<double> mean(C), gain(C), off(C);
+  for (long c = 0; c < C; c++) {
+    mean[c] = param(0, c, 0);
+    gain[c] = param(3, c, 1) / std::sqrt(param(1, c, 1) + p[8]);
+    off[c] = param(2, c, 0);
+  }
+  const float* x = fptr(heap, p[0]);
+  float* out = fptr(heap, p[1]);
+  const long rows = n / C;
+#pragma omp parallel for schedule(static) if (n >= kParallelMin)
+  for (long r = 0; r < rows; r++) {
+    const float* xr = x + r * C;
+    float* yr = out + r * C;
+    for (long c = 0; c < C; c++) yr[c] = static_cast<float>(off[c] + (xr[c] - mean[c]) * gain[c]);
+  }
+}
+
 void adam(char* heap, size_t heap_len, const double* p) {
   const long n = static_cast<long>(p[7]);
   const char* names[] = {"w", "g", "m", "v", "new w", "new m", "new v"};
@@ -158,7 +194,7 @@ void adam(char* heap, size_t heap_len, const double* p) {
   const float omab1 = *fptr(heap, p[8]), omab2 = *fptr(heap, p[9]);
   const float b1 = p[10], c1 = p[11], b2 = p[12], c2 = p[13], eps = p[14], nlr = p[15];
   // tfjs-core AdamOptimizer.applyGradients, one float32 operation at a time, in its order.
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n >= kParallelMin)
   for (long i = 0; i < n; i++) {
     const float gi = g[i];
     const float mi = m[i] * b1 + gi * c1;

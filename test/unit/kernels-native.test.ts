@@ -1,0 +1,266 @@
+/**
+ * Tests of the native route's own kernels (src/engine/native/): element-wise ops, channel
+ * reductions, the max-pool gradient, matMuls, the fused Adam step, the start-up self-test and the
+ * fallback when the addon refuses, plus a few training steps of a small ResNet-style net against
+ * the `cpu` backend. The pure functions (liveTaps, broadcastMode) are tested without the addon;
+ * everything else is skipped, with the reason, when the addon is not built.
+ * (Convolutions on both routes: kernels.test.ts.)
+ */
+import assert from 'node:assert/strict';
+import { before, describe, it } from 'node:test';
+
+import * as tf from '@tensorflow/tfjs';
+import '@tensorflow/tfjs-backend-wasm';
+
+import { registerBatchNormGrad, registerWasmKernels, setKernelRoute } from '../../src/engine/kernels/register.js';
+import { createAdam } from '../../src/engine/native/adam.js';
+import { liveTaps } from '../../src/engine/kernels/live-taps.js';
+import { convKernelConfigs } from '../../src/engine/native/conv-kernels.js';
+import { loadDnnl, selfTest, type DnnlAddon } from '../../src/engine/native/dnnl.js';
+import { nativeStats } from '../../src/engine/native/heap.js';
+import { broadcastMode } from '../../src/engine/native/pointwise-kernels.js';
+import { compareBackends, data, maxAbs, maxRelErr, TOL, valueOn, weightedSum, type Data } from './kernel-helpers.js';
+
+tf.env().set('PROD', true);
+registerWasmKernels();
+registerBatchNormGrad();
+const DNNL = loadDnnl();
+const skip = DNNL.addon ? false : `native addon unavailable: ${DNNL.addon ? '' : DNNL.reason}`;
+
+/** Runs `body` and asserts that kernel `name` ran natively at least once during it. */
+async function ranNatively(name: string, body: () => Promise<void>): Promise<void> {
+  const before = nativeStats().native[name] ?? 0;
+  await body();
+  assert.ok((nativeStats().native[name] ?? 0) > before, `${name} ran on the addon`);
+}
+
+/** Forward values on wasm vs cpu within TOL. */
+async function sameValues(fn: (...ts: tf.Tensor[]) => tf.Tensor, inputs: Data[]): Promise<void> {
+  const ref = await valueOn('cpu', fn, inputs);
+  const got = await valueOn('wasm', fn, inputs);
+  assert.ok(maxAbs(ref) > 0, 'the reference is all zeros (test is vacuous)');
+  const e = maxRelErr(got, ref);
+  assert.ok(e <= TOL, `max relative error ${e.toExponential(2)} > ${TOL}`);
+}
+
+describe('liveTaps (hand-worked)', () => {
+  it('3x3 pad 1 on a 1-pixel axis: only the centre tap', () => assert.deepEqual(liveTaps(1, 3, 1, 1, 1, 1), [1, 1, 0, 0]));
+  it('3x3 stride 2 pad 1 on a 1-pixel axis: only the centre tap', () => assert.deepEqual(liveTaps(1, 3, 2, 1, 1, 1), [1, 1, 0, 0]));
+  it('7x7 pad 3 on a 1-pixel axis: tap 3', () => assert.deepEqual(liveTaps(1, 7, 1, 3, 3, 1), [3, 1, 0, 0]));
+  // H=2, k=5, pad 2: output 0 reads rows a-2 in [0,2) -> a in {2,3}; output 1 reads a-1 -> a in {1,2}.
+  it('5x5 pad 2 on a 2-pixel axis: taps 1-3, padding 1 each side', () => assert.deepEqual(liveTaps(2, 5, 1, 2, 2, 2), [1, 3, 1, 1]));
+  it('3x3 pad 1 on a 2-pixel axis: every tap is live', () => assert.deepEqual(liveTaps(2, 3, 1, 1, 1, 2), [0, 3, 1, 1]));
+  it('no padding: every tap is live', () => assert.deepEqual(liveTaps(5, 3, 1, 0, 0, 3), [0, 3, 0, 0]));
+});
+
+describe('broadcastMode', () => {
+  it('same shape, scalars, trailing vectors; other broadcasts are not taken', () => {
+    assert.deepEqual(broadcastMode([2, 3, 4], [2, 3, 4], [2, 3, 4]), [0, 24]);
+    assert.deepEqual(broadcastMode([], [2, 3], [2, 3]), [1, 1]);
+    assert.deepEqual(broadcastMode([2, 3], [1], [2, 3]), [2, 1]);
+    assert.deepEqual(broadcastMode([2, 3, 4], [4], [2, 3, 4]), [3, 4]);
+    assert.deepEqual(broadcastMode([2, 3, 4], [1, 1, 4], [2, 3, 4]), [3, 4]);
+    assert.deepEqual(broadcastMode([1, 3, 4], [2, 3, 4], [2, 3, 4]), [4, 12]);
+    assert.equal(broadcastMode([2, 3, 4], [2, 1, 4], [2, 3, 4]), null);
+    assert.equal(broadcastMode([2, 1], [1, 3], [2, 3]), null);
+  });
+});
+
+describe('native element-wise ops, reductions and max-pool gradient match cpu', { skip }, () => {
+  before(() => void setKernelRoute('native'));
+  const X = [4, 16, 16, 64]; // 65536 elements: above the native threshold
+  const ops = { Add: tf.add, Sub: tf.sub, Multiply: tf.mul, RealDiv: tf.div } as const;
+
+  for (const [name, op] of Object.entries(ops)) {
+    it(`${name}: same shape, scalar and per-channel operands, both sides, with gradients`, async () => {
+      await ranNatively(name, async () => {
+        const [a, b, c, s] = [data(X, 11, 0.5, 2), data(X, 12, 0.5, 2), data([64], 13, 0.5, 2), data([], 14, 0.5, 2)];
+        const loss = (x: tf.Tensor, y: tf.Tensor, ch: tf.Tensor, sc: tf.Tensor): tf.Scalar =>
+          tf.addN([weightedSum(op(x, y), 1), weightedSum(op(ch, x), 2), weightedSum(op(y, tf.reshape(ch, [1, 1, 1, 64])), 3), weightedSum(op(x, sc), 4)]);
+        await compareBackends((x, y, ch, sc) => loss(x!, y!, ch!, sc!), [a, b, c, s], ['da', 'db', 'dchannel', 'dscalar']);
+        await sameValues((x, sc) => op(sc!, x!), [a, s]);
+      });
+    });
+  }
+
+  it('Sqrt and Square', async () => {
+    await ranNatively('Sqrt', () => sameValues((x) => tf.sqrt(x!), [data(X, 21, 0, 4)]));
+    await ranNatively('Square', () => compareBackends((x) => weightedSum(tf.square(x!)), [data(X, 22)], ['dx']));
+  });
+
+  it('Sum and Mean over all but the last axis (keepDims or not); other axes stay on wasm', async () => {
+    await ranNatively('Mean', () => sameValues((x) => tf.mean(x!, [0, 1, 2]), [data(X, 31, -1, 3)]));
+    await ranNatively('Mean', () => sameValues((x) => tf.mean(x!, [0, 1, 2], true), [data(X, 32, -1, 3)]));
+    await ranNatively('Sum', () => sameValues((x) => tf.sum(x!, 0), [data([4096, 16], 33, -1, 3)]));
+    await sameValues((x) => tf.sum(x!, [1, 2]), [data(X, 34, -1, 3)]);
+  });
+
+  it('FusedBatchNorm forward: per-channel, scalar and absent parameters', async () => {
+    const [x, m, v, o, sc] = [data(X, 43, -2, 3), data([64], 44), data([64], 45, 0.1, 2), data([64], 46), data([64], 47, 0.5, 2)];
+    await ranNatively('FusedBatchNorm', () => sameValues((a, b, c, d, e) => tf.batchNorm(a!, b!, c!, d, e, 1e-3), [x, m, v, o, sc]));
+    await ranNatively('FusedBatchNorm', () => sameValues((a, b, c) => tf.batchNorm(a!, b!, c!, undefined, undefined, 1e-5), [x, data([1], 48), data([1], 49, 0.1, 2)]));
+  });
+
+  it('MaxPoolGrad after ReLU (ties at zero go to the first maximum, as tfjs)', async () => {
+    await ranNatively('MaxPoolGrad', () =>
+      compareBackends((x) => weightedSum(tf.maxPool(tf.relu(tf.pad(x as tf.Tensor4D, [[0, 0], [1, 1], [1, 1], [0, 0]])), 3, 2, 'valid')), [data([2, 16, 16, 8], 41, -1, 0.5)], ['dx']),
+    );
+    await compareBackends((x) => weightedSum(tf.maxPool(x as tf.Tensor4D, [2, 3], [2, 1], 'same')), [data([2, 7, 9, 4], 42)], ['dx']);
+  });
+});
+
+describe('native matMul matches cpu', { skip }, () => {
+  before(() => void setKernelRoute('native'));
+  for (const [ta, tb] of [[false, false], [true, false], [false, true], [true, true]] as const) {
+    it(`transposeA ${ta}, transposeB ${tb}, with gradients`, async () => {
+      const a = data(ta ? [48, 20] : [20, 48], 51), b = data(tb ? [12, 48] : [48, 12], 52);
+      await ranNatively('BatchMatMul', () => compareBackends((x, y) => weightedSum(tf.matMul(x!, y!, ta, tb)), [a, b], ['da', 'db']));
+    });
+  }
+  it('batched, and a batch of 1 broadcast against 3', async () => {
+    await sameValues((x, y) => tf.matMul(x!, y!), [data([3, 5, 7], 53), data([3, 7, 4], 54)]);
+    await sameValues((x, y) => tf.matMul(x!, y!), [data([1, 5, 7], 55), data([3, 7, 4], 56)]);
+  });
+  it('fused matMul with a bias and relu (a dense layer in inference)', async () => {
+    await ranNatively('_FusedMatMul', () => sameValues((x, w, b) => tf.fused.matMul({ a: x!, b: w!, bias: b, activation: 'relu' }), [data([9, 30], 57), data([30, 11], 58), data([11], 59)]));
+  });
+});
+
+describe('forward filters kept between calls (inference)', { skip }, () => {
+  it('repeated convs with one filter match cpu, and a reassigned variable is not served stale', async () => {
+    setKernelRoute('native');
+    const [xd, w1, w2] = [data([4, 8, 8, 16], 111), data([3, 3, 16, 8], 112), data([3, 3, 16, 8], 113)];
+    const ref1 = await valueOn('cpu', (x, w) => tf.conv2d(x as tf.Tensor4D, w as tf.Tensor4D, 1, 'same'), [xd, w1]);
+    const ref2 = await valueOn('cpu', (x, w) => tf.conv2d(x as tf.Tensor4D, w as tf.Tensor4D, 1, 'same'), [xd, w2]);
+    assert.ok(await tf.setBackend('wasm'));
+    const t4 = (d: Data): tf.Tensor4D => tf.tensor4d(d.values, d.shape as [number, number, number, number]);
+    const x = t4(xd);
+    const w = tf.variable(t4(w1));
+    const run = (): Float32Array => tf.tidy(() => Float32Array.from(tf.conv2d(x, w, 1, 'same').dataSync()));
+    await ranNatively('Conv2D', async () => {
+      for (let i = 0; i < 4; i++) assert.ok(maxRelErr(run(), ref1) <= TOL, `call ${i} with the first filter`);
+      w.assign(t4(w2));
+      for (let i = 0; i < 3; i++) assert.ok(maxRelErr(run(), ref2) <= TOL, `call ${i} after assign`);
+    });
+    tf.dispose([x, w]);
+  });
+});
+
+describe('fused Adam', { skip }, () => {
+  /** `steps` steps of `make(lr)` on `backend` from the same start; returns the final weights. */
+  async function run(backend: 'cpu' | 'wasm', make: (lr: number) => tf.Optimizer, steps: number): Promise<Float32Array[]> {
+    assert.ok(await tf.setBackend(backend));
+    const vars = [data([100, 300], 61), data([7], 62)].map((d, i) => tf.variable(tf.tensor(d.values, d.shape), true, `w${i}_${backend}_${Math.random()}`));
+    const opt = make(0.01);
+    for (let s = 0; s < steps; s++) {
+      opt.minimize(() => tf.add(weightedSum(tf.square(vars[0]!), 70 + s), weightedSum(tf.sin(vars[1]!), 80 + s)), false, vars);
+    }
+    const out = vars.map((v) => Float32Array.from(v.dataSync()));
+    tf.dispose(vars);
+    opt.dispose();
+    return out;
+  }
+
+  it('gives the weights of tfjs\'s Adam on cpu, bit for bit, and runs natively', async () => {
+    setKernelRoute('native');
+    const ref = await run('cpu', (lr) => tf.train.adam(lr, 0.9, 0.999, 1e-8), 3);
+    const got = await run('wasm', (lr) => createAdam(lr, 0.9, 0.999, 1e-8), 3);
+    assert.ok(tf.getKernel('PipeAdamUpdate', 'wasm'), 'the fused kernel is registered');
+    got.forEach((g, i) => assert.deepEqual(Array.from(g), Array.from(ref[i]!), `variable ${i}`));
+  });
+
+  it('is tfjs\'s Adam where the fused kernel is absent (cpu backend)', async () => {
+    const ref = await run('cpu', (lr) => tf.train.adam(lr, 0.9, 0.999, 1e-8), 2);
+    const got = await run('cpu', (lr) => createAdam(lr, 0.9, 0.999, 1e-8), 2);
+    got.forEach((g, i) => assert.deepEqual(Array.from(g), Array.from(ref[i]!), `variable ${i}`));
+  });
+});
+
+describe('self-test and fallback', { skip }, () => {
+  const addon = DNNL.addon as DnnlAddon;
+  /** The addon's functions with some replaced (its own properties are not enumerable). */
+  const patched = (over: Partial<DnnlAddon>): DnnlAddon => {
+    const keys = ['conv', 'matmul', 'binary', 'unary', 'reduceRows', 'maxPoolGrad', 'adam', 'implInfo', 'setThreads', 'threads'] as const;
+    const base = Object.fromEntries(keys.map((k) => [k, (addon[k] as (...a: unknown[]) => unknown).bind(addon)])) as unknown as DnnlAddon;
+    return { ...base, ...over };
+  };
+
+  it('the self-test passes the real addon and refuses one that computes wrong values', () => {
+    assert.equal(selfTest(addon), undefined);
+    const wrong = patched({ conv: (kind, heap, p) => { addon.conv(kind, heap, p); new Float32Array(heap)[p[17]! / 4]! += 1; } });
+    assert.match(selfTest(wrong) ?? '', /^conv forward \(3 channels\), relative error/);
+    const throwing = patched({ matmul: () => { throw new Error('boom'); } });
+    assert.equal(selfTest(throwing), 'boom');
+  });
+
+  it('a kernel whose addon call throws returns the fallback\'s result and leaks nothing', async () => {
+    setKernelRoute('wasm');
+    assert.ok(await tf.setBackend('wasm'));
+    const throwing = patched({ conv: () => { throw new Error('refused'); } });
+    const own = tf.getKernel('Conv2D', 'wasm')!; // wasm's own (XNNPACK)
+    const config = convKernelConfigs(throwing, { Conv2D: own })[0]!;
+    const x = tf.tensor(data([2, 5, 5, 3], 91).values, [2, 5, 5, 3]), w = tf.tensor(data([3, 3, 3, 4], 92).values, [3, 3, 3, 4]);
+    const attrs = { strides: 1, pad: 'same', dataFormat: 'NHWC', dilations: 1 } as unknown as tf.NamedAttrMap;
+    const expected = tf.engine().makeTensorFromTensorInfo(own.kernelFunc({ inputs: { x, filter: w }, attrs, backend: tf.backend() }) as tf.TensorInfo);
+    const ids = tf.backend().numDataIds();
+    const out = config.kernelFunc({ inputs: { x, filter: w }, attrs, backend: tf.backend() }) as tf.TensorInfo;
+    const got = tf.engine().makeTensorFromTensorInfo(out);
+    assert.deepEqual(Array.from(got.dataSync()), Array.from(expected.dataSync()));
+    got.dispose();
+    assert.equal(tf.backend().numDataIds(), ids, 'the refused output was freed');
+    tf.dispose([x, w, expected]);
+  });
+});
+
+describe('a small ResNet-style net trains the same on cpu and on the native route', { skip }, () => {
+  const STEPS = 4;
+  const xd = data([8, 16, 16, 3], 100);
+  const labels = Array.from(data([8], 101, 0, 5).values, (v) => Math.floor(v));
+
+  /** conv-bn-relu stem, max-pool, one residual block, global pool, dense: every native kernel. */
+  function build(): tf.LayersModel {
+    let seed = 1;
+    const init = () => tf.initializers.heNormal({ seed: seed++ });
+    const conv = (x: tf.SymbolicTensor, filters: number) => tf.layers.conv2d({ filters, kernelSize: 3, padding: 'same', useBias: false, kernelInitializer: init() }).apply(x) as tf.SymbolicTensor;
+    const bn = (x: tf.SymbolicTensor) => tf.layers.batchNormalization({ epsilon: 1e-5, momentum: 0.9 }).apply(x) as tf.SymbolicTensor;
+    const relu = (x: tf.SymbolicTensor) => tf.layers.reLU().apply(x) as tf.SymbolicTensor;
+    const input = tf.input({ shape: [16, 16, 3] });
+    let x = relu(bn(conv(input, 16)));
+    x = tf.layers.zeroPadding2d({ padding: 1 }).apply(x) as tf.SymbolicTensor;
+    x = tf.layers.maxPooling2d({ poolSize: 3, strides: 2, padding: 'valid' }).apply(x) as tf.SymbolicTensor;
+    const y = bn(conv(relu(bn(conv(x, 16))), 16));
+    x = relu(tf.layers.add().apply([x, y]) as tf.SymbolicTensor);
+    x = tf.layers.globalAveragePooling2d({}).apply(x) as tf.SymbolicTensor;
+    const out = tf.layers.dense({ units: 5, kernelInitializer: init() }).apply(x) as tf.SymbolicTensor;
+    return tf.model({ inputs: input, outputs: out });
+  }
+
+  async function train(backend: 'cpu' | 'wasm', make: () => tf.Optimizer): Promise<number[]> {
+    assert.ok(await tf.setBackend(backend));
+    const model = build();
+    const opt = make();
+    const x = tf.tensor(xd.values, xd.shape);
+    const y = tf.oneHot(tf.tensor1d(labels, 'int32'), 5);
+    const losses: number[] = [];
+    for (let i = 0; i < STEPS; i++) {
+      const l = opt.minimize(() => tf.losses.softmaxCrossEntropy(y, model.apply(x, { training: true }) as tf.Tensor) as tf.Scalar, true)!;
+      losses.push(l.dataSync()[0]!);
+      l.dispose();
+    }
+    tf.dispose([x, y]);
+    opt.dispose();
+    model.dispose();
+    return losses;
+  }
+
+  it(`${STEPS} Adam steps give the same losses (within 1e-4)`, async () => {
+    setKernelRoute('native');
+    const ref = await train('cpu', () => tf.train.adam(0.01, 0.9, 0.999, 1e-8));
+    const before = nativeStats().native;
+    const got = await train('wasm', () => createAdam(0.01, 0.9, 0.999, 1e-8));
+    const after = nativeStats().native;
+    for (const k of ['FusedConv2D', 'Conv2DBackpropInput', 'Conv2DBackpropFilter', 'MaxPoolGrad', 'Mean']) assert.ok((after[k] ?? 0) > (before[k] ?? 0), `${k} ran natively`);
+    assert.ok(new Set(ref).size > 1, `the loss should change while training: ${ref}`);
+    ref.forEach((r, i) => assert.ok(Math.abs(got[i]! - r) <= 1e-4, `step ${i}: native ${got[i]} vs cpu ${r}`));
+  });
+});
