@@ -56,3 +56,58 @@ export function runCliIn(root: string, args: string[], env: Record<string, strin
     });
   });
 }
+
+/** Debian's dataset-fashion-mnist folder (installed by .ci/run); e2e tests skip without it. */
+export const FASHION_MNIST_DIR = '/usr/share/datasets/fashion-mnist';
+
+/**
+ * The seven-stage pipeline of the tracking e2e tests: 384 train / 192 test real Fashion-MNIST
+ * images, 64 per batch (6 batches an epoch), one freeze epoch and two unfreeze epochs.
+ */
+export function e2ePipeline(experiment: string): string {
+  return `name: tiny
+description: e2e test run
+experiment: ${experiment}
+seed: 7
+stages:
+  data:
+    kind: download
+    with: { dataset: fashion-mnist, source: ${FASHION_MNIST_DIR}, subset: { train: 384, test: 192 } }
+  aug:
+    kind: augment
+    needs: [data]
+    with:
+      batch_size: 64
+      train:
+        - random_crop: { size: 28, padding: 2 }
+        - horizontal_flip: {}
+        - normalize: { mean: [0.286], std: [0.353] }
+      test:
+        - normalize: { mean: [0.286], std: [0.353] }
+  model: { kind: build-model, needs: [data], with: { arch: mini_resnet } }
+  head: { kind: freeze-train, needs: [aug, model], with: { epochs: 1, optimizer: { lr: 0.003 } } }
+  finetune:
+    kind: unfreeze-train
+    needs: [head]
+    with: { epochs: 2, optimizer: { lr: 0.002, weight_decay: 0.0001 } }
+  eval: { kind: evaluate, needs: [finetune] }
+  plots: { kind: plot, needs: [finetune, eval] }
+`;
+}
+
+/**
+ * A pipeline that trains for seconds (128 train / 64 test images, two steps per phase), for the
+ * sweep and queue tests; `extra` is appended (e.g. a `sweep:` block).
+ */
+export function quickPipeline(name: string, extra = ''): string {
+  return `name: ${name}
+seed: 3
+stages:
+  data: { kind: download, with: { dataset: fashion-mnist, source: ${FASHION_MNIST_DIR}, subset: { train: 128, test: 64 } } }
+  aug: { kind: augment, needs: [data], with: { batch_size: 32, test: [ { normalize: { mean: [0.3], std: [0.3] } } ], train: [ { normalize: { mean: [0.3], std: [0.3] } } ] } }
+  model: { kind: build-model, needs: [data], with: { arch: mini_resnet } }
+  head: { kind: freeze-train, needs: [aug, model], with: { epochs: 1, max_steps_per_epoch: 2, optimizer: { lr: 0.003 } } }
+  finetune: { kind: unfreeze-train, needs: [head], with: { epochs: 1, max_steps_per_epoch: 2, optimizer: { lr: 0.002 } } }
+  eval: { kind: evaluate, needs: [finetune] }
+${extra}`;
+}

@@ -12,37 +12,10 @@ import { parse } from 'yaml';
 import { flattenParams } from '../../src/tracking/params.js';
 import { FakeMlflow } from '../fake-mlflow.js';
 import type { FakeRun } from '../fake-mlflow-store.js';
-import { makeTree, REPO, runCli } from '../utils.js';
+import { e2ePipeline, FASHION_MNIST_DIR, makeTree, REPO, runCli } from '../utils.js';
 
-const DATA_DIR = '/usr/share/datasets/fashion-mnist';
-const TINY = `name: tiny
-description: e2e test run
-experiment: e2e-rest
-seed: 7
-stages:
-  data:
-    kind: download
-    with: { dataset: fashion-mnist, source: ${DATA_DIR}, subset: { train: 384, test: 192 } }
-  aug:
-    kind: augment
-    needs: [data]
-    with:
-      batch_size: 64
-      train:
-        - random_crop: { size: 28, padding: 2 }
-        - horizontal_flip: {}
-        - normalize: { mean: [0.286], std: [0.353] }
-      test:
-        - normalize: { mean: [0.286], std: [0.353] }
-  model: { kind: build-model, needs: [data], with: { arch: mini_resnet } }
-  head: { kind: freeze-train, needs: [aug, model], with: { epochs: 1, optimizer: { lr: 0.003 } } }
-  finetune:
-    kind: unfreeze-train
-    needs: [head]
-    with: { epochs: 2, optimizer: { lr: 0.002, weight_decay: 0.0001 } }
-  eval: { kind: evaluate, needs: [finetune] }
-  plots: { kind: plot, needs: [finetune, eval] }
-`;
+const DATA_DIR = FASHION_MNIST_DIR;
+const TINY = e2ePipeline('e2e-rest');
 
 let fake: FakeMlflow;
 before(async () => (fake = await FakeMlflow.start()));

@@ -12,22 +12,13 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { FakeMlflow } from '../fake-mlflow.js';
-import { makeTree, REPO, runCliIn } from '../utils.js';
+import { FASHION_MNIST_DIR, makeTree, quickPipeline, REPO, runCliIn } from '../utils.js';
 
-const DATA_DIR = '/usr/share/datasets/fashion-mnist';
+const DATA_DIR = FASHION_MNIST_DIR;
 const hasRedis = spawnSync('redis-server', ['--version']).status === 0;
 const skip = !existsSync(DATA_DIR) ? `${DATA_DIR} is missing (apt-get install dataset-fashion-mnist)` : !hasRedis ? 'redis-server is missing (apt-get install redis-server; .ci/run installs it)' : false;
 
-const PIPELINE = `name: qsweep
-seed: 3
-stages:
-  data: { kind: download, with: { dataset: fashion-mnist, source: ${DATA_DIR}, subset: { train: 128, test: 64 } } }
-  aug: { kind: augment, needs: [data], with: { batch_size: 32, test: [ { normalize: { mean: [0.3], std: [0.3] } } ], train: [ { normalize: { mean: [0.3], std: [0.3] } } ] } }
-  model: { kind: build-model, needs: [data], with: { arch: mini_resnet } }
-  head: { kind: freeze-train, needs: [aug, model], with: { epochs: 1, max_steps_per_epoch: 2, optimizer: { lr: 0.003 } } }
-  finetune: { kind: unfreeze-train, needs: [head], with: { epochs: 1, max_steps_per_epoch: 2, optimizer: { lr: 0.002 } } }
-  eval: { kind: evaluate, needs: [finetune] }
-`;
+const PIPELINE = quickPipeline('qsweep');
 
 async function freePort(): Promise<number> {
   const s = createServer();

@@ -8,38 +8,11 @@ import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { FileStore } from '../../src/tracking/filestore.js';
-import { runCli } from '../utils.js';
+import { e2ePipeline, FASHION_MNIST_DIR, runCli } from '../utils.js';
 
-const DATA_DIR = '/usr/share/datasets/fashion-mnist';
+const DATA_DIR = FASHION_MNIST_DIR;
 
-const TINY = `name: tiny
-description: e2e test run
-experiment: e2e
-seed: 7
-stages:
-  data:
-    kind: download
-    with: { dataset: fashion-mnist, source: ${DATA_DIR}, subset: { train: 384, test: 192 } }
-  aug:
-    kind: augment
-    needs: [data]
-    with:
-      batch_size: 64
-      train:
-        - random_crop: { size: 28, padding: 2 }
-        - horizontal_flip: {}
-        - normalize: { mean: [0.286], std: [0.353] }
-      test:
-        - normalize: { mean: [0.286], std: [0.353] }
-  model: { kind: build-model, needs: [data], with: { arch: mini_resnet } }
-  head: { kind: freeze-train, needs: [aug, model], with: { epochs: 1, optimizer: { lr: 0.003 } } }
-  finetune:
-    kind: unfreeze-train
-    needs: [head]
-    with: { epochs: 2, optimizer: { lr: 0.002, weight_decay: 0.0001 } }
-  eval: { kind: evaluate, needs: [finetune] }
-  plots: { kind: plot, needs: [finetune, eval] }
-`;
+const TINY = e2ePipeline('e2e');
 
 /** The single run of the single non-default experiment in a store. */
 function onlyRun(store: string): { exp: string; runId: string } {

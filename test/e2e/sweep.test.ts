@@ -13,21 +13,12 @@ import { fileURLToPath } from 'node:url';
 import { FileStore, type MetricPoint } from '../../src/tracking/filestore.js';
 import type { Lock } from '../../src/runner/cache.js';
 import type { SweepState } from '../../src/sweep/state.js';
-import { makeTree, REPO, runCliIn } from '../utils.js';
+import { FASHION_MNIST_DIR, makeTree, quickPipeline, REPO, runCliIn } from '../utils.js';
 
-const DATA_DIR = '/usr/share/datasets/fashion-mnist';
+const DATA_DIR = FASHION_MNIST_DIR;
 const skip = !existsSync(DATA_DIR) && `${DATA_DIR} is missing (apt-get install dataset-fashion-mnist)`;
 
-const pipeline = (name: string, sweep = ''): string => `name: ${name}
-seed: 3
-stages:
-  data: { kind: download, with: { dataset: fashion-mnist, source: ${DATA_DIR}, subset: { train: 128, test: 64 } } }
-  aug: { kind: augment, needs: [data], with: { batch_size: 32, test: [ { normalize: { mean: [0.3], std: [0.3] } } ], train: [ { normalize: { mean: [0.3], std: [0.3] } } ] } }
-  model: { kind: build-model, needs: [data], with: { arch: mini_resnet } }
-  head: { kind: freeze-train, needs: [aug, model], with: { epochs: 1, max_steps_per_epoch: 2, optimizer: { lr: 0.003 } } }
-  finetune: { kind: unfreeze-train, needs: [head], with: { epochs: 1, max_steps_per_epoch: 2, optimizer: { lr: 0.002 } } }
-  eval: { kind: evaluate, needs: [finetune] }
-${sweep}`;
+const pipeline = (name: string, sweep = ''): string => quickPipeline(name, sweep);
 
 const json = <T>(path: string): T => JSON.parse(readFileSync(path, 'utf8')) as T;
 
