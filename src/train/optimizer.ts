@@ -3,9 +3,11 @@
  * - `adam` / `sgd` with `weight_decay`: L2 added to the gradient (torch.optim.Adam / SGD).
  * - `adamw`: decoupled decay, w <- w - lr * wd * w before the Adam step (Loshchilov & Hutter 2019;
  *   torch.optim.AdamW).
- * Adam uses PyTorch's defaults: betas (0.9, 0.999), eps 1e-8.
+ * Adam uses PyTorch's defaults: betas (0.9, 0.999), eps 1e-8; with the native addon its step is one
+ * fused pass per variable (src/engine/native/adam.ts), else tfjs's own Adam.
  */
 import * as tf from '@tensorflow/tfjs';
+import { createAdam } from '../engine/native/adam.js';
 
 /** A named tensor, as tfjs optimizers' getWeights/setWeights use (tfjs-core does not export the type). */
 export interface NamedTensor {
@@ -48,7 +50,7 @@ export function buildOptimizer(config: OptimizerConfig): Optimizer {
       ? config.momentum > 0
         ? tf.train.momentum(config.lr, config.momentum, config.nesterov)
         : tf.train.sgd(config.lr)
-      : tf.train.adam(config.lr, 0.9, 0.999, 1e-8);
+      : createAdam(config.lr, 0.9, 0.999, 1e-8);
   const decayMode = config.weight_decay === 0 ? 'none' : config.name === 'adamw' ? 'decoupled' : 'l2';
   const opt: Optimizer = {
     config,
