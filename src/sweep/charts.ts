@@ -18,46 +18,36 @@ export const SWEEP_CHARTS = { accuracy: 'best-test-accuracy', time: 'train-time'
 const SCHEMA = 'https://vega.github.io/schema/vega-lite/v6.json';
 const barHeight = (n: number): number => Math.max(60, 26 * n);
 
-/** Bars of best test accuracy (x, 0-100%, value written at the bar's end) per run (y, in sortRows order); runs without one are left out. */
-export function accuracyBarSpec(rows: readonly RunSummary[]): TopLevelSpec {
-  const values = sortRows(rows).filter((r) => r.bestTestAccuracy !== undefined).map((r) => ({ trial: r.name, accuracy: r.bestTestAccuracy }));
+/** One horizontal bar per run (y, in the order given) with its value written at the bar's end. */
+function barSpec(title: string, field: string, values: Record<string, unknown>[], x: Record<string, unknown>, mark: { name: string; color: string; format: string }): TopLevelSpec {
   return {
     $schema: SCHEMA,
-    title: 'Best test accuracy',
+    title,
     width: 480,
     height: barHeight(values.length),
     config: CONFIG,
     data: { values },
     encoding: {
-      y: { field: 'trial', type: 'nominal', sort: values.map((v) => v.trial), title: null },
-      x: { field: 'accuracy', type: 'quantitative', title: 'best test accuracy', scale: { domain: [0, 1] }, axis: { format: '.0%' } },
+      y: { field: 'trial', type: 'nominal', sort: values.map((v) => v['trial']), title: null },
+      x: { field, type: 'quantitative', ...x },
     },
     layer: [
-      { name: SWEEP_MARKS.accuracyBar, mark: { type: 'bar', color: '#ff7f0e' } },
-      { mark: { type: 'text', align: 'left', dx: 4, fontSize: 11 }, encoding: { text: { field: 'accuracy', format: '.2%' } } },
+      { name: mark.name, mark: { type: 'bar', color: mark.color } },
+      { mark: { type: 'text', align: 'left', dx: 4, fontSize: 11 }, encoding: { text: { field, format: mark.format } } },
     ],
   } as TopLevelSpec;
+}
+
+/** Bars of best test accuracy (x, 0-100%, value written at the bar's end) per run (y, in sortRows order); runs without one are left out. */
+export function accuracyBarSpec(rows: readonly RunSummary[]): TopLevelSpec {
+  const values = sortRows(rows).filter((r) => r.bestTestAccuracy !== undefined).map((r) => ({ trial: r.name, accuracy: r.bestTestAccuracy }));
+  return barSpec('Best test accuracy', 'accuracy', values, { title: 'best test accuracy', scale: { domain: [0, 1] }, axis: { format: '.0%' } }, { name: SWEEP_MARKS.accuracyBar, color: '#ff7f0e', format: '.2%' });
 }
 
 /** Bars of training time in seconds (x, value written at the bar's end) per run (y, same order as the accuracy chart). */
 export function timeBarSpec(rows: readonly RunSummary[]): TopLevelSpec {
   const values = sortRows(rows).filter((r) => r.trainSeconds !== undefined).map((r) => ({ trial: r.name, seconds: r.trainSeconds }));
-  return {
-    $schema: SCHEMA,
-    title: 'Training time',
-    width: 480,
-    height: barHeight(values.length),
-    config: CONFIG,
-    data: { values },
-    encoding: {
-      y: { field: 'trial', type: 'nominal', sort: values.map((v) => v.trial), title: null },
-      x: { field: 'seconds', type: 'quantitative', title: 'training time (s, sum of epoch times)' },
-    },
-    layer: [
-      { name: SWEEP_MARKS.timeBar, mark: { type: 'bar', color: '#1f77b4' } },
-      { mark: { type: 'text', align: 'left', dx: 4, fontSize: 11 }, encoding: { text: { field: 'seconds', format: '.1f' } } },
-    ],
-  } as TopLevelSpec;
+  return barSpec('Training time', 'seconds', values, { title: 'training time (s, sum of epoch times)' }, { name: SWEEP_MARKS.timeBar, color: '#1f77b4', format: '.1f' });
 }
 
 /** Test accuracy per global epoch, one line per run (legend "trial"), accuracy on a 0-100% axis. */
