@@ -1,18 +1,24 @@
 /**
  * The golden table of bad pipeline files (DVC's tests/func/utils/test_strict_yaml.py style):
- * each test/fixtures/config-errors/<case>.yaml is checked through the real CLI,
+ * each test/fixtures/config-errors/<case>.yaml is checked through the CLI entry point,
  * `pipe validate <case>.yaml [args]` with the fixtures folder as working directory, which must
- * exit 2 and print exactly <case>.expected.txt on stderr (nothing on stdout). A first line
- * `# args: ...` adds command-line arguments (the `--set` cases).
+ * return exit code 2 and print exactly <case>.expected.txt on stderr (nothing on stdout). A first
+ * line `# args: ...` adds command-line arguments (the `--set` and `--sweep` cases).
+ *
+ * The table runs in this process (`main(argv)` with stdout and stderr captured): the same code
+ * path as bin/pipe.js minus the process start. One case also runs as a real child process, for
+ * the wiring of bin/pipe.js (exit status 2, the report on stderr).
  *
  * After a deliberate change of wording, regenerate the expectations and read the diff:
  *   UPDATE_GOLDENS=1 node --test dist/test/unit/config-golden.test.js
  * CI never sets UPDATE_GOLDENS: a missing or different expectation fails the test.
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { main } from '../../src/cli/main.js';
 import { REPO, runCliIn } from '../utils.js';
 
 const DIR = join(REPO, 'test', 'fixtures', 'config-errors');
@@ -25,17 +31,61 @@ function argsOf(yaml: string): string[] {
   return m ? m[1]!.trim().split(/\s+/) : [];
 }
 
+const ANSI = /\x1b\[[0-9;?]*[A-Za-z]/g;
+
+/** The capture of the runInProcess call this code runs under, if any. */
+const capturing = new AsyncLocalStorage<{ stdout: string; stderr: string }>();
+
+/** Routes writes made under runInProcess into its capture; every other write (the test reporter's) goes out. */
+function route(key: 'stdout' | 'stderr'): void {
+  const stream = process[key];
+  const original = stream.write.bind(stream);
+  stream.write = ((chunk: string | Uint8Array, ...rest: unknown[]): boolean => {
+    const out = capturing.getStore();
+    if (!out) return (original as (...a: unknown[]) => boolean)(chunk, ...rest);
+    out[key] += typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString();
+    (rest.find((r) => typeof r === 'function') as (() => void) | undefined)?.();
+    return true;
+  }) as typeof stream.write;
+}
+route('stdout');
+route('stderr');
+
+/**
+ * `pipe <args>` in this process with `cwd` as the working directory and the environment a child
+ * would get from runCliIn (no tracking URI, no runs folder override): the exit code and what
+ * went to stdout and stderr. One call at a time (it changes the process's folder).
+ */
+async function runInProcess(cwd: string, args: string[]): Promise<{ stdout: string; stderr: string; exitCode: number }> {
+  const out = { stdout: '', stderr: '' };
+  const env = { MLFLOW_TRACKING_URI: process.env['MLFLOW_TRACKING_URI'], PIPE_RUNS_DIR: process.env['PIPE_RUNS_DIR'] };
+  const before = process.cwd();
+  process.env['MLFLOW_TRACKING_URI'] = '';
+  process.env['PIPE_RUNS_DIR'] = '';
+  process.chdir(cwd);
+  try {
+    const exitCode = await capturing.run(out, () => main(args));
+    return { stdout: out.stdout.replace(ANSI, ''), stderr: out.stderr.replace(ANSI, ''), exitCode };
+  } finally {
+    process.chdir(before);
+    for (const [k, v] of Object.entries(env)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  }
+}
+
 it('the table has at least 30 cases and no expectation without its case', () => {
   assert.ok(cases.length >= 30, `${cases.length} cases`);
   const orphans = readdirSync(DIR).filter((f) => f.endsWith('.expected.txt') && !cases.includes(f.slice(0, -'.expected.txt'.length)));
   assert.deepEqual(orphans, []);
 });
 
-describe('pipe validate on bad input: exit 2 and the exact report', { concurrency: 2 }, () => {
+describe('pipe validate on bad input: exit 2 and the exact report', () => {
   for (const name of cases) {
     it(name, async () => {
       const yaml = readFileSync(join(DIR, `${name}.yaml`), 'utf8');
-      const r = await runCliIn(DIR, ['validate', `${name}.yaml`, ...argsOf(yaml)]);
+      const r = await runInProcess(DIR, ['validate', `${name}.yaml`, ...argsOf(yaml)]);
       const expectedPath = join(DIR, `${name}.expected.txt`);
       if (UPDATE) writeFileSync(expectedPath, r.stderr);
       assert.ok(existsSync(expectedPath), `${expectedPath} is missing (UPDATE_GOLDENS=1 writes it; then review it)`);
@@ -44,4 +94,13 @@ describe('pipe validate on bad input: exit 2 and the exact report', { concurrenc
       assert.equal(r.exitCode, 2);
     });
   }
+});
+
+it('the real CLI process: exit status 2 and the same report on stderr (bin/pipe.js wiring)', async () => {
+  const name = 'set-and-file-errors';
+  const yaml = readFileSync(join(DIR, `${name}.yaml`), 'utf8');
+  const r = await runCliIn(DIR, ['validate', `${name}.yaml`, ...argsOf(yaml)]);
+  assert.equal(r.stdout, '');
+  assert.equal(r.stderr, readFileSync(join(DIR, `${name}.expected.txt`), 'utf8'));
+  assert.equal(r.exitCode, 2);
 });
