@@ -1,6 +1,6 @@
 /**
  * In-memory state and validation rules of the fake MLflow server (test/fake-mlflow.ts),
- * reproducing MLflow 3.6's answers as recorded in ../shared/mlflow/transcript-3.6.txt: the
+ * reproducing MLflow 3.6's answers as recorded in test/fixtures/mlflow/transcript-3.6.txt: the
  * same statuses, error codes and messages, the batch limits, key rules, silent value
  * truncation, param immutability, and "NaN"/"Infinity" handling.
  */

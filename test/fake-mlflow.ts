@@ -1,6 +1,6 @@
 /**
  * A fake MLflow tracking server on 127.0.0.1 (node:http) that answers like MLflow 3.6 with
- * the artifact proxy on (../shared/mlflow/transcript-3.6.txt): the REST endpoints pipe uses,
+ * the artifact proxy on (test/fixtures/mlflow/transcript-3.6.txt): the REST endpoints pipe uses,
  * HTML 404/405 pages, the mlflow-artifacts proxy (PUT/GET/list), and fault injection: error
  * statuses with Retry-After, dropped connections (before or after the request is applied),
  * latency, Basic/Bearer auth and MLflow 3's host check.

@@ -3,7 +3,7 @@
  * semantics (`torchvision/transforms/functional_tensor.py`: `pad`, `crop`, `hflip`, `rotate`,
  * `resize`; PyTorch `grid_sample` and `upsample_bilinear2d[_aa]`). Each writes into `out` (sized
  * by the caller, at least oh * ow * c) and returns an Img over it. Checked against
- * ../shared/goldens (TRANSFORMS.md) in test/unit/transforms.test.ts.
+ * test/fixtures/torchvision (TRANSFORMS.md) in test/unit/transforms.test.ts.
  */
 import { fillAt, roundHalfEven, type Fill, type Img } from './image.js';
 

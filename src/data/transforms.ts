@@ -4,7 +4,7 @@
  * ColorJitter, RandomRotation, Resize, Grayscale, Normalize. Each op is split in two, as
  * torchvision's `get_params` / functional call: `draw` takes the random parameters for one image
  * from the Rng, `apply` runs the op with given parameters (so tests can apply torchvision's fixed
- * factors, see ../shared/goldens/TRANSFORMS.md). Parameters and defaults:
+ * factors, see test/fixtures/torchvision/TRANSFORMS.md). Parameters and defaults:
  * schemas/stages/augment.schema.json.
  *
  * NOTE: every op runs on float32 images in [0, 1], i.e. torchvision's tensor path with ToTensor

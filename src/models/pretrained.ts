@@ -3,7 +3,7 @@
  * is, how to check it, and the preprocessing the weights were trained with), its place in the
  * shared cache, and the download (src/data/download.ts: resume, checksum, atomic rename).
  * Anchor: timm `_pretrained.py` PretrainedCfg; Keras applications `WEIGHTS_HASHES`.
- * Sources of the values: ../shared/weights.json (Hugging Face Hub pages and timm source).
+ * Sources of the values: the Hugging Face Hub pages and timm source; test/fixtures/weights/weights.json is the independent record the tests check these pins against.
  */
 import { stat } from 'node:fs/promises';
 import { existsSync } from 'node:fs';

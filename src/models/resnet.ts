@@ -4,7 +4,7 @@
  * four stages of 64-128-256-512 widths, BasicBlock (18, 34) or Bottleneck v1.5 (50: the stride
  * sits on the 3x3 conv). Layers are bound to torchvision's state_dict names, so torchvision's
  * weights (timm `<arch>.tv_in1k`) load as they are. `test_resnet18/50`: the same topologies at
- * widths 8/16/32/64 with an 8-channel stem (the layouts of ../shared/goldens slim18/slim50).
+ * widths 8/16/32/64 with an 8-channel stem (the layouts of the test/fixtures/torchvision slim18/slim50 goldens).
  * `mini_resnet`: a small net of the same family for quick runs on 28x28 data: 3x3/2 stem of 16
  * channels and three BasicBlock stages of 16-32-64 (no torch counterpart).
  */

@@ -1,21 +1,22 @@
 /**
  * Tests for src/tracking/filestore.ts: the store we write must match, file for file and
  * byte for byte (ids, times and paths aside), the one MLflow 3.6's own client wrote in
- * shared/mlflow/filestore-example.
+ * test/fixtures/mlflow/filestore-example.
  */
 import assert from 'node:assert/strict';
 import { mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { pathToFileURL } from 'node:url';
 
 import { parse } from 'yaml';
 
+import { fixture } from '../fixtures.js';
 import { FileStore, formatMetricValue, parseMetricValue, toMlflowYaml } from '../../src/tracking/filestore.js';
 
-// dist/test/unit/filestore.test.js -> <repo>/../shared
-const EXAMPLE = fileURLToPath(new URL('../../../../shared/mlflow/filestore-example/', import.meta.url));
+/** test/fixtures/mlflow/filestore-example: a store written by MLflow 3.6's own Python client. */
+const EXAMPLE = `${fixture('mlflow', 'filestore-example')}/`;
 const EX_EXP = '492629224459846759';
 const EX_CHILD = '223bb2b531fd43608667366170a81c8e';
 const EX_PARENT = 'b94d4fcc9650429ca9df68d4ae95b16c';

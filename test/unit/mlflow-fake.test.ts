@@ -1,6 +1,6 @@
 /**
  * The fake MLflow server answers like the real one: each expected status, error_code and
- * message below is copied from ../shared/mlflow/transcript-3.6.txt (MLflow 3.6.1.dev0, SQLite
+ * message below is copied from test/fixtures/mlflow/transcript-3.6.txt (MLflow 3.6.1.dev0, SQLite
  * backend, artifact proxy on), with the transcript's case name.
  */
 import { after, before, test } from 'node:test';

@@ -3,18 +3,18 @@
  * the expected feature size; its learnable parameters with a 1000-class head equal the published
  * count (torchvision's model docs); its blocks are layer-name prefixes covering every weight; and,
  * for entries with ImageNet weights, every tensor of the published file
- * (../shared/weights-keys/<hub name>.json, listed from the Hub) maps to exactly one tfjs weight of
- * the same torch shape, and the entry matches ../shared/weights.json (URL, sha256, size,
+ * (test/fixtures/weights/keys/<hub name>.json, listed from the Hub) maps to exactly one tfjs weight of
+ * the same torch shape, and the entry matches test/fixtures/weights/weights.json (URL, sha256, size,
  * preprocessing). Then the registry's errors and a safetensors round trip for inception_v3.
  */
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
+import { fixture } from '../fixtures.js';
 import { initEngine } from '../../src/engine/backend.js';
 import { PipelineError } from '../../src/errors.js';
 import { buildClassifier, type Classifier, listModels, MODELS, paramCounts, preprocessingFor, weightsPath } from '../../src/models/registry.js';
@@ -22,15 +22,13 @@ import { encodeSafetensors } from '../../src/models/safetensors.js';
 import { exportTorchWeights, weightSlots } from '../../src/models/torch-weights.js';
 import { Rng } from '../../src/rng.js';
 
-const SHARED = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', '..', 'shared');
-/** ../shared/weights.json: what is known of each published file. */
+/** test/fixtures/weights/weights.json: what is known of each published file (independent of src/). */
 interface Known { arch: string; hub_id: string | null; url: string | null; sha256: string | null; size_bytes: number | null; mean: number[]; std: number[]; input_size: number[]; interpolation: string; classifier: string; first_conv: string }
 let known: Known[] = [];
 let tmp = '';
 
 before(async () => {
-  if (!existsSync(join(SHARED, 'weights.json'))) throw new Error(`${SHARED}/weights.json not found: the tests read the repository's sibling folder ../shared (CI provides it)`);
-  known = JSON.parse(readFileSync(join(SHARED, 'weights.json'), 'utf8')) as Known[];
+  known = JSON.parse(readFileSync(fixture('weights', 'weights.json'), 'utf8')) as Known[];
   tmp = await mkdtemp(join(tmpdir(), 'models-test-'));
   await initEngine('wasm');
 });
@@ -74,7 +72,7 @@ describe('every registry entry', () => {
 /** Published keys (weights-keys/<hub name>.json) <-> tfjs weights, one to one, same torch shapes; registry cfg = weights.json. */
 function checkPublished(name: string, c: Classifier): void {
   const cfg = MODELS[name]!.imagenet!;
-  const keys = JSON.parse(readFileSync(join(SHARED, 'weights-keys', `${cfg.hubId.split('/')[1]}.json`), 'utf8')) as Array<{ name: string; shape: number[]; dtype: string }>;
+  const keys = JSON.parse(readFileSync(fixture('weights', 'keys', `${cfg.hubId.split('/')[1]}.json`), 'utf8')) as Array<{ name: string; shape: number[]; dtype: string }>;
   const published = new Map(keys.filter((k) => !k.name.endsWith('num_batches_tracked')).map((k) => [k.name, k.shape]));
   const slots = weightSlots([c.backbone, { model: c.head, bindings: [{ layer: 'head_fc', torch: MODELS[name]!.classifier, kind: 'dense' }] }]);
   assert.equal(new Set(slots.map((s) => s.key)).size, slots.length, `${name}: two tfjs weights claim one torch key`);

@@ -1,6 +1,6 @@
 /**
  * The ResNet builders and the safetensors weight loader against torchvision itself: the
- * goldens in ../shared/goldens (made with torch 1.13 / torchvision 0.14, see its README) hold
+ * goldens in test/fixtures/torchvision (made with torch 1.13 / torchvision 0.14, see its README) hold
  * slim18/slim50 state_dicts (ResNet-18/50 topologies, widths 8/16/32/64, 8-ch stem, non-trivial
  * BatchNorm) and torchvision's outputs on fixed inputs: logits, pooled features and per-stage
  * activations. Loading the state_dict into test_resnet18/50 must reproduce them at 32x32, 45x45
@@ -15,17 +15,17 @@
  */
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
+import { fixture } from '../fixtures.js';
 import { initEngine } from '../../src/engine/backend.js';
 import { buildClassifier } from '../../src/models/registry.js';
 import { Safetensors } from '../../src/models/safetensors.js';
 import { Rng } from '../../src/rng.js';
 
-/** dist/test/unit/x.test.js -> the repo's sibling folder ../shared/goldens. */
-const GOLDENS = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', '..', 'shared', 'goldens');
+/** test/fixtures/torchvision: the torchvision ResNet goldens. */
+const GOLDENS = fixture('torchvision');
 const TOL = 1e-4;
 
 /** The bound for a tensor whose golden values reach `scale` in magnitude. */
@@ -43,7 +43,7 @@ function maxAbsDiff(a: tf.Tensor, b: tf.Tensor): number {
 
 before(async () => {
   if (!existsSync(join(GOLDENS, 'slim18.safetensors'))) {
-    throw new Error(`ResNet goldens not found at ${GOLDENS}: the tests read the repository's sibling folder ../shared/goldens (CI provides it); check it out next to the repo`);
+    throw new Error(`ResNet goldens not found at ${GOLDENS} (committed under test/fixtures/torchvision)`);
   }
   await initEngine('wasm');
 });

@@ -1,13 +1,13 @@
 /**
  * The safetensors reader on files assembled byte by byte here (values and bit patterns worked out
- * by hand from IEEE 754 binary16 / bfloat16), on torch's own output (../shared/goldens), and its
+ * by hand from IEEE 754 binary16 / bfloat16), on torch's own output (test/fixtures/torchvision), and its
  * errors; the writer's layout; and the torch -> tfjs layout conversions on hand-worked cases.
  */
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
+import { fixture } from '../fixtures.js';
 import { initEngine } from '../../src/engine/backend.js';
 import { encodeSafetensors, Safetensors, SafetensorsError } from '../../src/models/safetensors.js';
 import { tfToTorch, torchShapeOf, torchToTf } from '../../src/models/torch-weights.js';
@@ -72,8 +72,7 @@ describe('safetensors reader', () => {
   });
 
   it("reads torch's own file: the slim18 golden state_dict (names, shapes, dtypes as listed by Python)", (t) => {
-    const goldens = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', '..', 'shared', 'goldens');
-    if (!existsSync(goldens)) throw new Error(`goldens not found at ${goldens} (the repository's sibling ../shared/goldens)`);
+    const goldens = fixture('torchvision');
     const meta = JSON.parse(readFileSync(join(goldens, 'slim18.json'), 'utf8')) as { state_dict: Record<string, { dtype: string; shape: number[] }> };
     const st = Safetensors.read(join(goldens, 'slim18.safetensors'));
     assert.deepEqual([...st.tensors.keys()].sort(), Object.keys(meta.state_dict).sort());

@@ -1,5 +1,5 @@
 /**
- * Every augmentation op against torchvision's own outputs (../shared/goldens, TRANSFORMS.md):
+ * Every augmentation op against torchvision's own outputs (test/fixtures/torchvision, TRANSFORMS.md):
  * the ops are built from their pipeline-file entries and applied with torchvision's fixed
  * parameters, image by image, and compared within the tolerance the sidecar states per tensor.
  * The float32 path is what pipe runs; the uint8 goldens of the geometric ops are checked too, on
@@ -8,21 +8,21 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { fixture } from '../fixtures.js';
 import { LUT_U8_TO_F32, roundHalfEven, type Img } from '../../src/data/image.js';
 import { grayscale } from '../../src/data/ops-color.js';
 import { rotate } from '../../src/data/ops-geometry.js';
 import { buildTransform, type OpSpec } from '../../src/data/transforms.js';
 
-/** dist/test/unit/transforms.test.js -> <workspace>/shared/goldens */
-const GOLDENS = fileURLToPath(new URL('../../../../shared/goldens/', import.meta.url));
+/** test/fixtures/torchvision: the torchvision transform goldens. */
+const GOLDENS = `${fixture('torchvision')}/`;
 const FILE = `${GOLDENS}transform_goldens.safetensors`;
 
 interface Golden { data: Float32Array; shape: number[]; tol: number }
 let tensors: Map<string, Golden>;
 
 before(() => {
-  if (!existsSync(FILE)) assert.fail(`${FILE} is missing: the torchvision goldens (../shared/goldens next to the repository) are needed for these tests`);
+  if (!existsSync(FILE)) assert.fail(`${FILE} is missing: the torchvision goldens (test/fixtures/torchvision) are needed for these tests`);
   const buf = readFileSync(FILE);
   const hlen = Number(buf.readBigUInt64LE(0));
   const header = JSON.parse(buf.toString('utf8', 8, 8 + hlen)) as Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>;
