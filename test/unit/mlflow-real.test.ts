@@ -1,8 +1,8 @@
 /**
- * Optional: the RestTracker against a real MLflow tracking server, run only when
- * PIPE_REAL_MLFLOW_URI is set (e.g. `mlflow server --host 127.0.0.1 --port 5000` and
+ * The RestTracker against a real MLflow tracking server (test/real-mlflow.ts: `.ci/run` starts
+ * one; by hand, `mlflow server --host 127.0.0.1 --port 5000` and
  * PIPE_REAL_MLFLOW_URI=http://127.0.0.1:5000); auth variables (MLFLOW_TRACKING_USERNAME ...) are
- * used as set. Skipped otherwise (CI has no MLflow). Creates one experiment per run of the test.
+ * used as set. Creates one experiment per run of the test.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -12,10 +12,12 @@ import { join } from 'node:path';
 import { MlflowClient } from '../../src/tracking/rest/client.js';
 import { RestTracker } from '../../src/tracking/rest/tracker.js';
 import { decodeValue } from '../../src/tracking/rest/types.js';
+import { realMlflow } from '../real-mlflow.js';
 
-const URI = process.env['PIPE_REAL_MLFLOW_URI'];
+const real = realMlflow();
+const URI = real.skip === false ? real.uri : undefined;
 
-test('a run logged to a real MLflow server reads back the same', { skip: !URI && 'set PIPE_REAL_MLFLOW_URI to an MLflow server to run this' }, async () => {
+test('a run logged to a real MLflow server reads back the same', { skip: real.skip }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'pipe-real-'));
   const experiment = `pipe-test-${Date.now()}`;
   const warnings: string[] = [];
