@@ -6,6 +6,7 @@
 import { Command, CommanderError } from 'commander';
 import { parseOverride, type Override } from '../config/overrides.js';
 import { PipelineError } from '../errors.js';
+import { isServerUri } from '../tracking/uri.js';
 import type { EvalReport } from '../../stages/evaluate.js';
 import type { TrialCliOpts } from './sweep.js';
 import { TOOL_VERSION } from '../version.js';
@@ -82,7 +83,7 @@ async function cmdRun(file: string, opts: RunCliOpts): Promise<number> {
       evalOut ? `test accuracy: ${(100 * evalOut.test_accuracy).toFixed(2)}% (loss ${evalOut.test_loss.toFixed(4)}, ${evalOut.images} images, best epoch ${evalOut.best_epoch})` : undefined,
       reused.length ? `reused from the stage cache: ${reused.join(', ')}` : undefined,
       `run: ${r.runId}  outputs: ${r.runDir}`,
-      /^https?:/.test(r.store) ? `MLflow server: ${r.store}` : `MLflow store: ${r.store}  (browse: mlflow server --backend-store-uri ${r.store})`,
+      isServerUri(r.store) ? `MLflow server: ${r.store}` : `MLflow store: ${r.store}  (browse: mlflow server --backend-store-uri ${r.store})`,
     ];
     process.stdout.write(`${lines.filter((l) => l !== undefined).join('\n')}\n`);
     return 0;

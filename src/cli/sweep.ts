@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { readSource } from '../config/load.js';
 import { parseOverride } from '../config/overrides.js';
 import { PipelineError } from '../errors.js';
+import { isServerUri } from '../tracking/uri.js';
 import { runsDir } from '../paths.js';
 import { runPipeline } from '../runner/run.js';
 import { runSweep } from '../sweep/run.js';
@@ -68,7 +69,7 @@ export async function runSweepCli(file: string, opts: SweepCliOpts, signal: Abor
     failed.length ? `${failed.length} of ${r.state.trials.length} trials did not finish: ${failed.map((t) => `${t.name} (${t.status}${t.error ? `: ${t.error}` : ''})`).join('; ')}` : undefined,
     r.skipped ? `${r.skipped} trial${r.skipped === 1 ? '' : 's'} finished earlier and skipped` : undefined,
     `sweep: ${r.sweepId}  comparison: ${join(r.sweepDir, 'comparison')}`,
-    /^https?:/.test(r.store) ? `MLflow server: ${r.store} (parent run ${r.mlflowRunId})` : `MLflow store: ${r.store} (parent run ${r.mlflowRunId}; browse: mlflow server --backend-store-uri ${r.store})`,
+    isServerUri(r.store) ? `MLflow server: ${r.store} (parent run ${r.mlflowRunId})` : `MLflow store: ${r.store} (parent run ${r.mlflowRunId}; browse: mlflow server --backend-store-uri ${r.store})`,
   ];
   process.stdout.write(`${lines.filter((l) => l !== undefined).join('\n')}\n`);
   return failed.length ? 1 : 0;

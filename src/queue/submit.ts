@@ -17,7 +17,7 @@ import { prepareSweep } from '../sweep/prepare.js';
 import { writeComparison } from '../sweep/report.js';
 import { newRunId } from '../sweep/state.js';
 import { bestRow } from '../sweep/table.js';
-import { startTracker } from '../tracking/tracker.js';
+import { openTracker } from '../tracking/open.js';
 import { TOOL_VERSION } from '../version.js';
 import { followJobs, type JobView } from './follow.js';
 import { sha256, trialJobId, type TrialJobData, type TrialJobResult } from './job.js';
@@ -65,7 +65,7 @@ export async function runQueuedSweep(file: string, queueUrl: string, opts: Queue
   const sweepDir = join(runsDir(), sweepId);
   await mkdir(sweepDir, { recursive: true });
   const experiment = config.experiment ?? config.name;
-  const tracker = await startTracker(trackingUri, runsDir(), {
+  const tracker = await openTracker(trackingUri, runsDir(), {
     experiment, runName: `${config.name}-sweep-${sweepId}`, runDir: sweepDir,
     user: (() => { try { return userInfo().username; } catch { return 'unknown'; } })(),
     tags: { 'mlflow.source.name': file, 'mlflow.source.type': 'LOCAL', 'pipe.version': TOOL_VERSION, 'pipe.sweep': 'true', 'pipe.sweep.id': sweepId, 'pipe.sweep.mode': spec.mode, 'pipe.sweep.trials': String(trials.length), 'pipe.sweep.queue': queueName() },

@@ -5,6 +5,7 @@
  * (maskSecrets), and the MLflow store must be a shared http(s) server.
  */
 import { PipelineError } from '../errors.js';
+import { isServerUri } from '../tracking/uri.js';
 
 /** BullMQ queue name of the trials (Redis keys `bull:pipe-trials:*`). @defaultValue 'pipe-trials' ($PIPE_QUEUE_NAME) */
 export function queueName(env: NodeJS.ProcessEnv = process.env): string {
@@ -74,7 +75,7 @@ export function parseQueueUrl(url: string): QueueTarget {
  */
 export function requireTrackingServer(what: string, env: NodeJS.ProcessEnv = process.env): string {
   const uri = env['MLFLOW_TRACKING_URI'] || '';
-  if (!/^https?:\/\//i.test(uri)) {
+  if (!isServerUri(uri)) {
     throw new PipelineError('PIPE_USAGE', `${what} needs a shared MLflow tracking server: set MLFLOW_TRACKING_URI to its http(s):// address (got ${uri ? `'${maskSecrets(uri)}', a local store` : 'nothing: the local file store runs/mlruns'}; trials run on other machines, so a local store would scatter the runs)`);
   }
   return uri;

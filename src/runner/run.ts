@@ -20,7 +20,9 @@ import { PipelineError, StageFailedError } from '../errors.js';
 import { runsDir } from '../paths.js';
 import { TOOL_VERSION } from '../version.js';
 import { flattenParams } from '../tracking/params.js';
-import { resolveStore, startTracker, type Tracker } from '../tracking/tracker.js';
+import { openTracker } from '../tracking/open.js';
+import { isServerUri, resolveStore } from '../tracking/uri.js';
+import type { Tracker } from '../tracking/tracker.js';
 import { paramDiff, previousLocks, readLock, StageIndex, writeLock, type Lock } from './cache.js';
 import { gitInfo } from './git.js';
 import { planPipeline, type PlanEntry } from './plan.js';
@@ -123,7 +125,7 @@ export async function runPipeline(file: string, opts: RunOptions = {}): Promise<
   const resumed = opts.resume ? await findResumable(file, config, opts.resume) : undefined;
   const engine = await initEngine(config.engine.backend);
   out.write(`pipe: engine ${engine.description}\n`);
-  if (trackingUri && /^https?:/.test(trackingUri)) {
+  if (isServerUri(trackingUri)) {
     const { replayPendingSpools } = await import('./pending-spools.js');
     for (const line of await replayPendingSpools(runsDir())) out.write(`pipe: ${line}\n`);
   }
@@ -135,7 +137,7 @@ export async function runPipeline(file: string, opts: RunOptions = {}): Promise<
   const resolvedPath = join(runDir, 'resolved.yaml');
   await writeFile(resolvedPath, stringify(config));
   const git = await gitInfo(resolve(file));
-  const tracker: Tracker = await startTracker(trackingUri, runsDir(), {
+  const tracker: Tracker = await openTracker(trackingUri, runsDir(), {
     experiment: config.experiment ?? config.name,
     runName: opts.runName ?? `${config.name}-${runId}`,
     user: safeUser(),

@@ -10,7 +10,7 @@ import { basename, join } from 'node:path';
 import { readLock, type Lock } from '../runner/cache.js';
 import type { EpochRecord } from '../train/loop.js';
 import { readStateJson, type TrainStateJson } from '../train/persist.js';
-import type { RunHeaderReader } from './mlflow-info.js';
+import type { FileStore } from '../tracking/file/store.js';
 import { readTrialResult } from './state.js';
 
 /** Status shown for a run: MLflow's, or from lock.json (`UNFINISHED`) when the store is not local. */
@@ -90,11 +90,11 @@ export function historyFigures(epochs: readonly EpochRecord[]): Pick<RunSummary,
  * Summarises runs/<run-id>. `headers` reads the local MLflow store when there is one.
  * @returns undefined when the folder has no lock.json (not a run).
  */
-export async function summarizeRun(runDir: string, headers?: RunHeaderReader): Promise<RunSummary | undefined> {
+export async function summarizeRun(runDir: string, headers?: FileStore): Promise<RunSummary | undefined> {
   const lock = await readLock(runDir);
   if (!lock) return undefined;
   const trial = await readTrialResult(runDir);
-  const header = lock.mlflowRunId ? await headers?.read(lock.mlflowRunId, ['pipe.backend']) : undefined;
+  const header = lock.mlflowRunId ? await headers?.readRunHeader(lock.mlflowRunId, ['pipe.backend']) : undefined;
   const stages = Object.values(lock.stages);
   const model = stages.find((s) => s.kind === 'build-model' && s.status === 'done');
   const trained = stages.filter((s) => TRAIN_KINDS.has(s.kind) && s.status === 'done').at(-1);

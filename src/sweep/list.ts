@@ -6,9 +6,9 @@
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PipelineError } from '../errors.js';
-import { resolveStore } from '../tracking/tracker.js';
+import { FileStore } from '../tracking/file/store.js';
+import { isServerUri, resolveStore } from '../tracking/uri.js';
 import { summarizeRun, type RunState, type RunSummary } from './collect.js';
-import { RunHeaderReader } from './mlflow-info.js';
 import { readSweep, RUN_ID_RE, type SweepState } from './state.js';
 import { bestRow } from './table.js';
 
@@ -31,13 +31,13 @@ export interface Listing {
 }
 
 /** A reader of the local MLflow store named by MLFLOW_TRACKING_URI (default runs/mlruns), none for servers. */
-export function localHeaders(runs: string): RunHeaderReader | undefined {
+export function localHeaders(runs: string): FileStore | undefined {
   const store = resolveStore(process.env['MLFLOW_TRACKING_URI'] || undefined, runs);
-  return /^https?:/.test(store) ? undefined : new RunHeaderReader(store);
+  return isServerUri(store) ? undefined : new FileStore(store);
 }
 
 /** The started trials of a sweep, summarised and named as trials. */
-export async function sweepTrials(runs: string, state: SweepState, headers?: RunHeaderReader): Promise<RunSummary[]> {
+export async function sweepTrials(runs: string, state: SweepState, headers?: FileStore): Promise<RunSummary[]> {
   const out: RunSummary[] = [];
   for (const t of state.trials) {
     const s = t.runId ? await summarizeRun(join(runs, t.runId), headers) : undefined;
@@ -46,9 +46,9 @@ export async function sweepTrials(runs: string, state: SweepState, headers?: Run
   return out;
 }
 
-async function listedSweep(runs: string, state: SweepState, headers?: RunHeaderReader): Promise<ListedSweep> {
+async function listedSweep(runs: string, state: SweepState, headers?: FileStore): Promise<ListedSweep> {
   const trials = await sweepTrials(runs, state, headers);
-  const header = state.mlflowRunId ? await headers?.read(state.mlflowRunId) : undefined;
+  const header = state.mlflowRunId ? await headers?.readRunHeader(state.mlflowRunId) : undefined;
   const st = state.trials.map((t) => t.status);
   const derived: RunState = st.every((s) => s === 'finished') ? 'FINISHED' : st.includes('failed') ? 'FAILED' : 'UNFINISHED';
   const best = bestRow(trials);

@@ -16,9 +16,11 @@ import { PipelineError } from '../errors.js';
 import { runsDir } from '../paths.js';
 import { readLock } from '../runner/cache.js';
 import { TOOL_VERSION } from '../version.js';
-import { resolveStore, startTracker, type Tracker } from '../tracking/tracker.js';
+import { FileStore } from '../tracking/file/store.js';
+import { openTracker } from '../tracking/open.js';
+import { isServerUri, resolveStore } from '../tracking/uri.js';
+import type { Tracker } from '../tracking/tracker.js';
 import { summarizeRun, type RunSummary } from './collect.js';
-import { RunHeaderReader } from './mlflow-info.js';
 import { prepareSweep, type PreparedSweep } from './prepare.js';
 import { writeComparison } from './report.js';
 import { bestRow } from './table.js';
@@ -113,7 +115,7 @@ export async function runSweep(file: string, opts: SweepOptions = {}): Promise<S
   out.write(`pipe: sweep ${sweepId}${previous ? ' (continued)' : ''}: ${n} trials (${spec.mode === 'grid' ? `grid ${sizes}` : `random, seed ${spec.seed}, from ${sizes}`}), ${parallel} at a time; parent MLflow run ${tracker.runId}\n`);
   for (const r of records) if (r.status === 'finished') out.write(`  trial ${r.index}/${n} ${r.name}: finished earlier (run ${r.runId}), skipped\n`);
 
-  const headers = /^https?:/.test(store) ? undefined : new RunHeaderReader(store);
+  const headers = isServerUri(store) ? undefined : new FileStore(store);
   const scheduler = new TrialScheduler({ file, opts: { ...opts, parallel }, sweepId, sweepDir, parentRunId: tracker.runId, trials, out, headers, save });
   try {
     const outcome = await scheduler.run(records.filter((r) => r.status !== 'finished'), opts.signal).finally(save);
@@ -127,7 +129,7 @@ export async function runSweep(file: string, opts: SweepOptions = {}): Promise<S
 /** Starts (or, continuing a sweep, reopens) the parent MLflow run and logs the sweep's params and pipeline file. */
 async function startParent(p: PreparedSweep, file: string, sweepId: string, sweepDir: string, out: NodeJS.WritableStream): Promise<Tracker> {
   const { config, spec } = p;
-  const tracker = await startTracker(process.env['MLFLOW_TRACKING_URI'] || undefined, runsDir(), {
+  const tracker = await openTracker(process.env['MLFLOW_TRACKING_URI'] || undefined, runsDir(), {
     experiment: config.experiment ?? config.name,
     runName: `${config.name}-sweep-${sweepId}`,
     user: (() => { try { return userInfo().username; } catch { return 'unknown'; } })(),
@@ -147,7 +149,7 @@ async function startParent(p: PreparedSweep, file: string, sweepId: string, swee
   return tracker;
 }
 
-async function finish(a: { sweepId: string; sweepDir: string; store: string; tracker: Tracker; state: SweepState; skipped: number; headers?: RunHeaderReader; interrupted: boolean; out: NodeJS.WritableStream }): Promise<SweepResult> {
+async function finish(a: { sweepId: string; sweepDir: string; store: string; tracker: Tracker; state: SweepState; skipped: number; headers?: FileStore; interrupted: boolean; out: NodeJS.WritableStream }): Promise<SweepResult> {
   const { state, tracker } = a;
   const rows: RunSummary[] = [];
   for (const rec of state.trials) {

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { runsDir } from '../paths.js';
 import { readLock, StageIndex } from '../runner/cache.js';
 import { summarizeRun } from './collect.js';
-import type { RunHeaderReader } from './mlflow-info.js';
+import type { FileStore } from '../tracking/file/store.js';
 import type { PlannedTrial } from './prepare.js';
 import type { SweepOptions } from './run.js';
 import { newRunId, readTrialResult, type TrialRecord } from './state.js';
@@ -36,7 +36,7 @@ export interface SchedulerContext {
   parentRunId: string;
   trials: PlannedTrial[];
   out: NodeJS.WritableStream;
-  headers?: RunHeaderReader;
+  headers?: FileStore;
   /** Writes the sweep state (the records passed to run are part of it). */
   save: () => Promise<void>;
 }

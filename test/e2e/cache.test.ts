@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { FileStore } from '../../src/tracking/filestore.js';
+import { FileStore } from '../../src/tracking/file/store.js';
 import { makeTree, REPO, runCliIn } from '../utils.js';
 
 const DATA_DIR = '/usr/share/datasets/fashion-mnist';

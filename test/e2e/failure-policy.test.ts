@@ -14,7 +14,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { FileStore } from '../../src/tracking/filestore.js';
+import { FileStore } from '../../src/tracking/file/store.js';
 import { makeTree, runCliIn, type CliResult } from '../utils.js';
 import { writeImageFolder } from './image-folder.js';
 

@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { FileStore } from '../../src/tracking/filestore.js';
+import { FileStore } from '../../src/tracking/file/store.js';
 import { e2ePipeline, FASHION_MNIST_DIR, runCli } from '../utils.js';
 
 const DATA_DIR = FASHION_MNIST_DIR;

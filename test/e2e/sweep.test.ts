@@ -10,7 +10,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { FileStore, type MetricPoint } from '../../src/tracking/filestore.js';
+import { FileStore, type MetricPoint } from '../../src/tracking/file/store.js';
 import type { Lock } from '../../src/runner/cache.js';
 import type { SweepState } from '../../src/sweep/state.js';
 import { FASHION_MNIST_DIR, makeTree, quickPipeline, REPO, runCliIn } from '../utils.js';

@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { argmaxRows, averageMetrics, confusionMatrix, crossEntropy, perClassMetrics, softmaxRow, topKAccuracy, type Logits } from '../../src/eval/metrics.js';
 import { confusionCsv, metricSafeNames, splitMetrics, splitReport } from '../../src/eval/split-report.js';
-import { validateKey } from '../../src/tracking/filestore.js';
+import { validateKey } from '../../src/tracking/names.js';
 
 const CLASSES = ['cat', 'dog', 'bird'];
 const Y_TRUE = [0, 0, 0, 0, 1, 1, 1, 2, 2, 2];

@@ -1,5 +1,5 @@
 /**
- * Tests for src/tracking/filestore.ts: the store we write must match, file for file and
+ * Tests for src/tracking/file/store.ts: the store we write must match, file for file and
  * byte for byte (ids, times and paths aside), the one MLflow 3.6's own client wrote in
  * test/fixtures/mlflow/filestore-example.
  */
@@ -13,7 +13,7 @@ import { pathToFileURL } from 'node:url';
 import { parse } from 'yaml';
 
 import { fixture } from '../fixtures.js';
-import { FileStore, formatMetricValue, parseMetricValue, toMlflowYaml } from '../../src/tracking/filestore.js';
+import { FileStore, formatMetricValue, parseMetricValue, toMlflowYaml } from '../../src/tracking/file/store.js';
 
 /** test/fixtures/mlflow/filestore-example: a store written by MLflow 3.6's own Python client. */
 const EXAMPLE = `${fixture('mlflow', 'filestore-example')}/`;
@@ -159,6 +159,17 @@ describe('FileStore semantics', () => {
     assert.equal(meta.start_time, 1000);
     await store.endRun(runId, 'KILLED', 5000);
     assert.equal((await store.readRun(runId)).meta.status, 5);
+  });
+
+  it('readRunHeader reads status, name, times and the named tags of a run; undefined for runs not in the store', async () => {
+    const store = new FileStore(path.join(tmp, 'header'));
+    const { runId } = await store.createRun(await store.getOrCreateExperiment('e'), { runName: 'r1', startTime: 1000, tags: { 'pipe.backend': 'wasm' } });
+    assert.deepEqual(await store.readRunHeader(runId, ['pipe.backend', 'absent']), { status: 'RUNNING', runName: 'r1', startTime: 1000, tags: { 'pipe.backend': 'wasm' } });
+    await store.endRun(runId, 'KILLED', 7000);
+    // a second instance reads what the first wrote (pipe runs opens the store afresh)
+    assert.deepEqual(await new FileStore(path.join(tmp, 'header')).readRunHeader(runId), { status: 'KILLED', runName: 'r1', startTime: 1000, endTime: 7000, tags: {} });
+    assert.equal(await store.readRunHeader('0'.repeat(32)), undefined);
+    assert.equal(await store.readRunHeader('../x'), undefined);
   });
 
   it('formats metric values like Python str(float) and scalars like PyYAML safe_dump', () => {

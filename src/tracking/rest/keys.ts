@@ -8,7 +8,7 @@
  * ourselves and say so.
  */
 import { createHash } from 'node:crypto';
-import { MAX_PARAM_VALUE_LENGTH, MAX_TAG_VALUE_LENGTH, validateKey } from '../filestore.js';
+import { MAX_PARAM_VALUE_LENGTH, MAX_TAG_VALUE_LENGTH, validateKey } from '../names.js';
 
 export { MAX_PARAM_VALUE_LENGTH, MAX_TAG_VALUE_LENGTH };
 

@@ -11,8 +11,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import { basename, resolve } from 'node:path';
-import type { RunStatus } from '../filestore.js';
-import type { StartOptions, TrackedDataset, Tracker } from '../tracker.js';
+import type { RunStatus, StartOptions, TrackedDataset, Tracker } from '../tracker.js';
 import { applyRecord, CLIENT_RUN_ID_TAG } from './apply.js';
 import { stripCredentials } from './auth.js';
 import { DEFAULT_TIMEOUT_MS, MlflowClient, type ClientOptions } from './client.js';

@@ -11,9 +11,8 @@ import * as path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 import { parse } from 'yaml';
-
-/** Lifecycle status of a run, as named by MLflow. */
-export type RunStatus = 'RUNNING' | 'SCHEDULED' | 'FINISHED' | 'FAILED' | 'KILLED';
+import { MAX_PARAM_VALUE_LENGTH, MAX_TAG_VALUE_LENGTH, validateKey } from '../names.js';
+import type { RunStatus } from '../tracker.js';
 
 /** One metric observation. */
 export interface MetricPoint {
@@ -23,32 +22,24 @@ export interface MetricPoint {
   /** Training step (integer). */ step: number;
 }
 
-/** MLflow's integer codes for run statuses, as stored in a run's meta.yaml. */
-export const RUN_STATUS_CODES: Readonly<Record<RunStatus, number>> = { RUNNING: 1, SCHEDULED: 2, FINISHED: 3, FAILED: 4, KILLED: 5 };
-
-/** Longest param value MLflow keeps; longer ones are truncated (with a warning), as MLflow does. */
-export const MAX_PARAM_VALUE_LENGTH = 6000;
-/** Longest run tag value MLflow keeps; longer ones are truncated (with a warning). */
-export const MAX_TAG_VALUE_LENGTH = 8000;
-
 type Meta = Record<string, unknown>;
 const TRASH = '.trash';
-const KEY_CHARS = /^[/\p{L}\p{N}_.\- :]*$/u;
 const ID_RE = /^[a-zA-Z0-9][\w-]{0,255}$/;
 
-/**
- * Throws unless `key` is a valid MLflow param/metric/tag name: at most 250 characters of
- * letters, digits, `_`, `-`, `.`, space, `:` and `/`, and usable as a relative file path
- * that does not normalise to another name (no empty, `.` or `..` segments, no leading `..`,
- * no leading, trailing or doubled `/`).
- */
-export function validateKey(key: string, kind = 'key'): void {
-  const segs = key.split('/');
-  if (key.length === 0 || key.length > 250 || !KEY_CHARS.test(key) || key.startsWith('..') ||
-      segs.some((s) => s === '' || s === '.' || s === '..')) {
-    throw new Error(`Invalid ${kind} name: '${key}'. Names may only contain alphanumerics, _, -, ., spaces, : and /, ` +
-      'at most 250 characters, forming a relative path without empty, "." or ".." segments.');
-  }
+/** MLflow's integer codes for run statuses, as stored in a run's meta.yaml. */
+export const RUN_STATUS_CODES: Readonly<Record<RunStatus, number>> = { RUNNING: 1, SCHEDULED: 2, FINISHED: 3, FAILED: 4, KILLED: 5 };
+const STATUS_BY_CODE = new Map(Object.entries(RUN_STATUS_CODES).map(([k, v]) => [v, k as RunStatus]));
+
+/** What `pipe runs` shows of an MLflow run (see FileStore.readRunHeader). */
+export interface RunHeader {
+  status: RunStatus;
+  runName: string;
+  /** ms since the Unix epoch. */
+  startTime: number;
+  /** ms since the Unix epoch; undefined while RUNNING. */
+  endTime?: number;
+  /** The requested tags that are set. */
+  tags: Record<string, string>;
 }
 
 // ---- PyYAML-compatible scalar emission (flat mappings only) ----
@@ -324,6 +315,33 @@ export class FileStore {
       });
     }
     return { meta: await readMeta(dir), params: await read('params'), tags: await read('tags'), metrics };
+  }
+
+  /**
+   * The header of run `runId` in an active experiment (meta.yaml and the tags named in `tags`,
+   * without metric histories, which can be large, so `pipe runs` stays quick over many runs),
+   * or undefined when the run is not in this store or its meta.yaml cannot be read.
+   */
+  async readRunHeader(runId: string, tags: readonly string[] = []): Promise<RunHeader | undefined> {
+    if (!/^[0-9a-f]{32}$/.test(runId)) return undefined;
+    for (const exp of await this.experimentDirs(false)) {
+      const dir = path.join(exp, runId);
+      const meta = await readMeta(dir).catch(() => undefined);
+      if (meta === undefined) continue;
+      const found: Record<string, string> = {};
+      for (const t of tags) {
+        const v = await readFile(path.join(dir, 'tags', t), 'utf8').catch(() => undefined);
+        if (v !== undefined) found[t] = v;
+      }
+      return {
+        status: STATUS_BY_CODE.get(Number(meta['status'])) ?? 'RUNNING',
+        runName: String(meta['run_name'] ?? ''),
+        startTime: Number(meta['start_time']),
+        ...(typeof meta['end_time'] === 'number' ? { endTime: meta['end_time'] } : {}),
+        tags: found,
+      };
+    }
+    return undefined;
   }
 
   /** Creates the root, `.trash` and the Default experiment "0" once (as MLflow's FileStore does). */
