@@ -95,25 +95,18 @@ async function cmdRun(file: string, opts: RunCliOpts): Promise<number> {
   }
 }
 
-async function cmdValidate(file: string, opts: ConfigOpts): Promise<number> {
+async function cmdValidate(file: string, opts: ConfigOpts & { sweep?: string[] }): Promise<number> {
   try {
-    const { compilePipeline } = await runner();
-    const { dag } = await compilePipeline(file, overridesOf(opts));
-    process.stdout.write(`'${file}' is valid: ${dag.order.length} stages (${dag.order.join(' -> ')})\n`);
+    process.stdout.write(await (await import('./validate.js')).validateReport(file, opts));
     return 0;
   } catch (e) {
     return printError(e);
   }
 }
 
-async function cmdPlan(file: string, opts: ConfigOpts & { format?: string; force?: boolean; from?: string }): Promise<number> {
+async function cmdPlan(file: string, opts: ConfigOpts & { sweep?: string[]; format?: string; force?: boolean; from?: string }): Promise<number> {
   try {
-    const format = opts.format ?? 'text';
-    if (format !== 'text' && format !== 'mermaid' && format !== 'dot') throw new PipelineError('PIPE_USAGE', `--format ${format}: expected text, mermaid or dot`);
-    const [{ planFile }, { formatPlan }] = await Promise.all([runner(), import('../runner/plan.js')]);
-    const { config, dag, plan } = await planFile(file, { overrides: overridesOf(opts), force: opts.force, from: opts.from });
-    if (format === 'text') process.stdout.write(`plan for '${file}' (${config.name}), stages in order:\n`);
-    process.stdout.write(`${formatPlan(dag, plan, format)}\n`);
+    process.stdout.write(await (await import('./validate.js')).planReport(file, opts));
     return 0;
   } catch (e) {
     return printError(e);
@@ -199,15 +192,17 @@ export async function main(argv: string[]): Promise<number> {
     .action(async (ids: string[], opts: { format?: string; out?: string }) => void (code = await (await import('./runs.js')).cmdRunsCompare(ids, opts)));
   program
     .command('validate')
-    .description('parse, schema-check and compile a pipeline file; exit 0 or 2')
+    .description('parse, schema-check and compile a pipeline file (and every trial of its sweep); exit 0 or 2')
     .argument('<file>', 'pipeline YAML file')
     .option('--set <path=value>', 'override a config value (repeatable)', collect)
+    .option('--sweep <path=v1,v2>', 'check the trials of this sweep too, as `run --sweep` (repeatable)', collect)
     .action(async (file: string, opts: ConfigOpts) => void (code = await cmdValidate(file, opts)));
   program
     .command('plan')
     .description('the stages in DAG order, and for each whether it runs or is reused, and why')
     .argument('<file>', 'pipeline YAML file')
     .option('--set <path=value>', 'override a config value (repeatable)', collect)
+    .option('--sweep <path=v1,v2>', 'check the trials of this sweep too, as `run --sweep` (repeatable)', collect)
     .option('--format <format>', 'text, mermaid or dot', 'text')
     .option('--force', 'plan as `run --force`')
     .option('--from <stage>', 'plan as `run --from`')

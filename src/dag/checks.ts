@@ -35,7 +35,7 @@ export function semanticIssues(config: PipelineConfig, ancestorsOf: (name: strin
     const anc = ancestorsOf(name);
     for (const kinds of REQUIRES[stage.kind] ?? []) {
       if (!anc.some((a) => kinds.includes(kindOf(a)))) {
-        at(['stages', name, 'needs'], `stage '${name}' (${stage.kind}) reads the output of a ${kinds.join(' or ')} stage, but none is upstream of it; add one to its needs (directly or through another stage)`);
+        at(['stages', name, 'needs'], `stage '${name}' (${stage.kind}) reads the output of ${/^[aeiou]/.test(kinds[0]!) ? 'an' : 'a'} ${kinds.join(' or ')} stage, but none is upstream of it; add one to its needs (directly or through another stage)`);
       }
     }
     if (isTrain(name)) {

@@ -10,7 +10,9 @@ import type { PipelineConfig } from '../config/types.js';
 import { PipelineError } from '../errors.js';
 import { runsDir } from '../paths.js';
 import type { PlanEntry } from '../runner/plan.js';
-import { compilePipeline, planFile } from '../runner/run.js';
+import { loadPipeline } from '../config/load.js';
+import { compileDag } from '../dag/compile.js';
+import { planFile } from '../runner/run.js';
 import { stageDefinition } from '../../stages/index.js';
 import { expandSweep, type Trial } from './expand.js';
 import { mergeSweep, parseSweepArg, sweepFromConfig, type SweepSpec } from './spec.js';
@@ -45,37 +47,68 @@ export interface PrepareOptions {
   resume?: boolean | string;
 }
 
+/** What checkSweep found: the spec and each trial with what `check` returned for it. */
+export interface CheckedSweep<T> {
+  /** The base config (the `--set` options applied, no trial values). */
+  config: PipelineConfig;
+  spec: SweepSpec;
+  trials: (Trial & T & { configHash: string })[];
+}
+
 /**
- * Loads, expands and plans a sweep.
- * @throws ConfigError / PipelineError (exit 2): a bad file or `--set`, a bad `--sweep`, no sweep
- *   at all, a trial whose config is invalid (message names the trial), two trials with the same
- *   resolved config, `--resume ID` that is not a sweep of these trials.
+ * Expands the sweep of `file` (its `sweep:` block merged with `--sweep` options) and checks every
+ * trial with `check` (the base overrides, then the trial's): the one path for `pipe run`,
+ * `validate` and `plan`, so they accept and refuse the same sweeps. Undefined when `file` is
+ * not a sweep.
+ * @throws ConfigError / PipelineError (exit 2): a bad file, `--set` or `--sweep`, a trial whose
+ *   config is invalid (the message names the trial and its override), two trials with the same
+ *   resolved config.
  */
-export async function prepareSweep(file: string, opts: PrepareOptions): Promise<PreparedSweep> {
+export async function checkSweep<T extends { config: PipelineConfig }>(
+  file: string,
+  opts: { overrides?: Override[]; sweep?: string[] },
+  check: (overrides: Override[]) => Promise<T>,
+): Promise<CheckedSweep<T> | undefined> {
   const cli = (opts.sweep ?? []).map(parseSweepArg);
   const base = opts.overrides ?? [];
-  const { config } = await compilePipeline(file, base);
-  const spec = mergeSweep(sweepFromConfig(config), cli);
-  if (!spec) throw new PipelineError('PIPE_USAGE', `'${file}' has no sweep: block and no --sweep was given`);
-  const trials: PlannedTrial[] = [];
+  const { config, source } = await loadPipeline(file, base);
+  compileDag(config, source);
+  const spec = mergeSweep(sweepFromConfig(config, source), cli);
+  if (!spec) return undefined;
+  const trials: (Trial & T & { configHash: string })[] = [];
   for (const t of expandSweep(spec)) {
     const shown = t.overrides.map((o) => ({ ...o, expr: `${o.expr} (sweep trial ${t.index} '${t.name}')` }));
-    let planned: Awaited<ReturnType<typeof planFile>>;
+    let checked: T;
     try {
-      planned = await planFile(file, { overrides: [...base, ...shown], force: opts.force, from: opts.from });
+      checked = await check([...base, ...shown]);
     } catch (e) {
       if (e instanceof PipelineError) throw new PipelineError(e.code, `sweep trial ${t.index} '${t.name}': ${e.message}`, e.exitCode);
       throw e;
     }
-    const runKeys = planned.plan.filter((e) => e.decision === 'run' && stageDefinition(e.kind as never).load !== undefined).map((e) => e.key);
-    trials.push({ ...t, config: planned.config, configHash: configHash(planned.config), plan: planned.plan, runKeys });
+    trials.push({ ...t, ...checked, configHash: configHash(checked.config) });
   }
-  const byHash = new Map<string, PlannedTrial>();
+  const byHash = new Map<string, Trial>();
   for (const t of trials) {
     const twin = byHash.get(t.configHash);
     if (twin) throw new PipelineError('PIPE_USAGE', `sweep: trials ${twin.index} '${twin.name}' and ${t.index} '${t.name}' resolve to the same config; drop the duplicate value`);
     byHash.set(t.configHash, t);
   }
+  return { config, spec, trials };
+}
+
+/**
+ * Loads, expands and plans a sweep.
+ * @throws ConfigError / PipelineError (exit 2): what checkSweep throws, no sweep at all,
+ *   `--resume ID` that is not a sweep of these trials.
+ */
+export async function prepareSweep(file: string, opts: PrepareOptions): Promise<PreparedSweep> {
+  const checked = await checkSweep(file, opts, (overrides) => planFile(file, { overrides, force: opts.force, from: opts.from }));
+  if (!checked) throw new PipelineError('PIPE_USAGE', `'${file}' has no sweep: block and no --sweep was given`);
+  const { config, spec } = checked;
+  const trials: PlannedTrial[] = checked.trials.map(({ dag: _dag, ...t }) => ({
+    ...t,
+    runKeys: t.plan.filter((e) => e.decision === 'run' && stageDefinition(e.kind as never).load !== undefined).map((e) => e.key),
+  }));
   const key = sweepKey(config.name, trials.map((t) => t.configHash));
   return { config, spec, trials, key, previous: await previousSweep(config.name, key, opts.resume) };
 }

@@ -6,6 +6,9 @@
  * W&B / Optuna `method: grid | random`.
  */
 import { parse } from 'yaml';
+import { ConfigError } from '../config/load.js';
+import { reservedKeyIn, reservedMessage, reservedSegment } from '../config/overrides.js';
+import { dotted, positionOf, type SourceFile } from '../config/source.js';
 import type { PipelineConfig } from '../config/types.js';
 import { PipelineError } from '../errors.js';
 
@@ -37,6 +40,8 @@ const FORBIDDEN = ['name', 'experiment', 'sweep'];
 function checkPath(path: string, where: string): void {
   const segs = path.split('.');
   if (path === '' || segs.some((s) => s.trim() === '')) throw new PipelineError('PIPE_USAGE', `${where}: '${path}' is not a dotted config path (e.g. stages.model.with.arch)`);
+  const reserved = reservedSegment(segs);
+  if (reserved !== undefined) throw new PipelineError('PIPE_USAGE', reservedMessage(where, reserved));
   if (FORBIDDEN.includes(segs[0]!)) {
     throw new PipelineError('PIPE_USAGE', `${where}: '${path}' cannot be swept: ${FORBIDDEN.join(', ')} identify the pipeline and its runs; sweep a stage's params instead (stages.<stage>.with.<param>)`);
   }
@@ -44,16 +49,23 @@ function checkPath(path: string, where: string): void {
 
 /**
  * The spec of a validated `sweep:` block (grid form or long form), or undefined when absent.
- * @throws PipelineError PIPE_USAGE for a path that may not be swept (name, experiment, sweep).
+ * @throws PipelineError PIPE_USAGE for a path that may not be swept (name, experiment, sweep,
+ *   or one with a reserved key); a ConfigError naming the line when `source` is given.
  */
-export function sweepFromConfig(config: Pick<PipelineConfig, 'sweep'>): SweepSpec | undefined {
+export function sweepFromConfig(config: Pick<PipelineConfig, 'sweep'>, source?: SourceFile): SweepSpec | undefined {
   const block = config.sweep;
   if (block === undefined) return undefined;
   const long = 'mode' in block && typeof block.mode === 'string';
   const b = block as { mode?: 'grid' | 'random'; trials?: number; seed?: number; params?: Record<string, unknown[]> };
   const table = long ? (b.params ?? {}) : (block as Record<string, unknown[]>);
   const params = Object.entries(table).map(([path, values]) => {
-    checkPath(path, `sweep.${long ? 'params.' : ''}${path}`);
+    const at = long ? ['sweep', 'params', path] : ['sweep', path];
+    try {
+      checkPath(path, at.join('.'));
+    } catch (e) {
+      if (!source || !(e instanceof PipelineError)) throw e;
+      throw new ConfigError(source, [{ pos: positionOf(source, at, true), path: dotted(at), message: e.message.slice(at.join('.').length + 2) }]);
+    }
     return { path, values: [...values], source: 'file' as const };
   });
   return long ? { mode: b.mode ?? 'grid', trials: b.trials, seed: b.seed ?? 0, params } : { mode: 'grid', seed: 0, params };
@@ -107,6 +119,8 @@ export function parseSweepArg(expr: string): SweepParam {
       throw new PipelineError('PIPE_USAGE', `--sweep ${expr}: '${raw}' is not valid YAML: ${(e as Error).message.split('\n')[0]}`);
     }
   });
+  const reserved = reservedKeyIn(values);
+  if (reserved !== undefined) throw new PipelineError('PIPE_USAGE', reservedMessage(`--sweep ${expr}`, reserved));
   return { path, values, source: 'cli' };
 }
 

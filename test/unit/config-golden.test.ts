@@ -19,7 +19,10 @@ import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { main } from '../../src/cli/main.js';
-import { REPO, runCliIn } from '../utils.js';
+import { parseOverride } from '../../src/config/overrides.js';
+import { PipelineError } from '../../src/errors.js';
+import { prepareSweep } from '../../src/sweep/prepare.js';
+import { makeTree, REPO, runCliIn } from '../utils.js';
 
 const DIR = join(REPO, 'test', 'fixtures', 'config-errors');
 const UPDATE = process.env['UPDATE_GOLDENS'] === '1';
@@ -103,4 +106,35 @@ it('the real CLI process: exit status 2 and the same report on stderr (bin/pipe.
   assert.equal(r.stdout, '');
   assert.equal(r.stderr, readFileSync(join(DIR, `${name}.expected.txt`), 'utf8'));
   assert.equal(r.exitCode, 2);
+});
+
+describe('a sweep that validate refuses, plan and run refuse with the same report', () => {
+  const sweepCases = cases.filter((c) => /sweep/.test(c));
+  it('there are sweep cases', () => assert.ok(sweepCases.length >= 5, sweepCases.join(', ')));
+  for (const name of sweepCases) {
+    it(name, async () => {
+      const yaml = readFileSync(join(DIR, `${name}.yaml`), 'utf8');
+      const expected = readFileSync(join(DIR, `${name}.expected.txt`), 'utf8');
+      const plan = await runInProcess(DIR, ['plan', `${name}.yaml`, ...argsOf(yaml)]);
+      assert.deepEqual(plan, { stdout: '', stderr: expected, exitCode: 2 });
+      // What `pipe run` does first for a sweep (src/sweep/run.ts), against an empty runs folder.
+      const args = argsOf(yaml);
+      const opt = (flag: string): string[] => args.flatMap((a, i) => (args[i - 1] === flag ? [a] : []));
+      const runs = makeTree({});
+      const before = { cwd: process.cwd(), runs: process.env['PIPE_RUNS_DIR'] };
+      process.chdir(DIR);
+      process.env['PIPE_RUNS_DIR'] = runs;
+      try {
+        await assert.rejects(
+          prepareSweep(`${name}.yaml`, { overrides: opt('--set').map(parseOverride), sweep: opt('--sweep') }),
+          (e: unknown) => e instanceof PipelineError && e.exitCode === 2 && `pipe: ${e.message}\n` === expected,
+        );
+      } finally {
+        process.chdir(before.cwd);
+        if (before.runs === undefined) delete process.env['PIPE_RUNS_DIR'];
+        else process.env['PIPE_RUNS_DIR'] = before.runs;
+      }
+      assert.deepEqual(readdirSync(runs), [], 'nothing written under runs/');
+    });
+  }
 });

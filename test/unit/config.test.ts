@@ -135,3 +135,23 @@ for (const [name, yaml, expected] of GOLDEN) {
 test('a missing file is a usage error naming the file', async () => {
   await assert.rejects(loadPipeline('/nonexistent/p.yaml'), (e: unknown) => e instanceof PipelineError && e.exitCode === 2 && e.message === "cannot read pipeline file '/nonexistent/p.yaml': no such file");
 });
+
+test('overrides are plain data: reserved keys are refused and no prototype changes', async () => {
+  const { applyOverrides, parseOverride } = await import('../../src/config/overrides.js');
+  const usage = (re: RegExp) => (e: unknown) => e instanceof PipelineError && e.exitCode === 2 && re.test(e.message);
+  assert.throws(() => parseOverride('__proto__.polluted=1'), usage(/^--set __proto__\.polluted=1: '__proto__' cannot be a config key/));
+  assert.throws(() => parseOverride('stages.prototype.kind=evaluate'), usage(/'prototype' cannot be a config key/));
+  assert.throws(() => parseOverride('stages.a.with=[{"constructor": 1}]'), usage(/'constructor' cannot be a config key/));
+  // Overrides made in code (a sweep's trials) do not pass parseOverride: applyOverrides refuses them too.
+  const data: Record<string, unknown> = {};
+  assert.throws(() => applyOverrides(data, [{ expr: '__proto__.polluted=1', path: ['__proto__', 'polluted'], value: 1 }]), usage(/'__proto__'/));
+  // An own `__proto__` key made by YAML is data: applying over it defines own properties only.
+  const root = makeTree({ 'p.yaml': 'name: a\nstages: { e: { kind: evaluate } }\n' });
+  await assert.rejects(loadPipeline(join(root, 'p.yaml'), [{ expr: 'x', path: ['constructor', 'prototype', 'polluted'], value: 1 }]), usage(/'constructor'/));
+  const plain = JSON.parse('{"__proto__": {"a": 1}}') as Record<string, unknown>;
+  applyOverrides(plain, [{ expr: 'x', path: ['toString', 'y'], value: 2 }]);
+  assert.deepEqual(Object.keys(plain), ['__proto__', 'toString']);
+  assert.equal(Object.getPrototypeOf(plain), Object.prototype);
+  assert.equal((Object.prototype as Record<string, unknown>)['polluted'], undefined);
+  assert.equal(({} as Record<string, unknown>)['a'], undefined);
+});

@@ -1,0 +1,55 @@
+/**
+ * `pipe validate` and `pipe plan`: what they print for a file that passes every check run makes
+ * before any work (the file, its `--set` overrides, the compiled graph and, for a sweep, every
+ * trial, through the same checkSweep as `pipe run`). Errors propagate to the caller (exit 2).
+ */
+import { parseOverride } from '../config/overrides.js';
+import { PipelineError } from '../errors.js';
+import { compilePipeline, planFile } from '../runner/run.js';
+import { formatPlan } from '../runner/plan.js';
+import { checkSweep, type CheckedSweep } from '../sweep/prepare.js';
+
+/** Options shared by validate and plan. */
+export interface CheckCliOpts {
+  set?: string[];
+  sweep?: string[];
+}
+
+/** `sweep: N trials, each valid (a, b, c, ...)`: the first names, then a count of the rest. */
+function sweepLine(sweep: CheckedSweep<unknown> | undefined): string {
+  if (!sweep) return '';
+  const n = sweep.trials.length;
+  const shown = sweep.trials.slice(0, 8).map((t) => t.name);
+  const more = n > shown.length ? `, and ${n - shown.length} more` : '';
+  return `sweep: ${n} trial${n === 1 ? '' : 's'}, each valid (${shown.join(', ')}${more})\n`;
+}
+
+/** The file's sweep checked trial by trial, as `pipe run` does before starting one. */
+function checkedSweep(file: string, opts: CheckCliOpts): Promise<CheckedSweep<unknown> | undefined> {
+  const overrides = (opts.set ?? []).map(parseOverride);
+  return checkSweep(file, { overrides, sweep: opts.sweep }, (o) => compilePipeline(file, o));
+}
+
+/**
+ * What `pipe validate FILE` prints when everything passes.
+ * @throws ConfigError / PipelineError (exit 2) for the first check that fails.
+ */
+export async function validateReport(file: string, opts: CheckCliOpts): Promise<string> {
+  const { dag } = await compilePipeline(file, (opts.set ?? []).map(parseOverride));
+  const sweep = await checkedSweep(file, opts);
+  return `'${file}' is valid: ${dag.order.length} stages (${dag.order.join(' -> ')})\n${sweepLine(sweep)}`;
+}
+
+/**
+ * What `pipe plan FILE` prints: the plan of the file (with its `--set` overrides) against the
+ * stage cache, after every sweep trial has been checked.
+ * @throws ConfigError / PipelineError (exit 2).
+ */
+export async function planReport(file: string, opts: CheckCliOpts & { format?: string; force?: boolean; from?: string }): Promise<string> {
+  const format = opts.format ?? 'text';
+  if (format !== 'text' && format !== 'mermaid' && format !== 'dot') throw new PipelineError('PIPE_USAGE', `--format ${format}: expected text, mermaid or dot`);
+  const { config, dag, plan } = await planFile(file, { overrides: (opts.set ?? []).map(parseOverride), force: opts.force, from: opts.from });
+  const sweep = await checkedSweep(file, opts);
+  const head = format === 'text' ? `plan for '${file}' (${config.name}), stages in order:\n` : '';
+  return `${head}${formatPlan(dag, plan, format)}\n${format === 'text' ? sweepLine(sweep) : ''}`;
+}
