@@ -126,6 +126,32 @@ describe('native matMul matches cpu', { skip }, () => {
   });
 });
 
+describe('strided 1x1 filter gradients', { skip }, () => {
+  // oneDNN 2.x's jit_1x1 backward-weights kernel writes past its per-thread workspace for strided
+  // 1x1 convs on NHWC data with few channels (wrong gradients, hangs or crashes depending on thread
+  // timing), so the addon computes them as a gather and a matMul (conv.cc). The wrong results are
+  // timing-dependent, so besides the values (kernels.test.ts) this checks the route taken.
+  it('go to the gather + matMul, never to oneDNN\'s jit_1x1 kernel', () => {
+    const addon = DNNL.addon as DnnlAddon;
+    for (const [C, H, S] of [[4, 8, 2], [7, 10, 2], [64, 16, 2], [16, 9, 3]] as const) {
+      const OH = Math.floor((H - 1) / S) + 1;
+      const p = new Float64Array([2, H, H, C, 1, 1, 8, OH, OH, S, S, 0, 0, 0, 0, 0, 0, 0, -1, 0, 0, 1, 1, 0, 0, -1]);
+      assert.match(addon.implInfo(2, p), /^pipe gather\+matmul \(/, `C ${C}, H ${H}, stride ${S}`);
+    }
+    const unstrided = new Float64Array([2, 8, 8, 4, 1, 1, 8, 8, 8, 1, 1, 0, 0, 0, 0, 0, 0, 0, -1, 0, 0, 1, 1, 0, 0, -1]);
+    assert.doesNotMatch(addon.implInfo(2, unstrided), /^pipe/, 'stride 1 stays on oneDNN\'s conv');
+  });
+
+  it('are right in a ResNet downsample shortcut with 4 channels, 8 times in a row (the bug is timing-dependent)', async () => {
+    setKernelRoute('native');
+    for (let k = 0; k < 8; k++) {
+      await ranNatively('Conv2DBackpropFilter', () => compareBackends(
+        (x, w) => weightedSum(tf.conv2d(x as tf.Tensor4D, w as tf.Tensor4D, 2, 'valid')),
+        [data([8, 16, 16, 4], 120 + k), data([1, 1, 4, 8], 130 + k)], ['dx', 'dW']));
+    }
+  });
+});
+
 describe('forward filters kept between calls (inference)', { skip }, () => {
   it('repeated convs with one filter match cpu, and a reassigned variable is not served stale', async () => {
     setKernelRoute('native');

@@ -135,6 +135,12 @@ const CONV_CASES: ConvCase[] = [
   { name: '3x3 stride 1 same, 8 channels', x: [2, 6, 6, 8], w: [3, 3, 8, 6], strides: 1, pad: 'same' },
   { name: '3x3 stride 2 same, odd input, 8 channels', x: [2, 9, 9, 8], w: [3, 3, 8, 6], strides: 2, pad: 'same' },
   { name: '1x1 stride 2 valid, even input, 6 channels', x: [2, 8, 8, 6], w: [1, 1, 6, 5], strides: 2, pad: 'valid' },
+  // Strided 1x1 filter gradients with fewer input channels than oneDNN's channel block (8 on AVX2,
+  // 16 on AVX-512) and more: oneDNN 2.x's own kernel for them is wrong (conv.cc says why).
+  { name: '1x1 stride 2 valid, even input, 7 channels, batch 4', x: [4, 10, 10, 7], w: [1, 1, 7, 8], strides: 2, pad: 'valid' },
+  { name: '1x1 stride 2 valid, even input, 12 channels', x: [3, 8, 8, 12], w: [1, 1, 12, 16], strides: 2, pad: 'valid' },
+  { name: '1x1 stride 2 valid, 20 channels, non-square', x: [2, 6, 10, 20], w: [1, 1, 20, 8], strides: 2, pad: 'valid' },
+  { name: '1x1 stride [2, 3] explicit asymmetric padding', x: [2, 7, 8, 5], w: [1, 1, 5, 4], strides: [2, 3], pad: [[0, 0], [1, 0], [0, 2], [0, 0]] },
   { name: '7x7 stride 2 explicit pad 3, 5 channels', x: [2, 12, 12, 5], w: [7, 7, 5, 4], strides: 2, pad: [[0, 0], [3, 3], [3, 3], [0, 0]] },
   // Maps so small that some taps only meet padding (both routes leave them out).
   { name: '3x3 same on a 1x1 map (only the centre tap is live)', x: [3, 1, 1, 5], w: [3, 3, 5, 4], strides: 1, pad: 'same' },

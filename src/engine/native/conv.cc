@@ -2,7 +2,8 @@
 // API: op desc -> primitive_desc -> primitive). Activations are NHWC (oneDNN tag nhwc), filters
 // HWIO (tag hwio, or a strided window of it); filters are reordered to the layout oneDNN picks
 // (`any`) on every call, since they change at every training step. Primitives are cached by
-// shape. Reference semantics: TensorFlow's Conv2D / Conv2DBackpropInput / Conv2DBackpropFilter
+// shape. Strided 1x1 filter gradients bypass oneDNN (conv_bwd_weights_1x1_strided: its kernel
+// for them is broken in 2.x). Reference semantics: TensorFlow's Conv2D / Conv2DBackpropInput / Conv2DBackpropFilter
 // and BatchMatMul, as tfjs implements them.
 #include <algorithm>
 #include <cstring>
@@ -217,6 +218,50 @@ void conv_bwd_data_col2im(char* heap, const double* p) {
   }
 }
 
+// Filter gradient of a strided 1x1 convolution (ResNet's downsample shortcut) as a gather and
+// one matrix product: xs[n,i,j][c] = x[n, i*SH - PT, j*SW - PL, c] (zero where that is padding),
+// then dW[c][o] = sum over (n,i,j) of xs[n,i,j][c] * dy[n,i,j][o], written into the filter's
+// live 1x1 window (the rest of the filter is zeroed). It replaces oneDNN 2.x's jit_1x1
+// backward-weights kernels for every strided 1x1 conv: with NHWC activations, a stride > 1 and
+// fewer input channels than their channel block (8 on AVX2, 16 on AVX-512) they write past
+// their per-thread "reduce to unit stride" (rtus) workspace, which gives wrong filter gradients,
+// hangs or crashes depending on thread timing (https://github.com/uxlfoundation/oneDNN/issues/6035;
+// seen here as a relative dW error of 0.89 on a [2, 8, 8, 4] input).
+void conv_bwd_weights_1x1_strided(char* heap, const double* p) {
+  const long N = p[0], H = p[1], W = p[2], C = p[3], O = p[6], OH = p[7], OW = p[8];
+  const long SH = p[9], SW = p[10], PT = p[11], PL = p[12];
+  const long rows = N * OH * OW;
+  std::vector<float> xs(static_cast<size_t>(rows * C));
+  auto at = [&](double off) { return heap + static_cast<size_t>(off); };
+  const float* x = reinterpret_cast<const float*>(at(p[15]));
+#pragma omp parallel for schedule(static)
+  for (long ni = 0; ni < N * OH; ni++) {
+    const long n = ni / OH, i = ni % OH, h = i * SH - PT;
+    for (long j = 0; j < OW; j++) {
+      float* d = xs.data() + (ni * OW + j) * C;
+      const long w = j * SW - PL;
+      if (h < 0 || h >= H || w < 0 || w >= W) {
+        std::memset(d, 0, static_cast<size_t>(C) * 4);
+      } else {
+        std::memcpy(d, x + ((n * H + h) * W + w) * C, static_cast<size_t>(C) * 4);
+      }
+    }
+  }
+  // a = xs^T [C, rows] (xs stored [rows, C]), b = dy [rows, O], c = dW window [C, O].
+  const double mp[13] = {1, 1, static_cast<double>(C), static_cast<double>(rows), static_cast<double>(O), 1, 0, 0, 0, 0, -1, 0, 0};
+  MatmulEntry* e = matmul_entry(mp);
+  const double filter_floats = p[21] * p[22] * p[3] * p[6];
+  if (p[21] != 1 || p[22] != 1) std::memset(at(p[16]), 0, static_cast<size_t>(filter_floats) * 4);
+  const double window = (p[23] * p[22] + p[24]) * p[3] * p[6] * 4;  // byte offset of tap (A0, B0)
+  e->prim.execute(strm(), {{DNNL_ARG_SRC, memory(e->a_md, eng(), xs.data())},
+                           {DNNL_ARG_WEIGHTS, memory(e->b_md, eng(), at(p[17]))},
+                           {DNNL_ARG_DST, memory(e->c_md, eng(), at(p[16] + window))}});
+  strm().wait();
+}
+
+// True for the parameter sets conv_bwd_weights_1x1_strided takes (see there why).
+bool strided_1x1(int kind, const double* p) { return kind == 2 && p[4] == 1 && p[5] == 1 && (p[9] > 1 || p[10] > 1); }
+
 }  // namespace
 
 void check_range(double off, double floats, size_t heap_len, const char* what) {
@@ -232,6 +277,10 @@ void conv(int kind, char* heap, size_t heap_len, const double* p) {
   if (p[23] < 0 || p[24] < 0 || p[23] + p[4] > p[21] || p[24] + p[5] > p[22]) throw std::runtime_error("filter window outside the filter");
   if (kind == 1 && p[3] <= 4 && p[4] == p[21] && p[5] == p[22]) {
     conv_bwd_data_col2im(heap, p);
+    return;
+  }
+  if (strided_1x1(kind, p)) {
+    conv_bwd_weights_1x1_strided(heap, p);
     return;
   }
   ConvEntry* e = conv_entry(kind, p);
@@ -280,6 +329,12 @@ void matmul(char* heap, size_t heap_len, const double* p) {
 }
 
 const char* impl_info(int kind, const double* p) {
+  if (strided_1x1(kind, p)) {
+    static std::string s;
+    const double mp[13] = {1, 1, p[3], p[0] * p[7] * p[8], p[6], 1, 0, 0, 0, 0, -1, 0, 0};
+    s = std::string("pipe gather+matmul (") + matmul_entry(mp)->impl + ")";
+    return s.c_str();
+  }
   return kind == 3 ? matmul_entry(p)->impl.c_str() : conv_entry(kind, p)->impl.c_str();
 }
 
