@@ -3,11 +3,11 @@
  * per batch on the fly, seeded. The sources prefetch batches on worker threads through
  * `epochAsync`; `epoch` computes them on the calling thread (same batches either way).
  */
-import { BatchSource } from '../src/data/batches.js';
+import { BatchSource, type AugmentedData } from '../src/data/batches.js';
 import type { Dataset } from '../src/data/dataset.js';
 import type { OpSpec } from '../src/data/transforms.js';
 import { PipelineError } from '../src/errors.js';
-import { defineStage, type StageContext } from '../src/runner/stage.js';
+import { defineStage, type StageContext } from '../src/stage.js';
 
 /** schemas/stages/augment.schema.json */
 export interface AugmentParams {
@@ -21,15 +21,6 @@ export interface AugmentParams {
   workers?: number;
   /** Batches computed ahead. @defaultValue 4 */
   prefetch?: number;
-}
-
-/** What training and evaluation read. */
-export interface AugmentedData {
-  dataset: Dataset;
-  train: BatchSource;
-  test: BatchSource;
-  /** The validation split with the test ops, when the download stage made one. */
-  val?: BatchSource;
 }
 
 const augment = defineStage<AugmentParams, AugmentedData>({

@@ -4,10 +4,10 @@
  * state_dict (.safetensors).
  */
 import type { Dataset } from '../src/data/dataset.js';
-import type { AugmentedData } from './augment.js';
+import type { AugmentedData } from '../src/data/batches.js';
 import { buildClassifier, ensureWeights, paramCounts, preprocessingFor, type Classifier } from '../src/models/registry.js';
 import { Rng } from '../src/rng.js';
-import { defineStage, type StageContext } from '../src/runner/stage.js';
+import { defineStage, type StageContext } from '../src/stage.js';
 import { join } from 'node:path';
 import { saveClassifier } from '../src/models/io.js';
 import { loadWeightsInto } from '../src/train/persist.js';

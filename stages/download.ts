@@ -13,7 +13,7 @@ import { compactKey, loadCached, pathFingerprint, readCompactDataset, type Cache
 import { progressLines } from '../src/data/progress.js';
 import { cacheDir } from '../src/paths.js';
 import { Rng } from '../src/rng.js';
-import { defineStage, type StageContext } from '../src/runner/stage.js';
+import { defineStage, type StageContext } from '../src/stage.js';
 
 /** schemas/stages/download.schema.json */
 export interface DownloadParams {

@@ -9,11 +9,9 @@ import { BatchSource } from '../src/data/batches.js';
 import { collectLogits } from '../src/eval/logits.js';
 import { confusionCsv, splitMetrics, splitReport, type SplitReport } from '../src/eval/split-report.js';
 import { PipelineError } from '../src/errors.js';
-import { defineStage } from '../src/runner/stage.js';
+import { defineStage } from '../src/stage.js';
 import type { TrainState } from '../src/train/stage.js';
-
-/** A split evaluate can score. */
-export type EvalSplit = 'test' | 'train' | 'val';
+import type { EvalReport, EvalSplit } from '../src/eval/report.js';
 
 /** schemas/stages/evaluate.schema.json */
 export interface EvaluateParams {
@@ -25,29 +23,6 @@ export interface EvaluateParams {
   top_k: number;
   /** Misclassified images listed per split, most confident first. @defaultValue 64 */
   max_misclassified: number;
-}
-
-/** report.json (and the stage's output). The flat `test_*` fields repeat `splits.test` for the CLI summary. */
-export interface EvalReport {
-  /** Mean softmax cross-entropy on the test split, nats. */
-  test_loss: number;
-  /** Top-1 test accuracy in [0, 1]. */
-  test_accuracy: number;
-  /** The k of `test_top_k_accuracy`. */
-  top_k: number;
-  /** Top-k test accuracy in [0, 1]. */
-  test_top_k_accuracy: number;
-  /** Test images scored. */
-  images: number;
-  /** Test-split inference throughput (batching, preprocessing and forward pass), images/s. */
-  images_per_second: number;
-  best_epoch: number | null;
-  best_phase: string | null;
-  /** Global epoch (1-based) at which the backbone was unfrozen, null when it never was. */
-  unfreeze_epoch: number | null;
-  classes: string[];
-  /** Every scored split by name; `test` always present. */
-  splits: Partial<Record<EvalSplit, SplitReport>> & { test: SplitReport };
 }
 
 async function writeAtomic(path: string, text: string): Promise<void> {

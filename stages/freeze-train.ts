@@ -1,5 +1,5 @@
 /** freeze-train: train the head with the backbone frozen (inference-mode BatchNorm). */
-import { defineStage } from '../src/runner/stage.js';
+import { defineStage } from '../src/stage.js';
 import { loadTrainingStage, runTrainingStage, type TrainParams, type TrainState } from '../src/train/stage.js';
 
 export default defineStage<TrainParams, TrainState>({

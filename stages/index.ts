@@ -1,8 +1,9 @@
 /**
- * The stage kinds, one literal table. Registration is explicit: nothing registers itself by
- * being imported. Anchor: Vitest `ReportersMap`, listr2 `RENDERERS`.
+ * The stage kinds, one literal table, handed by the CLI to the runner (src/runner/stage.ts
+ * StageTable). Registration is explicit: nothing registers itself by being imported.
+ * Anchor: Vitest `ReportersMap`, listr2 `RENDERERS`.
  */
-import type { StageDefinition } from '../src/runner/stage.js';
+import type { StageTable } from '../src/stage.js';
 import augment from './augment.js';
 import buildModel from './build-model.js';
 import download from './download.js';
@@ -11,7 +12,7 @@ import freezeTrain from './freeze-train.js';
 import plot from './plot.js';
 import unfreezeTrain from './unfreeze-train.js';
 
-export const stageKinds = {
+export const stageKinds: StageTable = {
   download,
   augment,
   'build-model': buildModel,
@@ -19,12 +20,4 @@ export const stageKinds = {
   'unfreeze-train': unfreezeTrain,
   evaluate,
   plot,
-} as const;
-
-/** A kind name of the table. */
-export type StageKind = keyof typeof stageKinds;
-
-/** The definition of `kind`, loosely typed for the runner. */
-export function stageDefinition(kind: StageKind): StageDefinition<unknown, unknown> {
-  return stageKinds[kind] as unknown as StageDefinition<unknown, unknown>;
-}
+};

@@ -11,9 +11,9 @@ import { plotLearningRate } from '../src/plot/lr.js';
 import { plotMisclassified, type MisclassifiedTile } from '../src/plot/misclassified.js';
 import { writeFileAtomic } from '../src/plot/render.js';
 import { renderReportHtml, type ReportFigure } from '../src/report/html.js';
-import { defineStage } from '../src/runner/stage.js';
+import { defineStage } from '../src/stage.js';
 import type { TrainState } from '../src/train/stage.js';
-import type { EvalReport } from './evaluate.js';
+import type { EvalReport } from '../src/eval/report.js';
 
 /** schemas/stages/plot.schema.json */
 export interface PlotParams {

@@ -1,5 +1,5 @@
 /** unfreeze-train: train the backbone (all of it, or from a named block) and the head. */
-import { defineStage } from '../src/runner/stage.js';
+import { defineStage } from '../src/stage.js';
 import { loadTrainingStage, runTrainingStage, type TrainParams, type TrainState } from '../src/train/stage.js';
 
 export default defineStage<TrainParams, TrainState>({

@@ -7,13 +7,15 @@ import { Command, CommanderError } from 'commander';
 import { parseOverride, type Override } from '../config/overrides.js';
 import { PipelineError } from '../errors.js';
 import { isServerUri } from '../tracking/uri.js';
-import type { EvalReport } from '../../stages/evaluate.js';
+import type { EvalReport } from '../eval/report.js';
 import type { TrialCliOpts } from './sweep.js';
 import { TOOL_VERSION } from '../version.js';
 
 // NOTE: command modules are imported when their command runs: the runner pulls in TensorFlow.js
 // and the whole model zoo (~1 s), which `pipe --help` or `pipe runs` should not pay for.
 const runner = () => import('../runner/run.js');
+/** The stage table the runner runs (stages/ are adapters the CLI hands to the runner). */
+const stageTable = async () => (await import('../../stages/index.js')).stageKinds;
 
 /** Options shared by run, validate and plan. */
 interface ConfigOpts {
@@ -73,7 +75,7 @@ async function cmdRun(file: string, opts: RunCliOpts): Promise<number> {
     if (!Number.isInteger(jobs) || jobs < 1) throw new PipelineError('PIPE_USAGE', `--jobs ${opts.jobs}: expected a whole number >= 1`);
     const { runPipeline } = await runner();
     const r = await runPipeline(file, {
-      overrides: overridesOf(opts), plain: opts.plain, force: opts.force, from: opts.from, resume: opts.resume,
+      stages: await stageTable(), overrides: overridesOf(opts), plain: opts.plain, force: opts.force, from: opts.from, resume: opts.resume,
       jobs, keepGoing: opts.keepGoing, signal: controller.signal,
     });
     const reused = r.plan.filter((e) => e.decision === 'skip').map((e) => e.name);

@@ -29,7 +29,7 @@ export async function runQueueCli(file: string, opts: QueueRunOpts, signal: Abor
   if (!Number.isInteger(attempts) || attempts < 1) throw new PipelineError('PIPE_USAGE', `--attempts ${opts.attempts}: expected a whole number >= 1`);
   const { runQueuedSweep } = await import('../queue/submit.js');
   const { statusTable } = await import('../queue/follow.js');
-  const r = await runQueuedSweep(file, opts.queue, { overrides: (opts.set ?? []).map(parseOverride), sweep: opts.sweep, attempts, signal });
+  const r = await runQueuedSweep(file, opts.queue, { stages: (await import('../../stages/index.js')).stageKinds, overrides: (opts.set ?? []).map(parseOverride), sweep: opts.sweep, attempts, signal });
   const failed = r.jobs.filter((j) => j.state !== 'completed');
   const lines = [
     '',

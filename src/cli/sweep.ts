@@ -14,6 +14,7 @@ import { runPipeline } from '../runner/run.js';
 import { runSweep } from '../sweep/run.js';
 import { writeTrialResult } from '../sweep/state.js';
 import { formatTable } from '../sweep/table.js';
+import { stageKinds } from '../../stages/index.js';
 
 /** The `pipe run` options a sweep uses. */
 export interface SweepCliOpts {
@@ -58,7 +59,7 @@ export async function runSweepCli(file: string, opts: SweepCliOpts, signal: Abor
     return undefined;
   }
   const r = await runSweep(file, {
-    overrides: (opts.set ?? []).map(parseOverride), sweep: opts.sweep, parallel: wholeNumber('--parallel', opts.parallel),
+    stages: stageKinds, overrides: (opts.set ?? []).map(parseOverride), sweep: opts.sweep, parallel: wholeNumber('--parallel', opts.parallel),
     keepGoing: opts.keepGoing, force: opts.force, from: opts.from, jobs: wholeNumber('--jobs', opts.jobs), resume: opts.resume, signal,
   });
   const failed = r.state.trials.filter((t) => t.status !== 'finished');
@@ -116,7 +117,7 @@ export async function cmdTrial(file: string, opts: TrialCliOpts): Promise<number
       tags[t.slice(0, eq)] = t.slice(eq + 1);
     }
     const r = await runPipeline(file, {
-      overrides: (opts.set ?? []).map(parseOverride), plain: opts.plain ?? true, force: opts.force, from: opts.from,
+      stages: stageKinds, overrides: (opts.set ?? []).map(parseOverride), plain: opts.plain ?? true, force: opts.force, from: opts.from,
       resume: opts.resume ? opts.runId : undefined, jobs: wholeNumber('--jobs', opts.jobs) ?? 1,
       runId: opts.runId, runName: opts.runName, tags, signal: controller.signal,
     });

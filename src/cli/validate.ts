@@ -8,6 +8,7 @@ import { PipelineError } from '../errors.js';
 import { compilePipeline, planFile } from '../runner/run.js';
 import { formatPlan } from '../runner/plan.js';
 import { checkSweep, type CheckedSweep } from '../sweep/prepare.js';
+import { stageKinds } from '../../stages/index.js';
 
 /** Options shared by validate and plan. */
 export interface CheckCliOpts {
@@ -48,7 +49,7 @@ export async function validateReport(file: string, opts: CheckCliOpts): Promise<
 export async function planReport(file: string, opts: CheckCliOpts & { format?: string; force?: boolean; from?: string }): Promise<string> {
   const format = opts.format ?? 'text';
   if (format !== 'text' && format !== 'mermaid' && format !== 'dot') throw new PipelineError('PIPE_USAGE', `--format ${format}: expected text, mermaid or dot`);
-  const { config, dag, plan } = await planFile(file, { overrides: (opts.set ?? []).map(parseOverride), force: opts.force, from: opts.from });
+  const { config, dag, plan } = await planFile(file, { stages: stageKinds, overrides: (opts.set ?? []).map(parseOverride), force: opts.force, from: opts.from });
   const sweep = await checkedSweep(file, opts);
   const head = format === 'text' ? `plan for '${file}' (${config.name}), stages in order:\n` : '';
   return `${head}${formatPlan(dag, plan, format)}\n${format === 'text' ? sweepLine(sweep) : ''}`;

@@ -6,7 +6,7 @@
  */
 import { Rng } from '../rng.js';
 import { Chain } from './chain.js';
-import type { ImageSplit } from './dataset.js';
+import type { Dataset, ImageSplit } from './dataset.js';
 import { prefetchBatches } from './prefetch.js';
 import type { OpSpec } from './transforms.js';
 
@@ -123,4 +123,13 @@ export class BatchSource {
     }
     yield* prefetchBatches(this, epoch, total, Math.min(workers, total), Math.max(1, this.opts.prefetch ?? 4));
   }
+}
+
+/** What the augment stage hands to training and evaluation. */
+export interface AugmentedData {
+  dataset: Dataset;
+  train: BatchSource;
+  test: BatchSource;
+  /** The validation split with the test ops, when the download stage made one. */
+  val?: BatchSource;
 }

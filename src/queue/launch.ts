@@ -1,5 +1,5 @@
 /**
- * Starts one queued trial in its own process (src/queue/trial-entry.ts: `pipe _trial` that stops
+ * Starts one queued trial in its own process (src/cli/trial-entry.ts: `pipe _trial` that stops
  * when the worker dies) and collects its output lines; see src/sweep/trial-process.ts for the
  * arguments (trialArgs) and why each trial gets a process.
  */
@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { runsDir } from '../paths.js';
 import { trialArgs, type TrialExit, type TrialLaunch } from '../sweep/trial-process.js';
 
-const ENTRY = join(dirname(fileURLToPath(import.meta.url)), 'trial-entry.js');
+const ENTRY = join(dirname(fileURLToPath(import.meta.url)), '..', 'cli', 'trial-entry.js');
 
 /** A started queued trial. */
 export interface QueuedTrial {

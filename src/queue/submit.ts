@@ -21,10 +21,13 @@ import { openTracker } from '../tracking/open.js';
 import { TOOL_VERSION } from '../version.js';
 import { followJobs, type JobView } from './follow.js';
 import { sha256, trialJobId, type TrialJobData, type TrialJobResult } from './job.js';
+import type { StageTable } from '../stage.js';
 import { connectOrFail, maskSecrets, parseQueueUrl, queueName, requireTrackingServer } from './url.js';
 
 /** Options of a queued sweep. */
 export interface QueuedSweepOptions {
+  /** The stage kinds (stages/index.ts, handed down by the CLI), to plan the trials. */
+  stages: StageTable;
   overrides?: Override[];
   sweep?: string[];
   /** Runs of a trial before it fails for good (BullMQ job `attempts`). @defaultValue 3 */
@@ -54,11 +57,11 @@ export interface QueuedSweepResult {
  * @throws PipelineError (exit 2): no http(s) MLFLOW_TRACKING_URI, a bad URL, an unreachable
  *   Redis, or whatever prepareSweep throws for the file and the sweep.
  */
-export async function runQueuedSweep(file: string, queueUrl: string, opts: QueuedSweepOptions = {}): Promise<QueuedSweepResult> {
+export async function runQueuedSweep(file: string, queueUrl: string, opts: QueuedSweepOptions): Promise<QueuedSweepResult> {
   const out = opts.out ?? process.stdout;
   const trackingUri = requireTrackingServer('pipe run --queue');
   const target = parseQueueUrl(queueUrl);
-  const prepared = await prepareSweep(file, { overrides: opts.overrides, sweep: opts.sweep });
+  const prepared = await prepareSweep(file, { stages: opts.stages, overrides: opts.overrides, sweep: opts.sweep });
   const { config, spec, trials, key } = prepared;
   const content = await readFile(file, 'utf8');
   const sweepId = newRunId();

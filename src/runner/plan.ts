@@ -3,15 +3,15 @@
  * params, upstream stages or implementation versions changed since the last run of this
  * pipeline. Anchor: DVC `repo/reproduce.py` `plan_repro` and its "didn't change, skipping" log.
  */
-import type { PipelineConfig } from '../config/types.js';
+import type { PipelineConfig, StageKindName } from '../config/types.js';
 import { ancestors, type Dag } from '../dag/compile.js';
-import { stageDefinition } from '../../stages/index.js';
 import { paramDiff, stageKey, type KeyParts, type Lock, type StageIndex } from './cache.js';
+import { stageOf, type StageTable } from '../stage.js';
 
 /** One stage's decision. */
 export interface PlanEntry {
   name: string;
-  kind: string;
+  kind: StageKindName;
   key: string;
   parts: KeyParts;
   decision: 'run' | 'skip';
@@ -23,6 +23,8 @@ export interface PlanEntry {
 
 /** Options of planning. */
 export interface PlanOptions {
+  /** The stage kinds (stages/index.ts, handed down by the CLI). */
+  stages: StageTable;
   /** Run every stage. */
   force?: boolean;
   /** Run this stage and everything downstream of it, reuse the rest where cached. */
@@ -40,7 +42,7 @@ export async function planPipeline(config: PipelineConfig, dag: Dag, opts: PlanO
   if (opts.from !== undefined) for (const n of dag.order) if (n === opts.from || ancestors(dag, n).includes(opts.from)) forced.add(n);
   for (const name of dag.order) {
     const node = dag.nodes.get(name)!;
-    const def = stageDefinition(node.config.kind);
+    const def = stageOf(opts.stages, node.config.kind);
     const parts: KeyParts = {
       kind: node.config.kind,
       version: def.version,

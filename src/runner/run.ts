@@ -26,10 +26,13 @@ import type { Tracker } from '../tracking/tracker.js';
 import { paramDiff, previousLocks, readLock, StageIndex, writeLock, type Lock } from './cache.js';
 import { gitInfo } from './git.js';
 import { planPipeline, type PlanEntry } from './plan.js';
+import type { StageTable } from '../stage.js';
 import { runStageTask, type StageOutcome } from './stage-task.js';
 
 /** Options of `pipe run`. */
 export interface RunOptions {
+  /** The stage kinds (stages/index.ts, handed down by the CLI). */
+  stages: StageTable;
   overrides?: Override[];
   /** Run every stage even when cached. */
   force?: boolean;
@@ -73,11 +76,11 @@ export async function compilePipeline(file: string, overrides: Override[] = []):
 }
 
 /** Plans a pipeline against the stage cache under runs/ (used by `pipe plan` and `pipe run`). */
-export async function planFile(file: string, opts: { overrides?: Override[]; force?: boolean; from?: string } = {}): Promise<{ config: PipelineConfig; dag: Dag; plan: PlanEntry[] }> {
+export async function planFile(file: string, opts: { stages: StageTable; overrides?: Override[]; force?: boolean; from?: string }): Promise<{ config: PipelineConfig; dag: Dag; plan: PlanEntry[] }> {
   const { config, dag } = await compilePipeline(file, opts.overrides);
   if (opts.from !== undefined && !dag.nodes.has(opts.from)) throw new PipelineError('PIPE_USAGE', `--from ${opts.from}: no such stage; stages: ${dag.order.join(', ')}`);
   const previous = (await previousLocks(runsDir(), config.name))[0];
-  const plan = await planPipeline(config, dag, { force: opts.force, from: opts.from, index: new StageIndex(runsDir()), previous });
+  const plan = await planPipeline(config, dag, { stages: opts.stages, force: opts.force, from: opts.from, index: new StageIndex(runsDir()), previous });
   return { config, dag, plan };
 }
 
@@ -117,7 +120,7 @@ async function findResumable(file: string, config: PipelineConfig, resume: true 
  * @throws ConfigError / PipelineError (exit 2) before anything is written; StageFailedError
  *   (exit 1) when a stage throws; PipelineError PIPE_INTERRUPTED (exit 130) when aborted.
  */
-export async function runPipeline(file: string, opts: RunOptions = {}): Promise<RunResult> {
+export async function runPipeline(file: string, opts: RunOptions): Promise<RunResult> {
   const out = opts.out ?? process.stdout;
   const { config, dag, plan } = await planFile(file, opts);
   const trackingUri = process.env['MLFLOW_TRACKING_URI'] || undefined;
@@ -185,7 +188,7 @@ export async function runPipeline(file: string, opts: RunOptions = {}): Promise<
       title: `${entry.name} (${entry.kind})`,
       task: async (_: unknown, task: { output: string; title: string; skip: (m?: string) => void }) => {
         const outcome = await runStageTask({
-          entry, dag, config, runDir, engine, tracker, tty, index, outputs, outcomes, task,
+          stages: opts.stages, entry, dag, config, runDir, engine, tracker, tty, index, outputs, outcomes, task,
           signal: controller.signal,
           stopNew: () => firstFailure !== undefined && !opts.keepGoing,
           onStatus: (status) => {

@@ -11,11 +11,10 @@ import { ancestors, type Dag } from '../dag/compile.js';
 import type { EngineInfo } from '../engine/backend.js';
 import { PipelineError } from '../errors.js';
 import type { Tracker } from '../tracking/tracker.js';
-import { stageDefinition } from '../../stages/index.js';
 import type { LockEntry, StageIndex } from './cache.js';
 import type { PlanEntry } from './plan.js';
 import { isImportant, ProgressThrottle } from './progress.js';
-import type { StageContext, StageReport } from './stage.js';
+import { stageOf, type StageContext, type StageReport, type StageTable } from '../stage.js';
 
 /** How a stage ended. */
 export interface StageOutcome {
@@ -25,6 +24,7 @@ export interface StageOutcome {
 
 /** What runStageTask needs from the run. */
 export interface StageTaskArgs {
+  stages: StageTable;
   entry: PlanEntry;
   dag: Dag;
   config: PipelineConfig;
@@ -54,7 +54,7 @@ export async function runStageTask(a: StageTaskArgs): Promise<StageOutcome> {
     task.skip(bad.length ? `upstream ${bad.join(', ')} did not finish` : a.signal.aborted ? 'interrupted' : 'an earlier stage failed');
     return { status: 'skipped' };
   }
-  const def = stageDefinition(node.config.kind);
+  const def = stageOf(a.stages, node.config.kind);
   const pending: Promise<void>[] = [];
   const throttle = new ProgressThrottle(a.tty);
   const report: StageReport = {

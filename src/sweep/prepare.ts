@@ -13,7 +13,7 @@ import type { PlanEntry } from '../runner/plan.js';
 import { loadPipeline } from '../config/load.js';
 import { compileDag } from '../dag/compile.js';
 import { planFile } from '../runner/run.js';
-import { stageDefinition } from '../../stages/index.js';
+import type { StageTable } from '../stage.js';
 import { expandSweep, type Trial } from './expand.js';
 import { mergeSweep, parseSweepArg, sweepFromConfig, type SweepSpec } from './spec.js';
 import { configHash, listSweeps, readSweep, sweepKey, type SweepState } from './state.js';
@@ -40,6 +40,8 @@ export interface PreparedSweep {
 
 /** Options of prepareSweep (a subset of SweepOptions). */
 export interface PrepareOptions {
+  /** The stage kinds (stages/index.ts, handed down by the CLI). */
+  stages: StageTable;
   overrides?: Override[];
   sweep?: string[];
   force?: boolean;
@@ -102,12 +104,12 @@ export async function checkSweep<T extends { config: PipelineConfig }>(
  *   `--resume ID` that is not a sweep of these trials.
  */
 export async function prepareSweep(file: string, opts: PrepareOptions): Promise<PreparedSweep> {
-  const checked = await checkSweep(file, opts, (overrides) => planFile(file, { overrides, force: opts.force, from: opts.from }));
+  const checked = await checkSweep(file, opts, (overrides) => planFile(file, { stages: opts.stages, overrides, force: opts.force, from: opts.from }));
   if (!checked) throw new PipelineError('PIPE_USAGE', `'${file}' has no sweep: block and no --sweep was given`);
   const { config, spec } = checked;
   const trials: PlannedTrial[] = checked.trials.map(({ dag: _dag, ...t }) => ({
     ...t,
-    runKeys: t.plan.filter((e) => e.decision === 'run' && stageDefinition(e.kind as never).load !== undefined).map((e) => e.key),
+    runKeys: t.plan.filter((e) => e.decision === 'run' && opts.stages[e.kind].load !== undefined).map((e) => e.key),
   }));
   const key = sweepKey(config.name, trials.map((t) => t.configHash));
   return { config, spec, trials, key, previous: await previousSweep(config.name, key, opts.resume) };

@@ -21,6 +21,7 @@ import { openTracker } from '../tracking/open.js';
 import { isServerUri, resolveStore } from '../tracking/uri.js';
 import type { Tracker } from '../tracking/tracker.js';
 import { summarizeRun, type RunSummary } from './collect.js';
+import type { StageTable } from '../stage.js';
 import { prepareSweep, type PreparedSweep } from './prepare.js';
 import { writeComparison } from './report.js';
 import { bestRow } from './table.js';
@@ -29,6 +30,8 @@ import { newRunId, writeSweep, type SweepState, type TrialRecord } from './state
 
 /** Options of a sweep (`pipe run FILE` with a `sweep:` block or `--sweep`). */
 export interface SweepOptions {
+  /** The stage kinds (stages/index.ts, handed down by the CLI), to plan the trials. */
+  stages: StageTable;
   /** `--set` overrides applied to every trial. */
   overrides?: Override[];
   /** `--sweep path=a,b` expressions (added to, or replacing paths of, the file's `sweep:`). */
@@ -88,7 +91,7 @@ async function stillFinished(rec: TrialRecord): Promise<boolean> {
  *   PipelineError PIPE_INTERRUPTED (exit 130) when `signal` aborts. Failed trials are not
  *   thrown: they are in `state.trials` (the CLI exits 1).
  */
-export async function runSweep(file: string, opts: SweepOptions = {}): Promise<SweepResult> {
+export async function runSweep(file: string, opts: SweepOptions): Promise<SweepResult> {
   const out = opts.out ?? process.stdout;
   const parallel = Math.max(1, opts.parallel ?? 1);
   const prepared = await prepareSweep(file, opts);

@@ -5,10 +5,10 @@
  */
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { AugmentedData } from '../../stages/augment.js';
+import type { AugmentedData } from '../data/batches.js';
 import type { Classifier } from '../models/registry.js';
 import { saveClassifier } from '../models/io.js';
-import type { StageContext } from '../runner/stage.js';
+import type { StageContext } from '../stage.js';
 import { BestModel } from './best.js';
 import { EarlyStopping, ReduceLROnPlateau, type MonitorName } from './callbacks.js';
 import { countTrainable, setTrainable } from './freeze.js';

@@ -22,6 +22,7 @@ import { main } from '../../src/cli/main.js';
 import { parseOverride } from '../../src/config/overrides.js';
 import { PipelineError } from '../../src/errors.js';
 import { prepareSweep } from '../../src/sweep/prepare.js';
+import { stageKinds } from '../../stages/index.js';
 import { makeTree, REPO, runCliIn } from '../utils.js';
 
 const DIR = join(REPO, 'test', 'fixtures', 'config-errors');
@@ -126,7 +127,7 @@ describe('a sweep that validate refuses, plan and run refuse with the same repor
       process.env['PIPE_RUNS_DIR'] = runs;
       try {
         await assert.rejects(
-          prepareSweep(`${name}.yaml`, { overrides: opt('--set').map(parseOverride), sweep: opt('--sweep') }),
+          prepareSweep(`${name}.yaml`, { stages: stageKinds, overrides: opt('--set').map(parseOverride), sweep: opt('--sweep') }),
           (e: unknown) => e instanceof PipelineError && e.exitCode === 2 && `pipe: ${e.message}\n` === expected,
         );
       } finally {

@@ -16,7 +16,7 @@ import { splitValidation, stratifiedPick, subsetSplit, type Dataset, type ImageS
 import { compactPaths, loadCached } from '../../src/data/datasets.js';
 import { formatProgress, formatSeconds } from '../../src/data/progress.js';
 import { Rng } from '../../src/rng.js';
-import type { StageContext } from '../../src/runner/stage.js';
+import type { StageContext } from '../../src/stage.js';
 import download, { type DownloadParams } from '../../stages/download.js';
 
 let tmp = '';

@@ -39,7 +39,7 @@ async function plan(lr: number, opts: { previous?: Lock; from?: string; force?: 
   const file = join(tmp, `p-${lr}.yaml`);
   writeFileSync(file, yaml(lr));
   const { config, source: src } = await loadPipeline(file);
-  return planPipeline(config, compileDag(config, src), { ...opts, index: new StageIndex(runs) });
+  return planPipeline(config, compileDag(config, src), { ...opts, stages: stageKinds, index: new StageIndex(runs) });
 }
 
 /** Fakes a finished run of `entries`: an output folder per stage, indexed under its key, and its lock. */

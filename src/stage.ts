@@ -1,10 +1,12 @@
 /**
- * The contract between the runner and a stage kind. A stage never prints and never talks to
- * MLflow: it reports events through `ctx.report`, and reporters do the rest.
+ * The contract between the runner and a stage kind, at library level: the adapters in stages/
+ * implement it (one file and one row of the StageTable per kind), the runner runs what the CLI
+ * hands it. A stage never prints and never talks to MLflow: it reports events through
+ * `ctx.report`, and reporters do the rest.
  * Anchor: Vitest `defineConfig` (identity helper for inference), listr2 shared AbortController.
  */
-import type { PipelineConfig, StageKindName } from '../config/types.js';
-import type { EngineInfo } from '../engine/backend.js';
+import type { PipelineConfig, StageKindName } from './config/types.js';
+import type { EngineInfo } from './engine/backend.js';
 
 /** What a stage can report while it runs. */
 export interface StageReport {
@@ -44,7 +46,7 @@ export interface StageContext<P> {
   maybeUpstream<T>(...kinds: StageKindName[]): T | undefined;
 }
 
-/** A stage kind: one file in stages/, one row in stages/index.ts. */
+/** A stage kind: one file in stages/, one row in stages/index.ts (the StageTable). */
 export interface StageDefinition<P = Record<string, unknown>, O = unknown> {
   kind: StageKindName;
   /** Bumped when the implementation changes what it produces (part of the cache key). */
@@ -60,6 +62,18 @@ export interface StageDefinition<P = Record<string, unknown>, O = unknown> {
   load?(ctx: StageContext<P>, dir: string): Promise<O>;
   /** Extra cache-key parts computed before running (e.g. a fingerprint of local input files). */
   cacheKey?(params: P): Promise<unknown>;
+}
+
+/**
+ * The stage kinds the runner can run, one definition per kind. The runner never imports the
+ * adapters in stages/: the CLI hands it this table (stages/index.ts), as DVC's reproduce takes
+ * the stage runner.
+ */
+export type StageTable = { readonly [K in StageKindName]: StageDefinition<never, unknown> };
+
+/** The definition of `kind` in `table`, loosely typed for the runner (its params were validated by the kind's schema). */
+export function stageOf(table: StageTable, kind: StageKindName): StageDefinition<unknown, unknown> {
+  return table[kind] as unknown as StageDefinition<unknown, unknown>;
 }
 
 /** Identity helper that types a stage definition. */

@@ -4,7 +4,7 @@
  * kill -9, so the pipe's write end is gone) the trial interrupts itself like Ctrl-C, so its
  * MLflow run ends KILLED instead of running on as an orphan that nobody waits for.
  */
-import { main } from '../cli/main.js';
+import { main } from './main.js';
 
 process.stdin.on('end', () => process.kill(process.pid, 'SIGINT'));
 process.stdin.on('error', () => process.kill(process.pid, 'SIGINT'));

@@ -1,0 +1,31 @@
+/**
+ * What the evaluate stage produces: report.json, read by the plot stage, the CLI summary, sweeps
+ * and `pipe runs`.
+ */
+import type { SplitReport } from './split-report.js';
+
+/** A split evaluate can score. */
+export type EvalSplit = 'test' | 'train' | 'val';
+
+/** report.json (and the stage's output). The flat `test_*` fields repeat `splits.test` for the CLI summary. */
+export interface EvalReport {
+  /** Mean softmax cross-entropy on the test split, nats. */
+  test_loss: number;
+  /** Top-1 test accuracy in [0, 1]. */
+  test_accuracy: number;
+  /** The k of `test_top_k_accuracy`. */
+  top_k: number;
+  /** Top-k test accuracy in [0, 1]. */
+  test_top_k_accuracy: number;
+  /** Test images scored. */
+  images: number;
+  /** Test-split inference throughput (batching, preprocessing and forward pass), images/s. */
+  images_per_second: number;
+  best_epoch: number | null;
+  best_phase: string | null;
+  /** Global epoch (1-based) at which the backbone was unfrozen, null when it never was. */
+  unfreeze_epoch: number | null;
+  classes: string[];
+  /** Every scored split by name; `test` always present. */
+  splits: Partial<Record<EvalSplit, SplitReport>> & { test: SplitReport };
+}
