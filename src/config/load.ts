@@ -4,13 +4,14 @@
  * each with file:line:column, the config path, what was expected and found, and the line.
  * Anchor: DVC `YAMLValidationError` / `YAMLSyntaxError` layout.
  */
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { LineCounter, parseDocument } from 'yaml';
 import { PipelineError } from '../errors.js';
 import { applyOverrides, createdBy, overrideFor, type Override } from './overrides.js';
 import { pipelineValidator, schemaIssues } from './schema.js';
-import { dotted, excerpt, positionOf, type SourceFile, type SourcePos } from './source.js';
+import { dotted, excerpt, positionOf, scalarSource, type SourceFile, type SourcePos } from './source.js';
 import { syntaxIssues } from './yaml-errors.js';
+import { MAX_FILE_BYTES, yamlRuleIssues } from './yaml-rules.js';
 import type { PipelineConfig } from './types.js';
 
 /** One located problem in a pipeline file. */
@@ -50,12 +51,20 @@ export function formatIssues(file: SourceFile | { path: string }, issues: Config
   return [head, ...body].join('\n');
 }
 
-/** Reads and parses the file; YAML syntax errors (duplicate keys included) become a ConfigError. */
+/**
+ * Reads and parses the file; YAML syntax errors (duplicate keys included) and refused YAML
+ * (yaml-rules.ts) become a ConfigError. A file over MAX_FILE_BYTES is refused unread.
+ */
 export async function readSource(path: string): Promise<SourceFile> {
   let text: string;
   try {
+    const { size } = await stat(path);
+    if (size > MAX_FILE_BYTES) {
+      throw new PipelineError('PIPE_YAML_SYNTAX', `'${path}' is ${(size / 1024 / 1024).toFixed(1)} MB; a pipeline file is at most ${MAX_FILE_BYTES / 1024 / 1024} MB (is it the right file?)`, 2);
+    }
     text = await readFile(path, 'utf8');
   } catch (e) {
+    if (e instanceof PipelineError) throw e;
     const code = (e as NodeJS.ErrnoException).code;
     const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'it is a directory' : String((e as Error).message);
     throw new PipelineError('PIPE_FILE_NOT_FOUND', `cannot read pipeline file '${path}': ${why}`, 2);
@@ -70,6 +79,8 @@ export async function readSource(path: string): Promise<SourceFile> {
   const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true, version: '1.2', prettyErrors: false });
   const file: SourceFile = { path, text, doc, lines };
   if (doc.errors.length > 0) throw new ConfigError(file, syntaxIssues(file, doc.errors), 'PIPE_YAML_SYNTAX');
+  const refused = yamlRuleIssues(file);
+  if (refused.length) throw new ConfigError(file, refused);
   return file;
 }
 
@@ -80,6 +91,16 @@ export async function readSource(path: string): Promise<SourceFile> {
 export function issueAt(source: SourceFile | undefined, path: readonly (string | number)[], message: string): ConfigIssue {
   const override = source?.overrides ? overrideFor(path, source.overrides)?.expr : undefined;
   return { pos: source ? positionOf(source, path) : { line: 1, col: 1 }, path: dotted(path), message, ...(override !== undefined ? { override } : {}) };
+}
+
+/**
+ * ` (written 1.10: quote it, "1.10", to keep it as text)` for a plain scalar that YAML read as a
+ * number or boolean where the schema wants a string; '' otherwise.
+ */
+function quoteHint(source: SourceFile, path: readonly (string | number)[], message: string): string {
+  if (!/^expected string, found (number|boolean) /.test(message)) return '';
+  const text = scalarSource(source, path);
+  return text === undefined || /^["']/.test(text) ? '' : ` (written ${text}: quote it, "${text}", to keep it as text)`;
 }
 
 /**
@@ -115,7 +136,7 @@ export async function loadPipeline(path: string, overrides: readonly Override[] 
       pos: positionOf(source, i.path, i.atKey),
       override: (overrideFor(i.path, overrides) ?? (source.doc.hasIn(i.path) ? undefined : createdBy(i.path, overrides)))?.expr,
       path: dotted(i.path),
-      message: i.message,
+      message: i.message + quoteHint(source, i.path, i.message),
     }));
     throw new ConfigError(source, issues);
   }

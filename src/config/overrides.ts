@@ -38,6 +38,17 @@ export function reservedKeyIn(value: unknown): string | undefined {
   return undefined;
 }
 
+/** The first non-finite number (Infinity, -Infinity, NaN) anywhere inside `value`, if any. */
+export function nonFiniteIn(value: unknown): number | undefined {
+  if (typeof value === 'number') return Number.isFinite(value) ? undefined : value;
+  if (typeof value !== 'object' || value === null) return undefined;
+  for (const v of Object.values(value)) {
+    const inner = nonFiniteIn(v);
+    if (inner !== undefined) return inner;
+  }
+  return undefined;
+}
+
 /** The message for a reserved key `key` in what `where` names (`--set a.b=1`, `sweep.a.b`). */
 export function reservedMessage(where: string, key: string): string {
   return `${where}: '${key}' cannot be a config key (${RESERVED_KEYS.join(', ')} name JavaScript's object machinery, not config)`;
@@ -64,6 +75,8 @@ export function parseOverride(expr: string): Override {
   const path = key.split('.');
   const reserved = reservedSegment(path) ?? reservedKeyIn(value);
   if (reserved !== undefined) throw new PipelineError('PIPE_USAGE', reservedMessage(`--set ${expr}`, reserved));
+  const bad = nonFiniteIn(value);
+  if (bad !== undefined) throw new PipelineError('PIPE_USAGE', `--set ${expr}: ${Number.isNaN(bad) ? 'NaN' : String(bad)} is not allowed; give a finite number`);
   return { expr, path, value: value === undefined ? null : value };
 }
 

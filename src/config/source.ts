@@ -61,14 +61,40 @@ export function offsetPos(file: SourceFile, offset: number): SourcePos {
   return { line, col };
 }
 
-/** The source line with its number and a caret under the column, for error messages. */
+/** Longest part of a source line an error message quotes, in characters. */
+export const EXCERPT_WIDTH = 200;
+
+/**
+ * The source line with its number and a caret under the column, for error messages; a line
+ * longer than EXCERPT_WIDTH is cut to that many characters around the column, `...` marking
+ * the cuts.
+ */
 export function excerpt(file: SourceFile, pos: SourcePos): string {
-  const text = file.text.split(/\r?\n/)[pos.line - 1] ?? '';
+  const line = lineAt(file, pos.line);
+  const col = Math.max(0, pos.col - 1);
+  const start = line.length <= EXCERPT_WIDTH ? 0 : Math.max(0, Math.min(col - EXCERPT_WIDTH / 2, line.length - EXCERPT_WIDTH));
+  const end = Math.min(line.length, start + EXCERPT_WIDTH);
+  const head = start > 0 ? '...' : '';
+  const text = `${head}${line.slice(start, end)}${end < line.length ? '...' : ''}`;
   const num = String(pos.line);
   const gutter = ' '.repeat(num.length);
   // Tabs stay tabs under the line so the caret lines up whatever the terminal's tab width.
-  const pad = text.slice(0, Math.max(0, pos.col - 1)).replace(/[^\t]/g, ' ');
+  const pad = (head + line.slice(start, col)).replace(/[^\t]/g, ' ');
   return `  ${num} | ${text}\n  ${gutter} | ${pad}^`;
+}
+
+/** Line `n` (1-based) of the file, without its line break; '' past the end. */
+function lineAt(file: SourceFile, n: number): string {
+  const from = file.lines.lineStarts[n - 1];
+  if (from === undefined) return '';
+  const to = file.lines.lineStarts[n] ?? file.text.length;
+  return file.text.slice(from, to).replace(/\r?\n$/, '');
+}
+
+/** The source text of the scalar at `path` (`1.10` for a value read as 1.1), if it is one. */
+export function scalarSource(file: SourceFile, path: readonly (string | number)[]): string | undefined {
+  const node = findNode(file, path, false);
+  return isScalar(node) && node.range ? file.text.slice(node.range[0], node.range[1]) : undefined;
 }
 
 /** `a.b.0.c` form of a config path, as used in messages and `--set`. */

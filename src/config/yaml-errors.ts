@@ -8,6 +8,7 @@
 import { isMap, isScalar, visit, type YAMLError } from 'yaml';
 import type { ConfigIssue } from './load.js';
 import { offsetPos, type SourceFile } from './source.js';
+import { MAX_DEPTH } from './yaml-rules.js';
 
 /** An opening bracket or quote and its character offset. */
 interface Opener {
@@ -116,8 +117,20 @@ export function syntaxIssues(file: SourceFile, errors: readonly YAMLError[]): Co
   // An indentation error on a tab-indented line, or just below one, is the tab's doing.
   const tabLines = new Set(errors.filter((e) => e.code === 'TAB_AS_INDENT').map((e) => offsetPos(file, e.pos[0]).line));
   const INDENT_CODES = ['BAD_INDENT', 'MULTILINE_IMPLICIT_KEY', 'BLOCK_AS_IMPLICIT_KEY'];
+  const exhausted = errors.filter((e) => e.code === 'RESOURCE_EXHAUSTION');
+  if (exhausted.length) {
+    // The parser ran out of stack on deep nesting: one issue, at the bracket that passes the limit when flow.
+    const first = Math.min(...exhausted.map((e) => e.pos[0]));
+    const open = openAt(text, first).brackets;
+    at(open[MAX_DEPTH - 1]?.offset ?? first, `nesting deeper than ${MAX_DEPTH} levels of mappings and lists; a pipeline file needs far fewer`);
+  }
   for (const e of errors) {
     const offset = e.pos[0];
+    if (e.code === 'RESOURCE_EXHAUSTION') continue;
+    if (e.code === 'MULTIPLE_DOCS') {
+      at(offset, 'one pipeline per file: a second YAML document starts here; put each pipeline in a file of its own');
+      continue;
+    }
     const flow = /^Flow (map|sequence)/.exec(e.message);
     const line = offsetPos(file, offset).line;
     if (!flow && INDENT_CODES.includes(e.code) && (tabLines.has(line) || tabLines.has(line - 1))) continue;

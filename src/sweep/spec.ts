@@ -7,7 +7,7 @@
  */
 import { parse } from 'yaml';
 import { ConfigError } from '../config/load.js';
-import { reservedKeyIn, reservedMessage, reservedSegment } from '../config/overrides.js';
+import { nonFiniteIn, reservedKeyIn, reservedMessage, reservedSegment } from '../config/overrides.js';
 import { dotted, positionOf, type SourceFile } from '../config/source.js';
 import type { PipelineConfig } from '../config/types.js';
 import { PipelineError } from '../errors.js';
@@ -121,6 +121,8 @@ export function parseSweepArg(expr: string): SweepParam {
   });
   const reserved = reservedKeyIn(values);
   if (reserved !== undefined) throw new PipelineError('PIPE_USAGE', reservedMessage(`--sweep ${expr}`, reserved));
+  const bad = nonFiniteIn(values);
+  if (bad !== undefined) throw new PipelineError('PIPE_USAGE', `--sweep ${expr}: ${Number.isNaN(bad) ? 'NaN' : String(bad)} is not allowed; give finite numbers`);
   return { path, values, source: 'cli' };
 }
 

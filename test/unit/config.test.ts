@@ -4,6 +4,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadPipeline } from '../../src/config/load.js';
 import { compileDag } from '../../src/dag/compile.js';
@@ -154,4 +155,30 @@ test('overrides are plain data: reserved keys are refused and no prototype chang
   assert.equal(Object.getPrototypeOf(plain), Object.prototype);
   assert.equal((Object.prototype as Record<string, unknown>)['polluted'], undefined);
   assert.equal(({} as Record<string, unknown>)['a'], undefined);
+});
+
+test('a file over 1 MB is refused unread, naming its size', async () => {
+  const root = makeTree({});
+  const path = join(root, 'big.yaml');
+  writeFileSync(path, 'name: a\n');
+  truncateSync(path, 55 * 1024 * 1024); // sparse: nothing is written, stat says 55 MB
+  await assert.rejects(loadPipeline(path), (e: unknown) => e instanceof PipelineError && e.exitCode === 2 && e.message === `'${path}' is 55.0 MB; a pipeline file is at most 1 MB (is it the right file?)`);
+});
+
+test('nesting that exhausts the parser is one located error, its quoted line cut to ~200 characters', async () => {
+  // 5,000 flow levels: the parser runs out of stack; the report points at the 65th bracket.
+  const flow = `name: a\nstages: ${'['.repeat(5000)}${']'.repeat(5000)}\n`;
+  const msg = await errorOf(flow);
+  const lines = msg.split('\n');
+  assert.equal(lines[0], "'<root>/p.yaml' YAML syntax error: 1 error");
+  assert.equal(lines[1], '<root>/p.yaml:2:72: nesting deeper than 64 levels of mappings and lists; a pipeline file needs far fewer');
+  assert.equal(lines[2], `  2 | stages: ${'['.repeat(192)}...`);
+  assert.equal(lines[3], `    | ${' '.repeat(71)}^`);
+  assert.ok(lines.every((l) => l.length < 220), 'no line is quoted whole');
+  // Block nesting 1,000 levels deep, one space each (~500 kB).
+  let block = 'name: a\nstages:\n';
+  for (let i = 1; i < 1000; i++) block += `${' '.repeat(i)}k:\n`;
+  const msg2 = await errorOf(block);
+  assert.match(msg2, /nesting deeper than 64 levels of mappings and lists/);
+  assert.ok(msg2.split('\n').every((l) => l.length < 220));
 });
