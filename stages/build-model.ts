@@ -37,7 +37,7 @@ const MB = (n: number): string => (n / 1e6).toFixed(1);
 
 export default defineStage<BuildModelParams, Classifier>({
   kind: 'build-model',
-  version: 1,
+  version: 2,
   summary: 'build the network and a new head of num_classes logits',
   async load(ctx, dir) {
     // Every weight is restored from the saved model: no need to read the pretrained file again.

@@ -4,7 +4,7 @@ import { loadTrainingStage, runTrainingStage, type TrainParams, type TrainState 
 
 export default defineStage<TrainParams, TrainState>({
   kind: 'freeze-train',
-  version: 1,
+  version: 2,
   summary: 'train the new head, backbone frozen',
   load: (ctx, dir) => loadTrainingStage(ctx, dir, 'freeze'),
   run: (ctx) => runTrainingStage(ctx, 'freeze'),

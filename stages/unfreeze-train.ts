@@ -4,7 +4,7 @@ import { loadTrainingStage, runTrainingStage, type TrainParams, type TrainState 
 
 export default defineStage<TrainParams, TrainState>({
   kind: 'unfreeze-train',
-  version: 1,
+  version: 2,
   summary: 'fine-tune backbone and head, usually at a lower learning rate',
   load: (ctx, dir) => loadTrainingStage(ctx, dir, 'unfreeze'),
   run: (ctx) => runTrainingStage(ctx, 'unfreeze'),

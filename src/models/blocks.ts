@@ -1,13 +1,14 @@
 /**
  * Building blocks of mini_resnet (kept as they were so its layer names and init stay the same;
  * the torch-bound zoo nets use net.ts), in torchvision's layout: conv (no bias) ->
- * BatchNorm (eps 1e-5, PyTorch momentum 0.1 = Keras momentum 0.9) -> ReLU. Strided convs pad
+ * BatchNorm2d (layers.ts: PyTorch semantics, eps 1e-5, momentum 0.1) -> ReLU. Strided convs pad
  * explicitly and symmetrically (k // 2 on each side) as PyTorch does; TF's 'same' would pad
  * asymmetrically and shift every activation by a pixel.
  * Reference: torchvision/models/resnet.py (BasicBlock, Bottleneck).
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Rng } from '../rng.js';
+import { BatchNorm2d } from './layers.js';
 
 type T = tf.SymbolicTensor;
 
@@ -24,7 +25,7 @@ export function convBn(x: T, filters: number, k: number, stride: number, name: s
   y = tf.layers
     .conv2d({ filters, kernelSize: k, strides: stride, padding: stride > 1 || pad === 0 ? 'valid' : 'same', useBias: false, kernelInitializer: heInit(rng) as never, name: `${name}_conv` })
     .apply(y) as T;
-  y = tf.layers.batchNormalization({ epsilon: 1e-5, momentum: 0.9, name: `${name}_bn` }).apply(y) as T;
+  y = new BatchNorm2d({ epsilon: 1e-5, momentum: 0.1, name: `${name}_bn` }).apply(y) as T;
   return relu ? (tf.layers.reLU({ name: `${name}_relu` }).apply(y) as T) : y;
 }
 

@@ -73,3 +73,83 @@ export class AdaptiveAvgPool2d extends tf.layers.Layer {
   }
 }
 tf.serialization.registerClass(AdaptiveAvgPool2d);
+
+/**
+ * PyTorch `nn.BatchNorm2d` on NHWC (channels last), with PyTorch's semantics where tfjs-layers'
+ * `BatchNormalization` (Keras) differs:
+ * - `momentum` is PyTorch's: running = (1 - momentum) * running + momentum * batch
+ *   (default 0.1; Keras writes the same update as momentum 0.9).
+ * - The running variance is updated with the unbiased batch variance, var * n / (n - 1) with
+ *   n = N*H*W per channel, as torch does (`torch.nn.functional.batch_norm`,
+ *   ATen `batch_norm_cpu_update_stats_template`); tfjs/Keras use the biased one. The batch
+ *   itself is normalised with the biased variance, as in both.
+ * - A layer with `trainable = false` runs in inference mode even when called with
+ *   `training: true` (Keras 3's rule for frozen BatchNorm, which freeze-train relies on to keep
+ *   the backbone's statistics untouched; in torch the recipe puts the frozen backbone in eval()).
+ * Weights are named as Keras names them (gamma, beta, moving_mean, moving_variance), so torch
+ * state_dicts bind as before (torch-weights.ts) and saved models keep their weight names.
+ */
+export class BatchNorm2d extends tf.layers.Layer {
+  static readonly className = 'BatchNorm2d';
+  /** PyTorch momentum. @defaultValue 0.1 */
+  readonly momentum: number;
+  /** @defaultValue 1e-5 */
+  readonly epsilon: number;
+  private gamma!: tf.LayerVariable;
+  private beta!: tf.LayerVariable;
+  private movingMean!: tf.LayerVariable;
+  private movingVariance!: tf.LayerVariable;
+
+  constructor(config: { momentum?: number; epsilon?: number; name?: string; trainable?: boolean }) {
+    super(config);
+    this.momentum = config.momentum ?? 0.1;
+    this.epsilon = config.epsilon ?? 1e-5;
+  }
+
+  override build(inputShape: tf.Shape | tf.Shape[]): void {
+    const s = (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as tf.Shape;
+    const shape = [s[s.length - 1] as number];
+    this.gamma = this.addWeight('gamma', shape, 'float32', tf.initializers.ones());
+    this.beta = this.addWeight('beta', shape, 'float32', tf.initializers.zeros());
+    this.movingMean = this.addWeight('moving_mean', shape, 'float32', tf.initializers.zeros(), undefined, false);
+    this.movingVariance = this.addWeight('moving_variance', shape, 'float32', tf.initializers.ones(), undefined, false);
+    this.built = true;
+  }
+
+  override computeOutputShape(inputShape: tf.Shape | tf.Shape[]): tf.Shape {
+    return inputShape as tf.Shape;
+  }
+
+  override call(inputs: tf.Tensor | tf.Tensor[], kwargs: { training?: boolean }): tf.Tensor {
+    const x = Array.isArray(inputs) ? inputs[0]! : inputs;
+    return tf.tidy(() => {
+      if (!(kwargs['training'] ?? false) || !this.trainable) {
+        return tf.batchNorm(x, this.movingMean.read(), this.movingVariance.read(), this.beta.read(), this.gamma.read(), this.epsilon);
+      }
+      // Per-channel mean and biased variance, summed per image first and then over the batch
+      // (shorter float32 accumulation chains; torch accumulates these sums in double).
+      const inner = [...Array(x.rank - 2).keys()].map((a) => a + 1);
+      const mean = tf.mean(tf.mean(x, inner, true), 0, true);
+      const variance = tf.reshape(tf.mean(tf.mean(tf.square(tf.sub(x, mean)), inner, true), 0), [-1]);
+      const meanC = tf.reshape(mean, [-1]);
+      const y = tf.batchNorm(x, meanC, variance, this.beta.read(), this.gamma.read(), this.epsilon);
+      const n = x.size / (x.shape[x.rank - 1] as number);
+      const m = this.momentum;
+      // The running buffers are updated in double precision and rounded once, as torch does
+      // (momentum * batch + (1 - momentum) * running); they are not part of the output, so no
+      // gradient flows through them.
+      const update = (v: tf.LayerVariable, batch: tf.Tensor, scale: number): void => {
+        const r = v.read().dataSync(), b = batch.dataSync();
+        v.write(tf.tensor1d(Float32Array.from(r, (ri, i) => m * (b[i]! * scale) + (1 - m) * ri)));
+      };
+      update(this.movingMean, meanC, 1);
+      update(this.movingVariance, variance, n > 1 ? n / (n - 1) : 1);
+      return y;
+    });
+  }
+
+  override getConfig(): tf.serialization.ConfigDict {
+    return { ...super.getConfig(), momentum: this.momentum, epsilon: this.epsilon };
+  }
+}
+tf.serialization.registerClass(BatchNorm2d);

@@ -12,7 +12,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Rng } from '../rng.js';
-import { RepeatChannels } from './layers.js';
+import { BatchNorm2d, RepeatChannels } from './layers.js';
 
 /** A symbolic NHWC tensor. */
 export type T = tf.SymbolicTensor;
@@ -116,11 +116,11 @@ export class Net {
     return layer.apply(y) as T;
   }
 
-  /** BatchNorm2d; PyTorch momentum 0.1 is Keras momentum 0.9. @param eps @defaultValue 1e-5 */
+  /** BatchNorm2d with PyTorch's semantics (layers.ts), momentum 0.1. @param eps @defaultValue 1e-5 */
   bn(x: T, torch: string, eps = 1e-5): T {
     const name = this.name(torch);
     this.bindings.push({ layer: name, torch, kind: 'bn' });
-    return tf.layers.batchNormalization({ epsilon: eps, momentum: 0.9, name }).apply(x) as T;
+    return new BatchNorm2d({ epsilon: eps, momentum: 0.1, name }).apply(x) as T;
   }
 
   /** Linear on [n, in] (PyTorch init: U(-1/sqrt(in), 1/sqrt(in)) for weight and bias). */

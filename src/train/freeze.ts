@@ -1,22 +1,11 @@
 /**
- * Which layers train. A frozen layer's weights are not updated and, for BatchNormalization, it
- * runs in inference mode (moving statistics untouched), as in Keras 3 where a BN layer with
- * `trainable = false` normalises with its moving statistics. tfjs's BatchNormalization updates
- * its moving statistics whenever `training` is true, whatever `trainable` says, so each BN layer's
- * `call` is wrapped once to pass `training: false` while the layer is frozen.
+ * Which layers train. A frozen layer's weights are not updated and, for BatchNorm2d
+ * (src/models/layers.ts), it runs in inference mode (running statistics untouched), as in
+ * Keras 3 where a BN layer with `trainable = false` normalises with its moving statistics, and
+ * as the PyTorch recipe does by putting the frozen backbone in eval().
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Classifier } from '../models/registry.js';
-
-const PATCHED = Symbol('pipe.bnPatched');
-
-function patchBatchNorm(layer: tf.layers.Layer): void {
-  const l = layer as tf.layers.Layer & { [PATCHED]?: boolean };
-  if (l.getClassName() !== 'BatchNormalization' || l[PATCHED]) return;
-  const call = l.call.bind(l);
-  l.call = (inputs, kwargs) => call(inputs, l.trainable ? kwargs : { ...kwargs, training: false });
-  l[PATCHED] = true;
-}
 
 /** All layers of a model, nested models flattened. */
 function allLayers(model: tf.LayersModel): tf.layers.Layer[] {
@@ -39,7 +28,6 @@ export function setTrainable(c: Classifier, fromBlock: 'all' | 'none' | string):
   }
   const unfrozen = new Set(blocks.slice(first));
   for (const layer of allLayers(c.backbone.model)) {
-    patchBatchNorm(layer);
     const block = blocks.find((b) => layer.name === b || layer.name.startsWith(`${b}_`));
     layer.trainable = block === undefined ? first === 0 : unfrozen.has(block);
   }

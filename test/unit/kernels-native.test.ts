@@ -187,18 +187,18 @@ describe('fused Adam', { skip }, () => {
     return out;
   }
 
-  it('gives the weights of tfjs\'s Adam on cpu, bit for bit, and runs natively', async () => {
+  it('gives the weights of the same arithmetic as tf ops (cpu, no fused kernel), bit for bit, and runs natively', async () => {
     setKernelRoute('native');
-    const ref = await run('cpu', (lr) => tf.train.adam(lr, 0.9, 0.999, 1e-8), 3);
+    const ref = await run('cpu', (lr) => createAdam(lr, 0.9, 0.999, 1e-8), 3);
     const got = await run('wasm', (lr) => createAdam(lr, 0.9, 0.999, 1e-8), 3);
     assert.ok(tf.getKernel('PipeAdamUpdate', 'wasm'), 'the fused kernel is registered');
     got.forEach((g, i) => assert.deepEqual(Array.from(g), Array.from(ref[i]!), `variable ${i}`));
   });
 
-  it('is tfjs\'s Adam where the fused kernel is absent (cpu backend)', async () => {
+  it('differs from tfjs\'s Adam only by the bias correction (torch\'s, in double; test/unit/parity.test.ts)', async () => {
     const ref = await run('cpu', (lr) => tf.train.adam(lr, 0.9, 0.999, 1e-8), 2);
     const got = await run('cpu', (lr) => createAdam(lr, 0.9, 0.999, 1e-8), 2);
-    got.forEach((g, i) => assert.deepEqual(Array.from(g), Array.from(ref[i]!), `variable ${i}`));
+    got.forEach((g, i) => assert.ok(maxRelErr(g, ref[i]!) < 1e-5 && g.some((v, j) => v !== ref[i]![j]), `variable ${i}`));
   });
 });
 

@@ -3,9 +3,10 @@
  * variable (the native addon's `adam`, every core) instead of ~14 element-wise ops, which on a
  * ResNet-18 step cost about a quarter of the time in wasm. The arithmetic is tfjs's, float32
  * operation by operation in the same order (Kingma & Ba 2015, "Adam", Algorithm 1, with tfjs's
- * bias-correction form), so the weights come out identical; the optimizer's state (moments,
- * iterations, accBeta1/2), getWeights/setWeights and serialisation ('Adam') are the parent's.
- * On backends without the `PipeAdamUpdate` kernel it is tfjs's own Adam.
+ * bias-correction form), except that the bias corrections are PyTorch's (double precision, from
+ * the step count; see FusedAdamOptimizer). The optimizer's state (moments, iterations),
+ * getWeights/setWeights and serialisation ('Adam') are the parent's. On backends without the
+ * `PipeAdamUpdate` kernel the same arithmetic runs as tfjs ops.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { KernelConfig, NamedAttrMap, TensorInfo } from '@tensorflow/tfjs';
@@ -42,25 +43,34 @@ interface AdamInternals {
   beta1: number;
   beta2: number;
   epsilon: number;
-  accBeta1: tf.Variable;
-  accBeta2: tf.Variable;
   accumulatedFirstMoment: Slot[];
   accumulatedSecondMoment: Slot[];
   incrementIterations(): void;
 }
 
-/** Adam whose step runs the fused kernel where the current backend has it. */
+/**
+ * Adam whose step runs the fused kernel where the current backend has it, else the same
+ * arithmetic as tfjs ops. Where tfjs's own Adam differs from PyTorch, this follows PyTorch
+ * (torch.optim.Adam, 1.13, `_single_tensor_adam`): the bias corrections 1 - beta^t are computed
+ * in double precision from the step count t, not as 1 minus a float32 running product (which
+ * for beta2 = 0.999 is 1.3e-5 off in relative terms at t = 1, since 0.999 is not a float32).
+ * So the optimizer's whole state is the moments and the step count (getWeights/setWeights,
+ * tfjs's layout), and restoring it resumes bit for bit.
+ */
 export class FusedAdamOptimizer extends tf.AdamOptimizer {
+  /** Sets the learning rate of the next steps. */
+  setLearningRate(lr: number): void {
+    this.learningRate = lr;
+  }
+
   override applyGradients(variableGradients: Parameters<tf.AdamOptimizer['applyGradients']>[0]): void {
-    if (!tf.getKernel(ADAM_KERNEL, tf.getBackend())) {
-      super.applyGradients(variableGradients);
-      return;
-    }
+    const fused = tf.getKernel(ADAM_KERNEL, tf.getBackend()) !== undefined;
     const self = this as unknown as AdamInternals;
     const names = Array.isArray(variableGradients) ? variableGradients.map((v) => v.name) : Object.keys(variableGradients);
+    const t = this.iterations + 1;
     tf.tidy(() => {
-      const oneMinusAccBeta1 = tf.sub(1, self.accBeta1);
-      const oneMinusAccBeta2 = tf.sub(1, self.accBeta2);
+      const oneMinusAccBeta1 = tf.scalar(1 - self.beta1 ** t);
+      const oneMinusAccBeta2 = tf.scalar(1 - self.beta2 ** t);
       const attrs = { beta1: self.beta1, beta2: self.beta2, epsilon: self.epsilon, learningRate: self.learningRate } as unknown as NamedAttrMap;
       names.forEach((name, i) => {
         const value = tf.engine().registeredVariables[name]!;
@@ -69,14 +79,22 @@ export class FusedAdamOptimizer extends tf.AdamOptimizer {
         const gradient = Array.isArray(variableGradients) ? variableGradients[i]!.tensor : variableGradients[name];
         if (gradient == null) return;
         const m = self.accumulatedFirstMoment[i]!.variable, v = self.accumulatedSecondMoment[i]!.variable;
-        const inputs = { w: value, g: gradient, m, v, oneMinusAccBeta1, oneMinusAccBeta2 };
-        const [w1, m1, v1] = tf.engine().runKernel(ADAM_KERNEL, inputs, attrs) as tf.Tensor[];
-        m.assign(m1!);
-        v.assign(v1!);
-        value.assign(w1!);
+        let w1: tf.Tensor, m1: tf.Tensor, v1: tf.Tensor;
+        if (fused) {
+          const inputs = { w: value, g: gradient, m, v, oneMinusAccBeta1, oneMinusAccBeta2 };
+          [w1, m1, v1] = tf.engine().runKernel(ADAM_KERNEL, inputs, attrs) as [tf.Tensor, tf.Tensor, tf.Tensor];
+        } else {
+          // tfjs-core adam_optimizer.ts's ops, in its order (the fused kernel's order too).
+          m1 = tf.add(tf.mul(m, self.beta1), tf.mul(gradient, 1 - self.beta1));
+          v1 = tf.add(tf.mul(v, self.beta2), tf.mul(tf.square(gradient), 1 - self.beta2));
+          const mHat = tf.div(m1, oneMinusAccBeta1);
+          const vHat = tf.div(v1, oneMinusAccBeta2);
+          w1 = tf.add(tf.mul(tf.div(mHat, tf.add(tf.sqrt(vHat), self.epsilon)), -self.learningRate), value);
+        }
+        m.assign(m1);
+        v.assign(v1);
+        value.assign(w1);
       });
-      self.accBeta1.assign(tf.mul(self.accBeta1, self.beta1));
-      self.accBeta2.assign(tf.mul(self.accBeta2, self.beta2));
     });
     self.incrementIterations();
   }
