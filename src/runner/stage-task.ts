@@ -108,6 +108,9 @@ export async function runStageTask(a: StageTaskArgs): Promise<StageOutcome> {
       await mkdir(ctx.outDir, { recursive: true });
       a.outputs.set(name, await def.run(ctx));
       a.tracker.metric(`stage_seconds.${name}`, (Date.now() - t0) / 1000, 0);
+      // Delivered (or spooled) before the stage counts as done: a finished stage is never run, nor logged, again.
+      await Promise.all(pending);
+      await a.tracker.flush();
       await a.index.record(entry.key, ctx.outDir);
     }
     await a.onStatus('done');

@@ -28,7 +28,12 @@ export interface Tracker {
   readonly experimentId: string;
   logParams(params: Record<string, string>): Promise<void>;
   setTags(tags: Record<string, string>): Promise<void>;
-  /** Buffers a point; `step` is the global iteration or epoch. */
+  /**
+   * Buffers a point; `step` is the global iteration or epoch. A run holds one point per (key,
+   * step): a point whose key and step the run already has (logged earlier in this process, or,
+   * for a resumed run, by the attempt that was interrupted) is dropped, so re-delivering what a
+   * checkpoint holds after a kill never doubles a step.
+   */
   metric(key: string, value: number, step: number): void;
   logArtifact(localPath: string, artifactPath?: string): Promise<void>;
   /** Logs datasets as run inputs (optional: a tracker without it leaves datasets to tags). */

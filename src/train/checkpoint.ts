@@ -4,14 +4,17 @@
  * state, the counters and the phase history. Batches depend only on (seed, epoch), so the data
  * order needs no RNG state beyond the epoch counter.
  *
- * Layout: <dir>/epoch-<N>/{weights.bin, manifest.json, state.json} written in full, then
- * <dir>/latest.json (atomic rename) points at it, then older epochs are removed; a crash at any
- * point leaves the previous checkpoint usable.
+ * Layout: <dir>/epoch-<N>/{weights.bin, manifest.json, state.json} written in full and fsynced,
+ * then <dir>/latest.json (atomic rename, fsynced) points at it, then older epochs are removed; a
+ * crash or power loss at any point leaves the previous checkpoint usable. state.json holds the
+ * phase's per-iteration losses and epoch records: the checkpoint is also the durable record of
+ * what the tracker must receive for those epochs (see trainPhase's onCommit).
  */
 import * as tf from '@tensorflow/tfjs';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { writeDurable } from '../fs-durable.js';
 import type { EpochRecord } from './loop.js';
 import type { NamedTensor } from './optimizer.js';
 
@@ -56,11 +59,15 @@ export async function writeCheckpoint(dir: string, state: CheckpointState, t: Ch
     ...t.best.map((tensor, i) => ({ name: `best/${i}`, tensor })),
   ];
   const { data, specs } = await tf.io.encodeWeights(named);
-  await writeFile(join(target, 'weights.bin'), new Uint8Array(data as ArrayBuffer));
-  await writeFile(join(target, 'manifest.json'), JSON.stringify({ specs, optimizerNames: t.optimizer.map((o) => o.name) }));
-  await writeFile(join(target, 'state.json'), JSON.stringify(state));
-  await writeFile(join(dir, 'latest.json.tmp'), JSON.stringify({ epoch: state.epoch, dir: sub }));
-  await rename(join(dir, 'latest.json.tmp'), join(dir, 'latest.json'));
+  try {
+    await writeDurable(join(target, 'weights.bin'), Buffer.from(data as ArrayBuffer));
+    await writeDurable(join(target, 'manifest.json'), JSON.stringify({ specs, optimizerNames: t.optimizer.map((o) => o.name) }));
+    await writeDurable(join(target, 'state.json'), JSON.stringify(state));
+  } catch (e) {
+    await rm(target, { recursive: true, force: true }); // a full disk: give back what this epoch took
+    throw e;
+  }
+  await writeDurable(join(dir, 'latest.json'), JSON.stringify({ epoch: state.epoch, dir: sub }));
   for (const old of await readdir(dir)) if (/^epoch-\d+$/.test(old) && old !== sub) await rm(join(dir, old), { recursive: true, force: true });
 }
 

@@ -69,6 +69,15 @@ export interface PhaseOptions {
   fingerprint?: string;
   /** Called once when the phase continues from a checkpoint, with the epochs it will not redo. */
   onResume?(epochsDone: number): void;
+  /**
+   * What the tracker may record, handed over only once it is durable: after each epoch's
+   * checkpoint is written, that epoch's per-iteration losses (global steps) and its record; on
+   * resuming from a checkpoint, everything the checkpoint holds for this phase (a kill may have
+   * come before it was all delivered: the receiver drops points it already has). Points of an
+   * epoch that a kill interrupts are never handed over, so a resumed run logs each step once.
+   * Without `checkpointDir` it is called at the same places, right after `onEpoch`.
+   */
+  onCommit?(c: { losses: { step: number; loss: number }[]; epochs: EpochRecord[] }): void | Promise<void>;
   /** Global epoch and step this phase starts after. */
   startEpoch: number;
   startStep: number;
@@ -123,6 +132,7 @@ export async function trainPhase(o: PhaseOptions): Promise<PhaseResult> {
     Object.assign(result, { epochs: s.epochs, iterationLosses: s.iterationLosses, lastEpoch: s.epoch, lastStep: s.step, stoppedEarly: s.stoppedEarly, resumedEpochs: s.phaseEpochsDone });
     [firstEpoch, step, baseLr] = [s.phaseEpochsDone, s.step, s.baseLr];
     o.onResume?.(s.phaseEpochsDone);
+    await o.onCommit?.({ losses: s.iterationLosses.map((loss, i) => ({ step: o.startStep + i, loss })), epochs: s.epochs });
     if (s.stoppedEarly) return result;
   } else if (restored) {
     tf.dispose([...restored.tensors.model, ...restored.tensors.best, ...restored.tensors.optimizer.map((t) => t.tensor)]);
@@ -180,6 +190,7 @@ export async function trainPhase(o: PhaseOptions): Promise<PhaseResult> {
     o.optimizer.lr = lrAt(step - o.startStep);
     if (o.early?.onEpochEnd(epoch, logs)) result.stoppedEarly = true;
     if (o.checkpointDir) await saveCheckpoint(o, result, e + 1, baseLr);
+    await o.onCommit?.({ losses: result.iterationLosses.slice(result.iterationLosses.length - b).map((loss, i) => ({ step: step - b + i, loss })), epochs: [record] });
     if (result.stoppedEarly) break;
   }
   return result;
@@ -198,4 +209,6 @@ async function saveCheckpoint(o: PhaseOptions, r: PhaseResult, phaseEpochsDone: 
     },
     { model: allWeights(o.classifier).map((w) => w.read()), optimizer, best: o.best.snapshotTensors() },
   );
+  // getWeights() makes a new scalar for the step count (tfjs saveIterations); the slots are the optimizer's own variables.
+  tf.dispose(optimizer.map((t) => t.tensor).filter((t) => !(t instanceof tf.Variable)));
 }

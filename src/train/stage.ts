@@ -76,12 +76,13 @@ export async function runTrainingStage(ctx: StageContext<TrainParams>, phase: 'f
       // this run (--resume); the stage key guards against changed params or upstream stages.
       checkpointDir: join(ctx.outDir, 'checkpoint'), resume: true, fingerprint: ctx.key,
       onResume: (done) => ctx.report.progress(`${phase}: continuing from the epoch ${state.lastEpoch + done} checkpoint`),
-      onIteration: (i) => {
-        ctx.report.metric('batch_loss', i.loss, i.step);
-        ctx.report.progress(`epoch ${i.epoch} batch ${i.batch}/${i.batches} loss ${i.loss.toFixed(4)} ${i.imagesPerSecond.toFixed(0)} images/s`);
+      onIteration: (i) => ctx.report.progress(`epoch ${i.epoch} batch ${i.batch}/${i.batches} loss ${i.loss.toFixed(4)} ${i.imagesPerSecond.toFixed(0)} images/s`),
+      // Metrics go to the tracker once the epoch's checkpoint holds them (a kill never loses or doubles a step).
+      onCommit: ({ losses, epochs }) => {
+        for (const l of losses) ctx.report.metric('batch_loss', l.loss, l.step);
+        for (const e of epochs) for (const [k, v] of Object.entries(e)) if (typeof v === 'number' && k !== 'epoch') ctx.report.metric(k, v, e.epoch);
       },
       onEpoch: (e) => {
-        for (const [k, v] of Object.entries(e)) if (typeof v === 'number' && k !== 'epoch') ctx.report.metric(k, v, e.epoch);
         ctx.report.progress(`epoch ${e.epoch}: train loss ${e.train_loss.toFixed(4)} acc ${(100 * e.train_accuracy).toFixed(2)}% | test loss ${e.test_loss.toFixed(4)} acc ${(100 * e.test_accuracy).toFixed(2)}% | ${e.images_per_second.toFixed(0)} images/s`);
       },
     });

@@ -70,6 +70,28 @@ export interface ApplyOptions {
   baseDir: string;
   /** Called for artifacts skipped because the server does not proxy them. */
   onSkip?: (msg: string) => void;
+  /**
+   * Steps the run holds on the server, by metric key, for batch records marked `dedupe` (a
+   * resumed run): filled from metrics/get-history the first time a key is met, then kept up to
+   * date. @defaultValue a new map for this call
+   */
+  history?: Map<string, Set<number>>;
+}
+
+/** The points of `metrics` whose (key, step) the run does not hold yet (reading each key's history once into `history`). */
+async function freshPoints(client: MlflowClient, runId: string, metrics: WireMetric[], history: Map<string, Set<number>>): Promise<WireMetric[]> {
+  for (const key of new Set(metrics.map((m) => m.key))) {
+    if (!history.has(key)) history.set(key, new Set((await client.getMetricHistory(runId, key)).map((p) => p.step)));
+  }
+  const out: WireMetric[] = [];
+  const taken = new Set<string>();
+  for (const m of metrics) {
+    const id = `${m.key}\n${m.step}`;
+    if (history.get(m.key)!.has(m.step) || taken.has(id)) continue;
+    taken.add(id);
+    out.push(m);
+  }
+  return out;
 }
 
 /**
@@ -95,9 +117,12 @@ export async function applyRecord(client: MlflowClient, ref: RunRef | undefined,
   if (!ref) throw new Error(`spool record '${rec.op}' comes before its run was created (corrupt spool?)`);
   switch (rec.op) {
     case 'batch': {
-      const metrics = rec.metrics ?? [];
+      const history = opts.history ?? new Map<string, Set<number>>();
+      const metrics = rec.dedupe && rec.metrics?.length ? await freshPoints(client, ref.runId, rec.metrics, history) : rec.metrics ?? [];
+      if (!metrics.length && !rec.params?.length && !rec.tags?.length) break; // all there already
       const isStored = metrics.length ? () => batchStored(client, ref.runId, metrics) : undefined;
-      await client.logBatch(ref.runId, rec, { ...(isStored ? { isStored } : {}), unverified: Boolean(opts.unverified || rec.unverified) });
+      await client.logBatch(ref.runId, { ...rec, metrics }, { ...(isStored ? { isStored } : {}), unverified: Boolean(opts.unverified || rec.unverified) });
+      for (const m of metrics) history.get(m.key)?.add(m.step);
       break;
     }
     case 'inputs':

@@ -28,13 +28,13 @@ export interface ReplayResult {
  * with `onWarning`; any other failure stops the replay with the record kept.
  * @throws Error for local problems (unreadable spool, missing artifact copy).
  */
-export async function replaySpool(spool: Spool, client: MlflowClient, onWarning: (msg: string) => void): Promise<ReplayResult> {
+export async function replaySpool(spool: Spool, client: MlflowClient, onWarning: (msg: string) => void, history = new Map<string, Set<number>>()): Promise<ReplayResult> {
   const state = await spool.state();
   const pending = (await spool.records()).filter((r) => r.seq >= state.applied);
   let replayed = 0, rejected = 0;
   for (const [i, rec] of pending.entries()) {
     try {
-      state.ref = await applyRecord(client, state.ref, rec, { unverified: state.headUnverified ?? false, baseDir: spool.dir, onSkip: onWarning });
+      state.ref = await applyRecord(client, state.ref, rec, { unverified: state.headUnverified ?? false, baseDir: spool.dir, onSkip: onWarning, history });
       replayed++;
     } catch (e) {
       if (!(e instanceof MlflowError)) throw e;

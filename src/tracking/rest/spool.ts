@@ -29,7 +29,7 @@ export type SpoolRecord =
   | { op: 'open'; uri: string; ref?: RunRef }
   | { op: 'start'; experiment: string; runName: string; userId?: string; tags: KeyValue[]; startTime: number; clientRunId: string; unverified?: boolean }
   | { op: 'resume'; runId: string }
-  | { op: 'batch'; metrics?: WireMetric[]; params?: KeyValue[]; tags?: KeyValue[]; unverified?: boolean }
+  | { op: 'batch'; metrics?: WireMetric[]; params?: KeyValue[]; tags?: KeyValue[]; unverified?: boolean; dedupe?: boolean }
   | { op: 'inputs'; datasets: DatasetInput[] }
   | { op: 'artifact'; file: string; artifactPath: string }
   | { op: 'end'; status: RunStatusName; endTime: number };

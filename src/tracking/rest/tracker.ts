@@ -50,6 +50,12 @@ export class RestTracker implements Tracker {
   private readonly truncated: string[] = [];
   private renamedSent = 0;
   private buffer: WireMetric[] = [];
+  /** `key\nstep` of every point logged by this process (one point per step). */
+  private readonly seen = new Set<string>();
+  /** A resumed run: points the interrupted attempt delivered are dropped against the server's history. */
+  private resumed = false;
+  /** Server-side steps by key, for the `dedupe` batches of a resumed run (see applyRecord). */
+  private readonly history = new Map<string, Set<number>>();
   private chain: Promise<void> = Promise.resolve();
   private spooling = false;
   private replayQueued = false;
@@ -87,6 +93,7 @@ export class RestTracker implements Tracker {
     const client = new MlflowClient(uri, opts.client);
     const t = new RestTracker(client, new Spool(opts.spoolDir), uri, opts);
     const tags = { 'mlflow.runName': opts.runName, ...(opts.user !== undefined ? { 'mlflow.user': opts.user } : {}), ...opts.tags, [CLIENT_RUN_ID_TAG]: randomUUID().replace(/-/g, '') };
+    t.resumed = opts.resumeRunId !== undefined;
     const start: SpoolRecord = { op: 'start', experiment: opts.experiment, runName: opts.runName, tags: t.tagList(tags), startTime: Date.now(), clientRunId: tags[CLIENT_RUN_ID_TAG], ...(opts.user !== undefined ? { userId: opts.user } : {}) };
     try {
       await t.enqueue(opts.resumeRunId ? { op: 'resume', runId: opts.resumeRunId } : start);
@@ -138,7 +145,10 @@ export class RestTracker implements Tracker {
   metric(key: string, value: number, step: number): void {
     if (this.ended) return void this.warn(`metric '${key}' logged after the run ended: dropped`);
     if (!Number.isSafeInteger(step)) throw new Error(`Metric '${key}': step must be an integer, got ${step}`);
-    this.buffer.push({ key: this.keys.map(key), value: encodeValue(value), timestamp: Date.now(), step });
+    const mapped = this.keys.map(key);
+    if (this.seen.has(`${mapped}\n${step}`)) return;
+    this.seen.add(`${mapped}\n${step}`);
+    this.buffer.push({ key: mapped, value: encodeValue(value), timestamp: Date.now(), step });
     if (this.buffer.length >= this.batchSize) this.sendBuffer();
   }
 
@@ -190,7 +200,7 @@ export class RestTracker implements Tracker {
 
   /** Queues the buffered points as log-batch records of at most `batchSize`. */
   private sendBuffer(): void {
-    while (this.buffer.length) void this.enqueue({ op: 'batch', metrics: this.buffer.splice(0, this.batchSize) }).catch(() => undefined);
+    while (this.buffer.length) void this.enqueue({ op: 'batch', metrics: this.buffer.splice(0, this.batchSize), ...(this.resumed ? { dedupe: true } : {}) }).catch(() => undefined);
   }
 
   private tagList(tags: Record<string, string>): KeyValue[] {
@@ -219,7 +229,7 @@ export class RestTracker implements Tracker {
   private async process(rec: SpoolRecord): Promise<void> {
     if (!this.spooling) {
       try {
-        this.ref = await applyRecord(this.client, this.ref, rec, { baseDir: this.spool.dir, onSkip: this.warn });
+        this.ref = await applyRecord(this.client, this.ref, rec, { baseDir: this.spool.dir, onSkip: this.warn, history: this.history });
         return;
       } catch (e) {
         if (!(e instanceof MlflowError)) throw e;
@@ -249,7 +259,7 @@ export class RestTracker implements Tracker {
     void this.enqueueTask(async () => {
       this.replayQueued = false;
       if (!this.spooling) return;
-      const r = await replaySpool(this.spool, this.probeClient, this.warn);
+      const r = await replaySpool(this.spool, this.probeClient, this.warn, this.history);
       if (r.remaining > 0) return;
       this.spooling = false;
       this.ref = (await this.spool.state()).ref ?? this.ref;
