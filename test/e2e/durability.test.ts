@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { FileStore, type MetricPoint } from '../../src/tracking/filestore.js';
+import { FileStore, type MetricPoint } from '../../src/tracking/file/store.js';
 import { FakeMlflow } from '../fake-mlflow.js';
 import { FASHION_MNIST_DIR, makeTree, REPO, runCliIn } from '../utils.js';
 
