@@ -7,7 +7,8 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
 import { join } from 'node:path';
 import { FileStore, type MetricPoint } from '../../src/tracking/file/store.js';
 import { FakeMlflow } from '../fake-mlflow.js';
@@ -15,7 +16,7 @@ import { FASHION_MNIST_DIR, makeTree, REPO, runCliIn } from '../utils.js';
 
 const skip = !existsSync(FASHION_MNIST_DIR) && `${FASHION_MNIST_DIR} is missing (apt-get install dataset-fashion-mnist)`;
 
-/** 128 train images in batches of 32: 4 steps an epoch; 2 freeze + 2 unfreeze epochs = steps 0..15, epochs 1..4. */
+/** 128 train images in batches of 32: 4 steps an epoch; 3 freeze + 2 unfreeze epochs = steps 0..19, epochs 1..5. */
 function pipeline(experiment: string): string {
   return `name: dur
 experiment: ${experiment}
@@ -24,13 +25,13 @@ stages:
   data: { kind: download, with: { dataset: fashion-mnist, source: ${FASHION_MNIST_DIR}, subset: { train: 128, test: 64 } } }
   aug: { kind: augment, needs: [data], with: { batch_size: 32, test: [ { normalize: { mean: [0.3], std: [0.3] } } ], train: [ { normalize: { mean: [0.3], std: [0.3] } } ] } }
   model: { kind: build-model, needs: [data], with: { arch: mini_resnet } }
-  head: { kind: freeze-train, needs: [aug, model], with: { epochs: 2, optimizer: { lr: 0.003 } } }
+  head: { kind: freeze-train, needs: [aug, model], with: { epochs: 3, optimizer: { lr: 0.003 } } }
   finetune: { kind: unfreeze-train, needs: [head], with: { epochs: 2, optimizer: { lr: 0.002 } } }
   eval: { kind: evaluate, needs: [finetune] }
 `;
 }
-const STEPS = Array.from({ length: 16 }, (_, i) => i);
-const EPOCHS = [1, 2, 3, 4];
+const STEPS = Array.from({ length: 20 }, (_, i) => i);
+const EPOCHS = [1, 2, 3, 4, 5];
 
 /** A `pipe` child process in `root`; `done` resolves with its exit code (or signal) and output. */
 function start(root: string, args: string[], env: Record<string, string> = {}): { child: ChildProcess; done: Promise<{ code: number | null; signal: string | null; out: string; err: string }> } {
@@ -49,24 +50,37 @@ function start(root: string, args: string[], env: Record<string, string> = {}): 
   return { child, done };
 }
 
-/** Runs `pipe run p.yaml` (with `extra` args) and sends `signal` the moment stdout shows `when`. */
-async function runUntil(root: string, extra: string[], when: RegExp, env: Record<string, string> = {}, signal: NodeJS.Signals = 'SIGKILL'): Promise<{ code: number | null; signal: string | null; out: string; err: string }> {
+/** When to kill: a line on stdout, or a file appearing under `root` (checked on every output chunk and every 2 ms). */
+type Moment = RegExp | { file: (root: string) => boolean; name: string };
+const label = (m: Moment): string => (m instanceof RegExp ? m.source : m.name);
+
+/** Runs `pipe run p.yaml` (with `extra` args) and sends `signal` at `when`. */
+async function runUntil(root: string, extra: string[], when: Moment, env: Record<string, string> = {}, signal: NodeJS.Signals = 'SIGKILL'): Promise<{ code: number | null; signal: string | null; out: string; err: string }> {
   const p = start(root, ['run', 'p.yaml', '--plain', ...extra], env);
-  let seen = '';
+  let seen = '', hit = false;
+  const check = (): void => {
+    if (hit || p.child.exitCode !== null) return;
+    if (when instanceof RegExp ? when.test(seen) : when.file(root)) {
+      hit = true;
+      p.child.kill(signal);
+    }
+  };
   p.child.stdout!.on('data', (d: Buffer) => {
     seen += d.toString();
-    if (when.test(seen) && p.child.exitCode === null && !p.child.killed) p.child.kill(signal);
+    check();
   });
+  const poll = when instanceof RegExp ? undefined : setInterval(check, 2);
   const r = await p.done;
-  assert.ok(when.test(r.out), `the run ended (exit ${r.code}) before '${when.source}':\n${r.out}\n${r.err}`);
+  clearInterval(poll);
+  assert.ok(hit, `the run ended (exit ${r.code}) before '${label(when)}':\n${r.out}\n${r.err}`);
   return r;
 }
 
 /** Kills a run at each of `points` in turn (resuming it after the first), then resumes it to the end. */
-async function killAndResume(root: string, points: RegExp[], env: Record<string, string> = {}): Promise<{ out: string; err: string }> {
+async function killAndResume(root: string, points: Moment[], env: Record<string, string> = {}): Promise<{ out: string; err: string }> {
   for (const [i, when] of points.entries()) {
     const r = await runUntil(root, i === 0 ? [] : ['--resume'], when, env);
-    assert.equal(r.signal, 'SIGKILL', `killed at '${when.source}': exit ${r.code}\n${r.out}\n${r.err}`);
+    assert.equal(r.signal, 'SIGKILL', `killed at '${label(when)}': exit ${r.code}\n${r.out}\n${r.err}`);
   }
   const last = await start(root, ['run', 'p.yaml', '--plain', '--resume'], env).done;
   assert.equal(last.code, 0, last.out + last.err);
@@ -76,8 +90,8 @@ async function killAndResume(root: string, points: RegExp[], env: Record<string,
 /** Asserts every metric of a finished run has each expected step exactly once. */
 function assertExactlyOnce(metrics: Record<string, { step: number }[]>): void {
   const steps = (k: string): number[] => (metrics[k] ?? []).map((p) => p.step).sort((a, b) => a - b);
-  assert.deepEqual(steps('batch_loss'), STEPS, 'batch_loss: steps 0..15, each once');
-  for (const k of ['train_loss', 'train_accuracy', 'test_loss', 'test_accuracy', 'lr', 'epoch_seconds', 'trainable_params']) assert.deepEqual(steps(k), EPOCHS, `${k}: epochs 1..4, each once`);
+  assert.deepEqual(steps('batch_loss'), STEPS, 'batch_loss: steps 0..19, each once');
+  for (const k of ['train_loss', 'train_accuracy', 'test_loss', 'test_accuracy', 'lr', 'epoch_seconds', 'trainable_params']) assert.deepEqual(steps(k), EPOCHS, `${k}: epochs 1..5, each once`);
   for (const [k, points] of Object.entries(metrics)) {
     const s = points.map((p) => p.step);
     assert.equal(new Set(s).size, s.length, `${k} has a step twice: ${s.join(', ')}`);
@@ -96,10 +110,27 @@ async function localRun(root: string): Promise<{ meta: Record<string, unknown>; 
   return new FileStore(store).readRun(runs[0]!);
 }
 
-// Moments: while the freeze phase trains (its first epoch's record is printed just before the
-// checkpoint is written), at the start of the unfreeze phase, at its first epoch's end, and while
-// evaluating; each kill lands a few ms after the line, wherever the process then is.
-const KILL_POINTS = [/epoch 1: train loss/, /unfreeze: [\d,]+ trainable/, /epoch 3: train loss/, /test: scoring/];
+/** True once a stage's checkpoint of the given epoch is in place (latest.json names it). */
+const checkpointed = (stage: string, epoch: number) => ({
+  name: `${stage} checkpoint of epoch ${epoch}`,
+  file: (root: string): boolean => {
+    const runs = join(root, 'runs');
+    if (!existsSync(runs)) return false;
+    return readdirSync(runs).some((d) => {
+      try {
+        return JSON.parse(readFileSync(join(runs, d, stage, 'checkpoint', 'latest.json'), 'utf8')).epoch === epoch;
+      } catch {
+        return false;
+      }
+    });
+  },
+});
+
+// Moments: in the freeze phase's second epoch (epoch 1 is checkpointed; its record is printed
+// just before the checkpoint is written), right after the unfreeze phase's first checkpoint
+// (before or while its points are delivered), in the unfreeze phase's second epoch, and while
+// evaluating. Each kill lands a few ms after its moment, wherever the process then is.
+const KILL_POINTS: Moment[] = [/epoch 2: train loss/, checkpointed('finetune', 4), /epoch 5: train loss/, /test: scoring/];
 
 test('kill -9 at four moments, --resume each time: every step of every metric exactly once (local store)', { skip }, async () => {
   const root = makeTree({ 'p.yaml': pipeline('dur-local') });
@@ -124,4 +155,28 @@ test('kill -9 at four moments, --resume each time: every step of every metric ex
   const metrics: Record<string, { step: number }[]> = {};
   for (const p of run.points) (metrics[p.key] ??= []).push(p);
   assertExactlyOnce(metrics);
+});
+
+test('eight processes creating one experiment in one local store at the same moment make one experiment', async () => {
+  const root = makeTree({});
+  const store = join(root, 'mlruns');
+  const storeJs = pathToFileURL(join(REPO, 'dist', 'src', 'tracking', 'file', 'store.js')).href;
+  // Each child waits for the `go` file, so all of them ask at once.
+  const script = `import { existsSync } from 'node:fs';
+const { FileStore } = await import(${JSON.stringify(storeJs)});
+while (!existsSync(${JSON.stringify(join(root, 'go'))})) await new Promise((r) => setTimeout(r, 1));
+process.stdout.write(await new FileStore(${JSON.stringify(store)}).getOrCreateExperiment('race'));`;
+  const children = Array.from({ length: 8 }, () => {
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '', err = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    return new Promise<string>((resolve, reject) => child.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(err)))));
+  });
+  await new Promise((r) => setTimeout(r, 300)); // let them load (the barrier makes this a head start, not a timing assumption)
+  writeFileSync(join(root, 'go'), '');
+  const ids = await Promise.all(children);
+  assert.equal(new Set(ids).size, 1, `experiment ids: ${ids.join(', ')}`);
+  const named = readdirSync(store).filter((d) => existsSync(join(store, d, 'meta.yaml')) && /name: race\n/.test(readFileSync(join(store, d, 'meta.yaml'), 'utf8')));
+  assert.deepEqual(named, [ids[0]]);
 });

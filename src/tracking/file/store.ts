@@ -10,7 +10,9 @@ import { appendFile, copyFile, mkdir, readdir, readFile, rename, rm, stat, write
 import * as path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
+import lockfile from 'proper-lockfile';
 import { parse } from 'yaml';
+import { isDiskError, writeDurable } from '../../fs-durable.js';
 import { MAX_PARAM_VALUE_LENGTH, MAX_TAG_VALUE_LENGTH, validateKey } from '../names.js';
 import type { RunStatus } from '../tracker.js';
 
@@ -376,15 +378,35 @@ export class FileStore {
     await writeAtomic(path.join(target, 'meta.yaml'), toMlflowYaml({ ...meta, lifecycle_stage: 'active', last_update_time: Date.now() }));
   }
 
-  /** Runs `fn` after every earlier serialised job (experiment creation, meta.yaml rewrites) has settled. */
+  /**
+   * Runs `fn` after every earlier serialised job (experiment creation, meta.yaml rewrites) of
+   * this process has settled, holding the store's lock against other processes (proper-lockfile:
+   * the folder `<root>.lock` beside the store, which MLflow does not read; a lock left by a
+   * killed process is stale after 10 s). A disk too full to take the lock does not stop the
+   * write (recording a failure on that disk matters more).
+   */
   private serial<T>(fn: () => Promise<T>): Promise<T> {
-    const job = this.lock.then(fn);
+    const job = this.lock.then(async () => {
+      await mkdir(path.dirname(this.root), { recursive: true });
+      let release: (() => Promise<void>) | undefined;
+      try {
+        release = await lockfile.lock(this.root, { lockfilePath: `${this.root}.lock`, realpath: false, stale: 10_000, retries: { retries: 200, minTimeout: 10, maxTimeout: 100, factor: 1.5 } });
+      } catch (e) {
+        if (!isDiskError(e)) throw e;
+      }
+      try {
+        return await fn();
+      } finally {
+        await release?.().catch(() => undefined);
+      }
+    });
     this.lock = job.catch(() => undefined);
     return job;
   }
 
+  /** Rewrites a meta.yaml (read, patch, write) under the store's lock; on a full disk it is rewritten in place, so a run can still be marked FAILED there. */
   private updateMeta(dir: string, patch: (meta: Meta) => Meta): Promise<void> {
-    return this.serial(async () => writeAtomic(path.join(dir, 'meta.yaml'), toMlflowYaml(patch(await readMeta(dir)))));
+    return this.serial(async () => writeDurable(path.join(dir, 'meta.yaml'), toMlflowYaml(patch(await readMeta(dir))), { inPlaceWhenFull: true }));
   }
 
   private async experimentDirs(trash: boolean): Promise<string[]> {
