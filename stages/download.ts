@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { deriveSeed } from '../src/data/batches.js';
-import { splitValidation, subsetSplit, type Dataset } from '../src/data/dataset.js';
+import { splitValidation, subsetSplit, type Dataset, type ImageSplit } from '../src/data/dataset.js';
 import { compactKey, loadCached, pathFingerprint, readCompactDataset, type CachedDataset, type DatasetName, type DatasetRequest } from '../src/data/datasets.js';
 import { progressLines } from '../src/data/progress.js';
 import { cacheDir } from '../src/paths.js';
@@ -60,9 +60,22 @@ function select(full: Dataset, sel: Selection): Dataset {
   return { ...full, train, test, ...(val ? { val } : {}), digest };
 }
 
+/**
+ * The digest MLflow shows for one split: the first 16 hex digits of the sha256 of the split's own
+ * content (`pipe-split-v1`, the class names and image shape as JSON, the label bytes, the pixel
+ * bytes). Train and test thus differ, and MLflow (which merges a run's inputs of equal name and
+ * digest) keeps both.
+ */
+export function splitDigest(split: ImageSplit, classes: readonly string[]): string {
+  const { count, height, width, channels } = split;
+  const labels = Buffer.from(split.labels.buffer, split.labels.byteOffset, split.labels.byteLength);
+  return createHash('sha256').update('pipe-split-v1\n').update(JSON.stringify({ classes, count, height, width, channels, labelBytes: split.labels.BYTES_PER_ELEMENT }))
+    .update(labels).update(split.images).digest('hex').slice(0, 16);
+}
+
 function finish(ctx: StageContext<DownloadParams>, data: Dataset): Dataset {
   for (const context of ['train', 'test'] as const) {
-    ctx.report.dataset({ name: data.name, digest: data.digest.slice(0, 16), source: data.source, context, count: data[context].count });
+    ctx.report.dataset({ name: data.name, digest: splitDigest(data[context], data.classes), source: data.source, context, count: data[context].count });
   }
   const val = data.val ? ` / ${data.val.count} val` : '';
   ctx.report.progress(`${data.name}: ${data.train.count} train${val} / ${data.test.count} test images of ${data.train.height}x${data.train.width}x${data.train.channels} from ${data.source}`);

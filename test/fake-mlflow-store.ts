@@ -20,7 +20,7 @@ const invalid = (msg: string): ApiError => new ApiError(400, 'INVALID_PARAMETER_
 
 /** A stored metric point (value as a JS number: NaN and ±Infinity included). */
 export interface Point { key: string; value: number; timestamp: number; step: number }
-export interface FakeExperiment { experiment_id: string; name: string; artifact_location: string; lifecycle_stage: 'active' | 'deleted'; creation_time: number; last_update_time: number }
+export interface FakeExperiment { experiment_id: string; name: string; artifact_location: string; lifecycle_stage: 'active' | 'deleted'; creation_time: number; last_update_time: number; tags?: { key: string; value: string }[] }
 export interface FakeRun {
   info: { run_uuid: string; run_id: string; experiment_id: string; run_name: string; user_id: string; status: string; start_time: number; end_time?: number; artifact_uri: string; lifecycle_stage: 'active' | 'deleted' };
   params: Map<string, string>;
@@ -103,12 +103,12 @@ export class FakeStore {
     return e;
   }
 
-  createExperiment(name: unknown): string {
+  createExperiment(name: unknown, tags: unknown = []): string {
     if (name === undefined || name === '') throw missing('name');
     if (typeof name !== 'string') throw invalid(`Invalid value ${JSON.stringify(name)} for parameter 'name' supplied: Hint: Value was of type '${typeof name === 'number' ? 'int' : typeof name}'. ${docs}`);
     if ([...this.experiments.values()].some((x) => x.name === name)) throw new ApiError(400, 'RESOURCE_ALREADY_EXISTS', `Experiment(name=${name}) already exists.`);
     const id = String(this.nextExp++);
-    this.experiments.set(id, { experiment_id: id, name, artifact_location: `mlflow-artifacts:/${id}`, lifecycle_stage: 'active', creation_time: Date.now(), last_update_time: Date.now() });
+    this.experiments.set(id, { experiment_id: id, name, artifact_location: `mlflow-artifacts:/${id}`, lifecycle_stage: 'active', creation_time: Date.now(), last_update_time: Date.now(), tags: Array.isArray(tags) ? (tags as { key: string; value: string }[]) : [] });
     return id;
   }
 

@@ -61,7 +61,11 @@ export class FakeMlflow {
     this.routes = {
       'GET experiments/get-by-name': (_b, q) => ({ experiment: s.experimentByName(q.get('experiment_name') ?? undefined) }),
       'GET experiments/get': (_b, q) => ({ experiment: s.experiment(q.get('experiment_id') ?? undefined) }),
-      'POST experiments/create': (b) => ({ experiment_id: s.createExperiment(b['name']) }),
+      'POST experiments/create': (b) => ({ experiment_id: s.createExperiment(b['name'], b['tags']) }),
+      'POST experiments/set-experiment-tag': (b) => {
+        const e = s.experiment(b['experiment_id']);
+        e.tags = [...(e.tags ?? []).filter((t) => t.key !== b['key']), { key: String(b['key']), value: String(b['value']) }];
+      },
       'POST experiments/delete': (b) => void (s.experiment(b['experiment_id']).lifecycle_stage = 'deleted'),
       'POST experiments/restore': (b) => void (s.experiment(b['experiment_id']).lifecycle_stage = 'active'),
       'POST runs/create': (b) => ({ run: s.runMessage(s.createRun(b)) }),

@@ -30,24 +30,45 @@ function when(ms: number): string {
   return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}`;
 }
 
-/** The listing as aligned text: ID, NAME, STATUS, BEST TEST ACC, STARTED, DURATION; trials indented under their sweep. */
+/** Longest failure reason shown in the listing (the full one is in `pipe runs --json` and the run's `pipe.error` tag). */
+const REASON_WIDTH = 120;
+
+/**
+ * The listing as aligned text: ID, NAME, STATUS, BEST TEST ACC, STARTED, DURATION; trials
+ * indented under their sweep; under a FAILED or KILLED run, a line `-> <stage>: <message>`.
+ */
 export function formatListing(l: Listing): string {
   const row = (indent: string, id: string, name: string, status: string, best: string, start: number, end: number | undefined): string[] =>
     [`${indent}${id}`, name, status, best, when(start), formatDuration(end === undefined ? undefined : end - start)];
   const rows: string[][] = [['ID', 'NAME', 'STATUS', 'BEST TEST ACC', 'STARTED', 'DURATION']];
+  /** Row index -> the reason line printed under it. */
+  const reasons = new Map<number, string>();
+  const why = (indent: string, failure: string | undefined): void => {
+    if (failure === undefined) return;
+    const line = failure.split('\n')[0]!;
+    reasons.set(rows.length - 1, `${indent}  -> ${line.length > REASON_WIDTH ? `${line.slice(0, REASON_WIDTH - 3)}...` : line}`);
+  };
   for (const e of l.entries) {
     if (e.kind === 'run') {
       const r = e.run;
       rows.push(row('', r.runId, r.name, r.status, pct(r.bestTestAccuracy), r.startedAt, r.endedAt));
+      why('', r.failure);
       continue;
     }
     const s = e.sweep;
     const n = s.state.trials.length;
     rows.push(row('', s.state.sweepId, `sweep ${s.state.pipeline} (${n} trial${n === 1 ? '' : 's'})`, s.status, s.best ? `${pct(s.best.bestTestAccuracy)} ${s.best.name}` : '-', s.startedAt, s.endedAt));
-    for (const t of s.trials) rows.push(row('  ', t.runId, t.name, t.status, pct(t.bestTestAccuracy), t.startedAt, t.endedAt));
+    for (const t of s.trials) {
+      rows.push(row('  ', t.runId, t.name, t.status, pct(t.bestTestAccuracy), t.startedAt, t.endedAt));
+      why('  ', t.failure);
+    }
   }
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
-  return rows.map((r) => r.map((v, c) => v.padEnd(widths[c]!)).join('  ').trimEnd()).join('\n');
+  return rows.flatMap((r, i) => {
+    const line = r.map((v, c) => v.padEnd(widths[c]!)).join('  ').trimEnd();
+    const reason = reasons.get(i);
+    return reason === undefined ? [line] : [line, reason];
+  }).join('\n');
 }
 
 /** Prints a PipelineError as `pipe: <message>` and returns its exit code; rethrows anything else. */

@@ -57,6 +57,8 @@ export interface Lock {
   mlflowRunId?: string;
   createdAt: number;
   stages: Record<string, LockEntry>;
+  /** Why the run ended FAILED or KILLED (`stage: message`, `; `-joined), the `pipe.error` tag's value. */
+  failure?: { status: 'FAILED' | 'KILLED'; reason: string };
 }
 
 async function writeJsonAtomic(path: string, value: unknown): Promise<void> {

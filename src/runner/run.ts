@@ -23,6 +23,7 @@ import { flattenParams } from '../tracking/params.js';
 import { openTracker } from '../tracking/open.js';
 import { isServerUri, resolveStore } from '../tracking/uri.js';
 import type { Tracker } from '../tracking/tracker.js';
+import { failureTags } from '../tracking/layout.js';
 import { paramDiff, previousLocks, readLock, StageIndex, writeLock, type Lock } from './cache.js';
 import { gitInfo } from './git.js';
 import { planPipeline, type PlanEntry } from './plan.js';
@@ -234,6 +235,10 @@ export async function runPipeline(file: string, opts: RunOptions): Promise<RunRe
     await tracker.end('FINISHED');
   } catch (e) {
     const killed = e instanceof PipelineError && e.code === 'PIPE_INTERRUPTED';
+    const reason = failureReason(failures, e);
+    lock.failure = { status: killed ? 'KILLED' : 'FAILED', reason };
+    await saveLock().catch(() => undefined);
+    await tracker.setTags(failureTags(lock.failure.status, reason, config.description)).catch(() => undefined);
     await tracker.end(killed ? 'KILLED' : 'FAILED').catch(() => undefined);
     throw e;
   } finally {
@@ -241,6 +246,12 @@ export async function runPipeline(file: string, opts: RunOptions): Promise<RunRe
     opts.signal?.removeEventListener('abort', onAbort);
   }
   return { runId, runDir, store: tracking, engine, plan, outputs };
+}
+
+/** `stage: message` per failed or interrupted stage (`; `-joined), else the error's own message. */
+function failureReason(failures: { stage: string; error: unknown }[], e: unknown): string {
+  const msg = (x: unknown): string => (x instanceof Error ? x.message : String(x));
+  return failures.length ? failures.map((f) => `${f.stage}: ${msg(f.error)}`).join('; ') : msg(e);
 }
 
 function safeUser(): string {

@@ -10,6 +10,7 @@ import type { PipelineConfig, StageKindName } from '../config/types.js';
 import { ancestors, type Dag } from '../dag/compile.js';
 import type { EngineInfo } from '../engine/backend.js';
 import { PipelineError } from '../errors.js';
+import { mlflowMetricKey } from '../tracking/layout.js';
 import type { Tracker } from '../tracking/tracker.js';
 import type { LockEntry, StageIndex } from './cache.js';
 import type { PlanEntry } from './plan.js';
@@ -61,7 +62,7 @@ export async function runStageTask(a: StageTaskArgs): Promise<StageOutcome> {
     progress: (text) => {
       if (throttle.shouldShow(text, isImportant(text))) task.output = text;
     },
-    metric: (k, v, step) => a.tracker.metric(k, v, step),
+    metric: (k, v, step) => a.tracker.metric(mlflowMetricKey(k), v, step),
     tags: (t) => void pending.push(a.tracker.setTags(t)),
     artifact: (p, art) => void pending.push(a.tracker.logArtifact(p, art)),
     dataset: (d) => {
@@ -107,7 +108,7 @@ export async function runStageTask(a: StageTaskArgs): Promise<StageOutcome> {
       await a.onStatus('running');
       await mkdir(ctx.outDir, { recursive: true });
       a.outputs.set(name, await def.run(ctx));
-      a.tracker.metric(`stage_seconds.${name}`, (Date.now() - t0) / 1000, 0);
+      report.metric(`stage_seconds.${name}`, (Date.now() - t0) / 1000, 0);
       // Delivered (or spooled) before the stage counts as done: a finished stage is never run, nor logged, again.
       await Promise.all(pending);
       await a.tracker.flush();

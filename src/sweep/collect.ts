@@ -41,6 +41,8 @@ export interface RunSummary {
   backend?: string;
   /** Per-epoch test accuracy, for the overlay chart. */
   curve: { epoch: number; testAccuracy: number }[];
+  /** Why a FAILED or KILLED run ended (lock.json's `failure.reason`, the run's `pipe.error` tag). */
+  failure?: string;
   /** ms since the Unix epoch. */
   startedAt: number;
   endedAt?: number;
@@ -99,7 +101,7 @@ export async function summarizeRun(runDir: string, headers?: FileStore): Promise
   const model = stages.find((s) => s.kind === 'build-model' && s.status === 'done');
   const trained = stages.filter((s) => TRAIN_KINDS.has(s.kind) && s.status === 'done').at(-1);
   const params = (model && (await countWeights(join(model.outDir, 'model', 'model.json')))) ?? (trained && (await countWeights(join(trained.outDir, 'best-model', 'model.json'))));
-  const lockState: RunState = stages.every((s) => s.status === 'done') ? 'FINISHED' : stages.some((s) => s.status === 'failed') ? 'FAILED' : 'UNFINISHED';
+  const lockState: RunState = lock.failure?.status ?? (stages.every((s) => s.status === 'done') ? 'FINISHED' : stages.some((s) => s.status === 'failed') ? 'FAILED' : 'UNFINISHED');
   const trialState: RunState | undefined = trial && ({ finished: 'FINISHED', failed: 'FAILED', killed: 'KILLED' } as const)[trial.status];
   return {
     runId: lock.runId || basename(runDir),
@@ -111,6 +113,7 @@ export async function summarizeRun(runDir: string, headers?: FileStore): Promise
     ...historyFigures(await history(lock)),
     ...(params !== undefined ? { params } : {}),
     ...((trial?.backend ?? header?.tags['pipe.backend']) ? { backend: trial?.backend ?? header?.tags['pipe.backend'] } : {}),
+    ...(lock.failure ? { failure: lock.failure.reason } : {}),
     startedAt: header?.startTime ?? lock.createdAt,
     ...(header?.endTime !== undefined ? { endedAt: header.endTime } : trial ? { endedAt: lock.createdAt + trial.seconds * 1000 } : {}),
   };

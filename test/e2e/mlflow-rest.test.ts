@@ -65,7 +65,7 @@ test('pipe run against an MLflow server: params, metrics, tags, artifacts, statu
   assert.deepEqual(history(run, 'lr').map((p) => p.value), [0.003, 0.002, 0.002]);
   const best = Number(run.tags.get('pipe.best_epoch'));
   const bestAcc = history(run, 'test_accuracy').find((p) => p.step === best)!.value;
-  assert.ok(Math.abs(history(run, 'eval_test_accuracy')[0]!.value - bestAcc) < 1e-9);
+  assert.ok(Math.abs(history(run, 'eval/test_accuracy')[0]!.value - bestAcc) < 1e-9);
 
   // Artifacts, through the proxy under the run's artifact root.
   const root = `${run.info.experiment_id}/${run.info.run_id}/artifacts`;
@@ -90,4 +90,7 @@ test('SIGTERM during training: the server run ends KILLED with an end time', { s
   const run = onlyRun('e2e-rest-killed');
   assert.equal(run.info.status, 'KILLED');
   assert.equal(typeof run.info.end_time, 'number');
+  // The reason, on the run: the stage that was running when the signal came.
+  assert.match(run.tags.get('pipe.error') ?? '', /^(head|finetune|aug|model|data): interrupted$/);
+  assert.match(run.tags.get('mlflow.note.content') ?? '', /^e2e test run\n\n\*\*KILLED\*\*: \w+: interrupted$/);
 });

@@ -125,7 +125,7 @@ test('two workers, one killed mid-trial: every trial finishes exactly once, the 
       const acc = child.points.filter((p) => p.key === 'test_accuracy').sort((a, b) => b.value - a.value || a.step - b.step)[0]!;
       assert.ok(Math.abs(Number(row['best_test_accuracy']) - acc.value) < 1e-9, `${row['trial']}: ${row['best_test_accuracy']} != ${acc.value}`);
       assert.equal(Number(row['best_epoch']), acc.step);
-      const secs = child.points.filter((p) => p.key === 'epoch_seconds').reduce((s, p) => s + p.value, 0);
+      const secs = child.points.filter((p) => p.key === 'system/epoch_seconds').reduce((s, p) => s + p.value, 0);
       assert.ok(Math.abs(Number(row['train_seconds']) - secs) < 1e-6 * Math.max(1, secs), `${row['trial']} seconds`);
     }
     assert.match(r.stdout, /^trial +status +best test acc/m);

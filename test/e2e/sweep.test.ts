@@ -89,14 +89,14 @@ test('a 3-trial sweep, 3 at once: child runs under a parent, shared stages once,
     const m = children[i]!.metrics;
     const at = (k: string): Map<number, number> => new Map((m[k] ?? []).map((p: MetricPoint) => [p.step, p.value]));
     const acc = [...at('test_accuracy')].sort((a, b) => b[1] - a[1] || a[0] - b[0])[0]!;
-    const secs = at('epoch_seconds');
-    const ips = at('images_per_second');
+    const secs = at('system/epoch_seconds');
+    const ips = at('system/images_per_second');
     const total = [...secs.values()].reduce((a, b) => a + b, 0);
     close(Number(row['best_test_accuracy']), acc[1], `${t.name} accuracy`);
     assert.equal(Number(row['best_epoch']), acc[0]);
     close(Number(row['train_seconds']), total, `${t.name} seconds`);
     close(Number(row['images_per_second']), [...secs].reduce((s, [e, v]) => s + v * ips.get(e)!, 0) / total, `${t.name} images/s`);
-    assert.equal(Number(row['peak_rss_bytes']), Math.max(...(m['rss_bytes'] ?? []).map((p) => p.value)));
+    assert.equal(Number(row['peak_rss_bytes']), Math.max(...(m['system/rss_bytes'] ?? []).map((p) => p.value)));
     assert.equal(row['params'], params);
     assert.equal(row['backend'], children[i]!.tags['pipe.backend']);
     assert.equal(row['mlflow_run_id'], t.mlflowRunId);

@@ -192,7 +192,7 @@ export class FileStore {
     this.root = path.resolve(root);
   }
 
-  /** Experiment id by name, creating it (random 18-digit integer id as a string, like MLflow) with `tags` if missing; restores a deleted one. */
+  /** Experiment id by name, creating it (random 18-digit integer id as a string, like MLflow) with `tags` if missing; restores a deleted one; adds those of `tags` an existing one lacks (existing values are kept). */
   async getOrCreateExperiment(name: string, tags: Record<string, string> = {}): Promise<string> {
     if (name.length === 0 || name.length > 500) throw new Error(`Invalid experiment name: '${name}'`);
     Object.keys(tags).forEach((k) => validateKey(k, 'tag'));
@@ -204,6 +204,9 @@ export class FileStore {
           if (meta?.name !== name) continue;
           const id = String(meta.experiment_id);
           if (trash || meta.lifecycle_stage !== 'active') await this.restoreExperiment(dir, id, meta);
+          for (const [k, v] of Object.entries(tags)) {
+            if (!(await exists(path.join(this.root, id, 'tags', k)))) await writeAtomic(path.join(this.root, id, 'tags', k), v, path.join(this.root, id));
+          }
           return id;
         }
       }

@@ -4,6 +4,7 @@
  * slows training down.
  */
 import type { RunStatus, StartOptions, Tracker } from '../tracker.js';
+import { EXPERIMENT_TAGS } from '../layout.js';
 import { FileStore, type MetricPoint } from './store.js';
 
 /** Tracker over an MLflow local file store. */
@@ -30,7 +31,7 @@ export class FileStoreTracker implements Tracker {
   /** Creates (or reuses) the experiment and starts a RUNNING run. */
   static async start(root: string, opts: StartOptions): Promise<FileStoreTracker> {
     const store = new FileStore(root);
-    const exp = await store.getOrCreateExperiment(opts.experiment);
+    const exp = await store.getOrCreateExperiment(opts.experiment, EXPERIMENT_TAGS);
     if (opts.resumeRunId) {
       await store.reopenRun(opts.resumeRunId);
       const t = new FileStoreTracker(store, exp, opts.resumeRunId, opts.flushEvery ?? 500);

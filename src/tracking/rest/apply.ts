@@ -9,6 +9,7 @@ import { resolve } from 'node:path';
 import { artifactRoot, type MlflowClient } from './client.js';
 import { MlflowError } from './errors.js';
 import type { RunRef, SpoolRecord } from './spool.js';
+import { EXPERIMENT_TAGS } from '../layout.js';
 import { decodeValue, type RunInfo, type WireMetric } from './types.js';
 
 /** The tag that identifies a run to the client that created it (searched before re-creating). */
@@ -17,17 +18,21 @@ export const CLIENT_RUN_ID_TAG = 'pipe.client_run_id';
 /**
  * The id of the experiment `name`, created if missing (race-safe: a RESOURCE_ALREADY_EXISTS
  * from a concurrent creator means re-read) and restored if deleted (runs cannot be created in a
- * deleted experiment).
+ * deleted experiment). It carries `tags` (default: pipe's EXPERIMENT_TAGS): set at creation,
+ * added to an existing experiment that lacks them (existing values are left alone).
  */
-export async function ensureExperiment(client: MlflowClient, name: string): Promise<string> {
+export async function ensureExperiment(client: MlflowClient, name: string, tags: Readonly<Record<string, string>> = EXPERIMENT_TAGS): Promise<string> {
   for (let i = 0; i < 3; i++) {
     const exp = await client.getExperimentByName(name);
     if (exp) {
       if (exp.lifecycle_stage === 'deleted') await client.restoreExperiment(exp.experiment_id);
+      for (const [key, value] of Object.entries(tags)) {
+        if (!exp.tags?.some((t) => t.key === key)) await client.setExperimentTag(exp.experiment_id, key, value);
+      }
       return exp.experiment_id;
     }
     try {
-      return await client.createExperiment(name);
+      return await client.createExperiment(name, Object.entries(tags).map(([key, value]) => ({ key, value })));
     } catch (e) {
       if (!(e instanceof MlflowError && e.errorCode === 'RESOURCE_ALREADY_EXISTS')) throw e;
     }

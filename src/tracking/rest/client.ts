@@ -83,6 +83,11 @@ export class MlflowClient {
     return (await this.api<{ experiment_id: string }>('POST', 'experiments/create', undefined, { name, tags })).experiment_id;
   }
 
+  /** experiments/set-experiment-tag (overwrites). */
+  async setExperimentTag(experimentId: string, key: string, value: string): Promise<void> {
+    await this.api('POST', 'experiments/set-experiment-tag', undefined, { experiment_id: experimentId, key, value });
+  }
+
   /** experiments/restore. */
   async restoreExperiment(experimentId: string): Promise<void> {
     await this.api('POST', 'experiments/restore', undefined, { experiment_id: experimentId });

@@ -28,6 +28,7 @@ export interface Experiment {
   name: string;
   artifact_location?: string;
   lifecycle_stage: 'active' | 'deleted';
+  tags?: KeyValue[];
 }
 
 /** A run's `info`. */

@@ -1,0 +1,59 @@
+/**
+ * How a pipe run is laid out in MLflow's web UI. The UI (MLflow 3.x run page, "Model metrics"
+ * tab) groups metric charts into sections named by the part of the key before its last `/`, and
+ * shows keys under `system/` in its own "System metrics" tab, as MLflow's system-metrics logging
+ * does (mlflow/system_metrics, keys like `system/cpu_utilization_percentage`). So:
+ *
+ * | pipe's metric name                        | MLflow key                              | UI section           |
+ * |-------------------------------------------|-----------------------------------------|----------------------|
+ * | batch_loss, train_/test_loss, _accuracy, lr, best_test_accuracy | unchanged         | Model metrics (first) |
+ * | eval_<split>_<figure>                     | eval/<split>_<figure>                   | eval                 |
+ * | eval_<split>_<figure>.<class>             | eval/per_class/<split>_<figure>.<class> | eval/per_class       |
+ * | eval_<split>_images_per_second            | system/eval_<split>_images_per_second   | System metrics       |
+ * | total_params, learnable_params, trainable_params | model/<name>                     | model                |
+ * | epoch_seconds, images_per_second, rss_bytes, tensor_bytes, stage_seconds.<stage> | system/<name> | System metrics |
+ *
+ * Stages keep their own names (report.json, state.json and the tests of the stages use them);
+ * this table is applied once, where stage reports reach the tracker (src/runner/stage-task.ts).
+ */
+
+/** Metrics that describe the machine or the speed of the run, not the model: the UI's System metrics tab. */
+const SYSTEM = new Set(['epoch_seconds', 'images_per_second', 'rss_bytes', 'tensor_bytes']);
+/** Sizes of the model. */
+const MODEL = new Set(['total_params', 'learnable_params', 'trainable_params']);
+
+/** The MLflow key of pipe's metric `name` (see the table above); unknown names stay as they are. */
+export function mlflowMetricKey(name: string): string {
+  if (name.includes('/')) return name;
+  if (SYSTEM.has(name) || name.startsWith('stage_seconds.')) return `system/${name}`;
+  if (MODEL.has(name)) return `model/${name}`;
+  const ev = /^eval_(.*)$/.exec(name);
+  if (ev) {
+    const rest = ev[1]!;
+    if (/_images_per_second$/.test(rest)) return `system/${name}`;
+    // Per-class figures are `<split>_<figure>.<class>`: the first dot separates the class name.
+    return rest.includes('.') ? `eval/per_class/${rest}` : `eval/${rest}`;
+  }
+  return name;
+}
+
+/**
+ * Tags every experiment pipe creates gets. MLflow 3 asks the user to confirm an experiment's kind
+ * on first visit unless the tag `mlflow.experimentKind` is set; pipe trains models, MLflow's
+ * `custom_model_development` kind (mlflow/server/js `ExperimentKind.CUSTOM_MODEL_DEVELOPMENT`).
+ */
+export const EXPERIMENT_TAGS: Readonly<Record<string, string>> = { 'mlflow.experimentKind': 'custom_model_development' };
+
+/** Longest `pipe.error` value: MLflow's UI shows tags in one table cell; the note has the rest. */
+const ERROR_TAG_LENGTH = 500;
+
+/**
+ * The tags of a run that ended FAILED or KILLED: `pipe.error` (`stage: message`, cut to 500
+ * characters) and the run's note (`mlflow.note.content`, the Description on the run page):
+ * the pipeline's description, then the status and the full reason.
+ */
+export function failureTags(status: 'FAILED' | 'KILLED', reason: string, description?: string): Record<string, string> {
+  const short = reason.length > ERROR_TAG_LENGTH ? `${reason.slice(0, ERROR_TAG_LENGTH - 3)}...` : reason;
+  const note = `**${status}**: ${reason}`;
+  return { 'pipe.error': short, 'mlflow.note.content': description ? `${description}\n\n${note}` : note };
+}
