@@ -5,6 +5,22 @@
  */
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
+import type { DnnlStatus } from '../../src/engine/native/dnnl.js';
+
+/**
+ * The `skip` option of a test or suite that needs the native addon. Off CI, when the addon is not
+ * there, one line saying why (the skip report prints it); under `CI=true` never a skip: CI builds
+ * the addon and must test it, so such a suite runs and fails in `assertNative`, its first hook.
+ */
+export function nativeSkip(status: DnnlStatus): string | false {
+  if (status.addon || process.env['CI'] === 'true') return false;
+  return `native addon unavailable (${status.reason})`;
+}
+
+/** Fails, with the reason, when the addon did not load (the first hook of every native suite). */
+export function assertNative(status: DnnlStatus): void {
+  assert.ok(status.addon, `the native addon is required here (CI=true) but did not load: ${status.addon ? '' : status.reason}`);
+}
 
 /** Deterministic uniform numbers in [lo, hi) from a 32-bit LCG (Numerical Recipes constants). */
 export function seeded(n: number, seed: number, lo = -1, hi = 1): Float32Array {

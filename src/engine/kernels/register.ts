@@ -12,12 +12,15 @@
  *   built and passes its self-test.
  * Must run before `tf.setBackend('wasm')`: a kernel that replaces an existing one keeps the
  * original's setupFunc (wasm binds its C++ functions there), or the original could no longer be
- * called as a fallback.
+ * called as a fallback. That, and the native kernels' use of BackendWasm's heap, are tfjs
+ * internals: the native route is only taken under the tfjs version they were written against
+ * (TFJS_VERSION in ../native/heap.ts; package.json pins it exactly).
  */
 import * as tf from '@tensorflow/tfjs';
 import { fusedBatchNormGradConfig } from '../batch-norm-grad.js';
 import { ADAM_KERNEL, adamKernelConfig } from '../native/adam.js';
-import { loadDnnl } from '../native/dnnl.js';
+import { loadDnnl, type DnnlStatus } from '../native/dnnl.js';
+import { TFJS_VERSION } from '../native/heap.js';
 import { CONV_KERNEL_NAMES, convKernelConfigs } from '../native/conv-kernels.js';
 import { POINTWISE_KERNEL_NAMES, pointwiseKernelConfigs } from '../native/pointwise-kernels.js';
 import { conv2dBackpropFilterConfig } from './conv2d-backprop-filter.js';
@@ -49,6 +52,12 @@ function wasmRoute(): tf.KernelConfig[] {
   ];
 }
 
+/** The addon's status, refused under a tfjs other than the one whose internals it relies on. */
+function nativeStatus(): DnnlStatus {
+  if (tf.version_core !== TFJS_VERSION) return { addon: undefined, reason: `native kernels off: they rely on the internals of tfjs ${TFJS_VERSION}, and this is tfjs ${tf.version_core}` };
+  return loadDnnl();
+}
+
 /**
  * Registers `route` ('auto': native when the addon loads and passes its self-test, else wasm).
  * May be called again to switch routes (tests and benchmarks compare them).
@@ -57,7 +66,7 @@ function wasmRoute(): tf.KernelConfig[] {
  */
 export function setKernelRoute(route: KernelRoute | 'auto'): { route: KernelRoute; names: string[]; detail: string } {
   originals ??= Object.fromEntries([...NATIVE_NAMES, 'Identity', 'Cast'].map((n) => [n, tf.getKernel(n, 'wasm')]));
-  const dnnl = route === 'wasm' ? undefined : loadDnnl();
+  const dnnl = route === 'wasm' ? undefined : nativeStatus();
   if (route === 'native' && !dnnl?.addon) throw new Error(`native kernels unavailable: ${dnnl && !dnnl.addon ? dnnl.reason : ''}`);
   const base = wasmRoute();
   base.forEach(replace);

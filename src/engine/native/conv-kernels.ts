@@ -25,6 +25,7 @@ let nextEpoch = 0;
 /**
  * A key for a filter's data, for the addon's cache of reordered filters: the backend's id of the
  * tensor (never reused by that backend; tfjs tensor data never changes) and the backend instance.
+ * The `id` field of BackendWasm's data is a tfjs internal (see TFJS_VERSION in heap.ts).
  */
 function filterKey(b: WasmBackend, t: TensorInfo): number {
   let epoch = backendEpochs.get(b);
@@ -45,7 +46,7 @@ interface ConvAttrs {
 }
 
 /**
- * pipe_dnnl's conv parameters (native.h) but the offsets, activation and filter key: `head` the
+ * pipe_dnnl's conv parameters (native/native.h) but the offsets, activation and filter key: `head` the
  * first 15, `tail` the filter's full size and window start; null when oneDNN cannot take them.
  */
 function convParams(xShape: number[], fShape: number[], a: ConvAttrs): { head: number[]; tail: number[] } | null {

@@ -1,7 +1,8 @@
 /**
- * Loads pipe's optional native addon (src/engine/native/pipe_dnnl.cc, built by build.ts into
- * dist/native/pipe_dnnl.node against Debian's libdnnl-dev) and checks it before use: a start-up
- * self-test compares its convolution (forward, backward data, backward weights) and matMul
+ * Loads pipe's optional native addon (native/*.cc at the repository root, built by binding.gyp
+ * into build/Release/pipe_dnnl.node when `npm ci` / `npm install` finds g++ and oneDNN 2.x, see
+ * native/install.mjs) and checks it before use: a start-up self-test compares its convolution
+ * (forward, backward data, backward weights, including a strided 1x1 filter gradient) and matMul
  * with direct loops written out here, on small random inputs; an addon that disagrees (max
  * relative error > 1e-4) or fails to load is refused and the wasm kernels stay in charge.
  *
@@ -11,11 +12,11 @@
  * (OMP_WAIT_POLICY=passive unless set) so that they do not spin on cores the data workers need.
  */
 import { createRequire } from 'node:module';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 
-/** The addon's functions (see pipe_dnnl.cc for the parameter layouts). */
+/** The addon's functions (see native/pipe_dnnl.cc and native/native.h for the parameter layouts). */
 export interface DnnlAddon {
   /** kind 0 forward, 1 backward data, 2 backward weights; p: Float64Array(26). */
   conv(kind: number, heap: ArrayBuffer, p: Float64Array): void;
@@ -42,8 +43,17 @@ export interface DnnlAddon {
 /** The addon, or why it is not used. */
 export type DnnlStatus = { addon: DnnlAddon; threads: number; path: string } | { addon: undefined; reason: string };
 
-/** Where build.ts puts the addon: dist/native/pipe_dnnl.node (this file runs from dist/src/engine/native/). */
-export const ADDON_PATH = fileURLToPath(new URL('../../../native/pipe_dnnl.node', import.meta.url));
+/** Where node-gyp puts the addon: build/Release/pipe_dnnl.node (this file runs from dist/src/engine/native/). */
+export const ADDON_PATH = fileURLToPath(new URL('../../../../build/Release/pipe_dnnl.node', import.meta.url));
+
+/** Where native/install.mjs says why it did not build the addon. */
+const SKIPPED_PATH = fileURLToPath(new URL('../../../../build/pipe_dnnl.skipped', import.meta.url));
+
+/** Why the addon at `path` is not there: the install's own reason when it recorded one. */
+function notBuiltReason(path: string): string {
+  if (path === ADDON_PATH && existsSync(SKIPPED_PATH)) return `native addon not built: ${readFileSync(SKIPPED_PATH, 'utf8').trim()}`;
+  return `native addon not built (no ${path}; needs g++ and libdnnl-dev, then \`npm run build:native\`)`;
+}
 
 let status: DnnlStatus | undefined;
 
@@ -52,7 +62,7 @@ export function loadDnnl(): DnnlStatus {
   if (status) return status;
   if (process.env['PIPE_NATIVE'] === '0') return (status = { addon: undefined, reason: 'disabled by PIPE_NATIVE=0' });
   const path = process.env['PIPE_NATIVE_PATH'] || ADDON_PATH;
-  if (!existsSync(path)) return (status = { addon: undefined, reason: `native addon not built (${path}; needs libdnnl-dev, then node dist/src/engine/native/build.js)` });
+  if (!existsSync(path)) return (status = { addon: undefined, reason: notBuiltReason(path) });
   process.env['OMP_WAIT_POLICY'] ??= 'passive';
   let addon: DnnlAddon;
   try {
@@ -87,9 +97,12 @@ function relErr(a: Float32Array, b: Float32Array): number {
   return d / Math.max(m, 1e-12);
 }
 
-/** Conv forward, backward data and backward weights of one shape vs direct loops; a message on disagreement. */
-function convSelfTest(addon: DnnlAddon, C: number): string | undefined {
-  const [N, H, W, KH, KW, O, S, P] = [2, 7, 6, 3, 3, 4, 2, 1];
+/**
+ * Conv forward, backward data and backward weights of one shape (C input channels, a K x K
+ * filter, stride 2, padding P) vs direct loops; a message on disagreement.
+ */
+function convSelfTest(addon: DnnlAddon, C: number, K = 3, P = 1): string | undefined {
+  const [N, H, W, KH, KW, O, S] = [2, 8, 6, K, K, 4, 2];
   const OH = Math.floor((H + 2 * P - KH) / S) + 1, OW = Math.floor((W + 2 * P - KW) / S) + 1;
   const x = rand(N * H * W * C, 1), w = rand(KH * KW * C * O, 2), dy = rand(N * OH * OW * O, 3);
   const y = new Float32Array(N * OH * OW * O), dx = new Float32Array(x.length), dw = new Float32Array(w.length);
@@ -112,23 +125,25 @@ function convSelfTest(addon: DnnlAddon, C: number): string | undefined {
   view(wOff, w.length).set(w);
   addon.conv(0, heap, p);
   const e0 = relErr(view(yOff, y.length), y);
-  if (e0 > 1e-4) return `conv forward (${C} channels), relative error ${e0.toExponential(2)}`;
+  const what = `${K}x${K} conv`;
+  if (e0 > 1e-4) return `${what} forward (${C} channels), relative error ${e0.toExponential(2)}`;
   view(yOff, dy.length).set(dy);
   addon.conv(1, heap, p);
   const e1 = relErr(view(xOff, x.length), dx);
-  if (e1 > 1e-4) return `conv backward data (${C} channels), relative error ${e1.toExponential(2)}`;
+  if (e1 > 1e-4) return `${what} backward data (${C} channels), relative error ${e1.toExponential(2)}`;
   view(xOff, x.length).set(x);
   addon.conv(2, heap, p);
   const e2 = relErr(view(wOff, w.length), dw);
-  if (e2 > 1e-4) return `conv backward weights (${C} channels), relative error ${e2.toExponential(2)}`;
+  if (e2 > 1e-4) return `${what} backward weights (${C} channels), relative error ${e2.toExponential(2)}`;
   return undefined;
 }
 
 /** Returns a description of the first disagreement, or undefined when all agree. */
 export function selfTest(addon: DnnlAddon): string | undefined {
   try {
-    // 3 channels: the col2im backward-data path; 6: oneDNN's own.
-    const conv = convSelfTest(addon, 3) ?? convSelfTest(addon, 6);
+    // 3 channels: the col2im backward-data path; 6: oneDNN's own; strided 1x1 with 4 channels:
+    // the gather + matMul filter gradient (native/conv.cc).
+    const conv = convSelfTest(addon, 3) ?? convSelfTest(addon, 6) ?? convSelfTest(addon, 4, 1, 0);
     if (conv) return conv;
     const heap = new ArrayBuffer(4096);
     const f = new Float32Array(heap);

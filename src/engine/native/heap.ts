@@ -1,11 +1,19 @@
 /**
- * What the native kernels need from tfjs-backend-wasm's `BackendWasm` (tfjs 4.22,
+ * What the native kernels need from tfjs-backend-wasm's `BackendWasm` (tfjs 4.22.0,
  * tfjs-backend-wasm/src/backend_wasm.ts): a tensor's byte offset in the wasm heap, outputs
  * allocated there, and the heap's ArrayBuffer, which the addon reads and writes in place.
+ *
+ * INTERNALS: these are tfjs internals, not its public API (so are the tensor ids used as filter
+ * keys in conv-kernels.ts, and the replacement of wasm's kernels keeping their setupFuncs in
+ * ../kernels/register.ts). package.json therefore pins every @tensorflow/* package to exactly
+ * TFJS_VERSION, and register.ts keeps the native route off under any other tfjs version.
  */
 import type { KernelConfig, KernelFunc, NamedAttrMap, NamedTensorInfoMap, TensorInfo } from '@tensorflow/tfjs';
 
-/** The parts of BackendWasm used by the native kernels. */
+/** The tfjs version whose internals the native kernels rely on (package.json pins it exactly). */
+export const TFJS_VERSION = '4.22.0';
+
+/** The parts of BackendWasm used by the native kernels (tfjs internals, see TFJS_VERSION). */
 export interface WasmBackend {
   dataIdMap: { get(id: unknown): { memoryOffset: number } };
   makeOutput(shape: number[], dtype: 'float32'): TensorInfo;

@@ -24,7 +24,7 @@ function isTrailing(small: readonly number[], big: readonly number[]): boolean {
   return s.every((d, i) => d === big[big.length - s.length + i]);
 }
 
-/** [mode, inner] of pipe_dnnl's binary op (native.h), or null for other broadcasts. */
+/** [mode, inner] of pipe_dnnl's binary op (native/native.h), or null for other broadcasts. */
 export function broadcastMode(aShape: readonly number[], bShape: readonly number[], outShape: readonly number[]): [number, number] | null {
   const [na, nb, n] = [sizeOf(aShape), sizeOf(bShape), sizeOf(outShape)];
   if (na === n && nb === n) return [0, n];

@@ -3,7 +3,8 @@
 // CPU); element-wise ops, column reductions, the max-pool gradient and a fused Adam step through
 // OpenMP loops.
 // Operands live in the wasm heap (the WebAssembly.Memory's ArrayBuffer) and are read and written
-// in place; the JS side (kernels.ts) allocates outputs there first.
+// in place; the JS side (src/engine/native/*-kernels.ts) allocates outputs there first. Built by
+// binding.gyp (see native/install.mjs).
 //
 // Exports (synchronous; `heap` an ArrayBuffer, `p` a Float64Array laid out as native.h says):
 //   conv(kind, heap, p)  matmul(heap, p)  binary(heap, p)  unary(heap, p)

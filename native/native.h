@@ -5,6 +5,14 @@
 #pragma once
 #include <cstddef>
 
+// The supported oneDNN: 2.x (Debian 12 ships 2.6.3). conv.cc uses its v2 op-descriptor API
+// (convolution_forward::desc -> primitive_desc), which oneDNN 3.0 removed. native/install.mjs
+// says the same before building; this stops a build started some other way.
+#include "oneapi/dnnl/dnnl_version.h"
+#if DNNL_VERSION_MAJOR != 2
+#error "pipe's native addon needs oneDNN 2.x (its v2 op-descriptor API; oneDNN 3.0 removed it), and this oneDNN is another major version: install oneDNN 2.x (Debian 12: apt-get install libdnnl-dev) or use the wasm kernels"
+#endif
+
 namespace pipe_native {
 
 // Convolution, NHWC activations, HWIO filters. kind 0 forward, 1 backward data, 2 backward
