@@ -2,7 +2,9 @@
  * Cross-field rules the schema cannot express, checked on the compiled graph before any work:
  * - each stage kind has the upstream kinds it reads (augment needs a download, ...);
  * - the training stages of a chain train for at least one epoch in all;
- * - an architecture's minimum input size fits the images after augmentation.
+ * - an architecture's minimum input size fits the images after augmentation;
+ * - the stages fit the data: class count, image shape, val split, block names (data-checks.ts);
+ * - names fit the tracking store and the file system (store-limits.ts).
  * Anchor: DVC `repo/graph.py` checks as named errors, Keras applications' input-size checks.
  */
 import { issueAt, type ConfigIssue } from '../config/load.js';
@@ -10,10 +12,10 @@ import type { SourceFile } from '../config/source.js';
 import type { PipelineConfig, StageKindName } from '../config/types.js';
 import type { OpSpec } from '../data/transforms.js';
 import { outputSize } from '../data/transforms.js';
+import { datasetFacts } from '../data/datasets.js';
 import { MODELS } from '../models/registry.js';
-
-/** Native image size of the built-in datasets, px. */
-const DATASET_SIZE: Record<string, number> = { 'fashion-mnist': 28, mnist: 28, cifar10: 32, cifar100: 32 };
+import { dataIssues } from './data-checks.js';
+import { storeLimitIssues } from './store-limits.js';
 
 /** Upstream kinds each kind reads: one of each inner list must be an ancestor. */
 const REQUIRES: Partial<Record<StageKindName, StageKindName[][]>> = {
@@ -50,16 +52,14 @@ export function semanticIssues(config: PipelineConfig, ancestorsOf: (name: strin
     }
     if (stage.kind === 'build-model') checkInputSize(config, name, ancestorsOf, at);
   }
+  issues.push(...dataIssues(config, ancestorsOf, source), ...storeLimitIssues(config, source));
   return issues;
 }
 
 /** Image size (height, width) of a download stage's images, when known before running. */
 function datasetSize(w: Record<string, unknown>): [number, number] | undefined {
-  const size = w['image_size'];
-  if (typeof size === 'number') return [size, size];
-  if (Array.isArray(size) && size.length === 2) return [Number(size[0]), Number(size[1])];
-  const side = DATASET_SIZE[String(w['dataset'])];
-  return side === undefined ? undefined : [side, side];
+  const shape = datasetFacts(w as Parameters<typeof datasetFacts>[0]).shape;
+  return shape && [shape[0], shape[1]];
 }
 
 function checkInputSize(config: PipelineConfig, model: string, ancestorsOf: (n: string) => string[], at: (p: (string | number)[], m: string) => void): void {

@@ -31,6 +31,8 @@ export interface CifarSpec {
   namesFile: string;
   /** Class names when the folder has no names file. */
   classes: string[];
+  /** Image shape [height, width, channels]. */
+  shape: readonly [number, number, number];
 }
 
 /** CIFAR-10: 50000 train / 10000 test images of 32x32x3, 10 classes. */
@@ -45,6 +47,7 @@ export const CIFAR10: CifarSpec = {
   labelBytes: 1,
   namesFile: 'batches.meta.txt',
   classes: ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck'],
+  shape: [32, 32, 3],
 };
 
 /** CIFAR-100: 50000 train / 10000 test images of 32x32x3, 100 fine classes (names sorted, as in fine_label_names.txt). */
@@ -63,6 +66,7 @@ export const CIFAR100: CifarSpec = {
     'lamp lawn_mower leopard lion lizard lobster man maple_tree motorcycle mountain mouse mushroom oak_tree orange orchid otter palm_tree pear pickup_truck pine_tree ' +
     'plain plate poppy porcupine possum rabbit raccoon ray road rocket rose sea seal shark shrew skunk skyscraper snail snake spider ' +
     'squirrel streetcar sunflower sweet_pepper table tank telephone television tiger tractor train trout tulip turtle wardrobe whale willow_tree wolf woman worm').split(' '),
+  shape: [32, 32, 3],
 };
 
 const PIXELS = 32 * 32;

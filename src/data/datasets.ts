@@ -7,7 +7,7 @@
  * unpacked CIFAR folder.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CIFAR10, CIFAR100, loadCifar, type CifarSpec } from './cifar.js';
@@ -44,6 +44,36 @@ export interface LoadHooks {
 
 const MNIST_FAMILY: Record<string, MnistFamilySpec> = { 'fashion-mnist': FASHION_MNIST, mnist: MNIST };
 const CIFARS: Record<string, CifarSpec> = { cifar10: CIFAR10, cifar100: CIFAR100 };
+
+/** What is known of a download stage's data before loading it; a field is absent when unknown. */
+export interface DatasetFacts {
+  /** Number of classes. */
+  classes?: number;
+  /** Image shape [height, width, channels] (NHWC without N). */
+  shape?: [number, number, number];
+}
+
+/**
+ * The class count and image shape of the data a download stage with params `p` loads, from the
+ * dataset's definition (cifar.ts, mnist-family.ts) or, for imagefolder, from `image_size`,
+ * `channels` and the class subfolders of `<source>/train` when that folder exists now.
+ */
+export function datasetFacts(p: { dataset: string; source?: string; image_size?: number | [number, number]; channels?: 1 | 3 }): DatasetFacts {
+  const spec = MNIST_FAMILY[p.dataset] ?? CIFARS[p.dataset];
+  if (spec) return { classes: spec.classes.length, shape: [...spec.shape] };
+  if (p.dataset !== 'imagefolder') return {};
+  const size = p.image_size;
+  const shape: [number, number, number] | undefined = size === undefined ? undefined : typeof size === 'number' ? [size, size, p.channels ?? 3] : [size[0], size[1], p.channels ?? 3];
+  const train = p.source === undefined ? undefined : join(p.source, 'train');
+  let classes: number | undefined;
+  try {
+    // the same listing as listImageFolder: subfolders not starting with '.'
+    if (train && statSync(train).isDirectory()) classes = readdirSync(train, { withFileTypes: true }).filter((d) => d.isDirectory() && !d.name.startsWith('.')).length || undefined;
+  } catch {
+    classes = undefined; // unreadable now: the download stage reports it
+  }
+  return { ...(classes !== undefined ? { classes } : {}), ...(shape ? { shape } : {}) };
+}
 
 const sha = (s: string): string => createHash('sha256').update(s).digest('hex');
 

@@ -31,6 +31,8 @@ export interface MnistFamilySpec {
   name: 'fashion-mnist' | 'mnist';
   baseUrl: string;
   classes: string[];
+  /** Image shape [height, width, channels], as the IDX headers give it. */
+  shape: readonly [number, number, number];
   files: { trainImages: FileSpec; trainLabels: FileSpec; testImages: FileSpec; testLabels: FileSpec };
   /** Folders a Debian package installs the files into. */
   systemDirs: string[];
@@ -42,6 +44,7 @@ export const FASHION_MNIST: MnistFamilySpec = {
   name: 'fashion-mnist',
   baseUrl: 'http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/',
   classes: ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot'],
+  shape: [28, 28, 1],
   files: {
     trainImages: { name: 'train-images-idx3-ubyte.gz', gzMd5: '8d4fb7e6c68d591d4c3dfef9ec88bf0d', rawSha256: 'c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888' },
     trainLabels: { name: 'train-labels-idx1-ubyte.gz', gzMd5: '25c81989df183df01b3e8a0aad5dffbe', rawSha256: 'bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9' },
@@ -56,6 +59,7 @@ export const MNIST: MnistFamilySpec = {
   name: 'mnist',
   baseUrl: 'https://ossci-datasets.s3.amazonaws.com/mnist/',
   classes: ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'],
+  shape: [28, 28, 1],
   files: {
     trainImages: { name: 'train-images-idx3-ubyte.gz', gzMd5: 'f68b3c2dcbeaaa9fbdd348bbdeb94873' },
     trainLabels: { name: 'train-labels-idx1-ubyte.gz', gzMd5: 'd53e105ee54ea40749a09fcbcd1e9432' },

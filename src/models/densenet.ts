@@ -56,6 +56,7 @@ export const DENSENETS: Record<string, ModelEntry> = {
     family: 'densenet',
     description: 'torchvision DenseNet-121 (growth 32, blocks 6/12/24/16)',
     minInputSize: 29, // torchvision DenseNet121_Weights meta min_size (29, 29)
+    blocks: ['stem', ...DENSENET121.blocks.flatMap((_, b, all) => (b < all.length - 1 ? [`denseblock${b + 1}`, `transition${b + 1}`] : [`denseblock${b + 1}`])), 'norm5'],
     classifier: 'classifier',
     pretrained: ['imagenet'],
     publishedParams: 7_978_856,

@@ -80,12 +80,16 @@ export function mbNet(stages: MbStage[], act: Act, inp: BackboneInput, init: Rng
   return net.finish(x, name);
 }
 
+/** The block names mbNet gives a network of these stages. */
+const mbBlocks = (stages: MbStage[]): string[] => ['stem', ...stages.map((_, i) => `blocks_${i}`), 'conv_head'];
+
 /** The family's registry entries (timm-trained weights: timm's RandAugment recipe, not torchvision's). */
 export const EFFICIENTNETS: Record<string, ModelEntry> = {
   mobilenet_v2: {
     family: 'efficientnet',
     description: 'MobileNetV2 1.0 (timm mobilenetv2_100; = torchvision mobilenet_v2)',
     minInputSize: 1, // torchvision MobileNet_V2_Weights meta min_size (1, 1)
+    blocks: mbBlocks(MOBILENET_V2),
     classifier: 'classifier',
     pretrained: ['imagenet'],
     publishedParams: 3_504_872,
@@ -105,6 +109,7 @@ export const EFFICIENTNETS: Record<string, ModelEntry> = {
     family: 'efficientnet',
     description: 'EfficientNet-B0 (timm efficientnet_b0; = torchvision efficientnet_b0)',
     minInputSize: 1, // torchvision EfficientNet_B0_Weights meta min_size (1, 1)
+    blocks: mbBlocks(EFFICIENTNET_B0),
     classifier: 'classifier',
     pretrained: ['imagenet'],
     publishedParams: 5_288_548,

@@ -9,6 +9,11 @@ export interface ModelEntry {
   family: string;
   /** One line for `pipe models`. */
   description: string;
+  /**
+   * Names of the backbone's blocks in order (what `unfreeze: { from: <block> }` takes), known
+   * without building the network; equal to the built Backbone's `blocks` (test/unit/models.test.ts).
+   */
+  blocks: readonly string[];
   /** Smallest input side the architecture accepts, in pixels (torchvision's `min_size` where it has one). */
   minInputSize: number;
   /** Torch module of the classifier the head stands for (`fc`, `classifier`, `head.fc`). */

@@ -104,6 +104,7 @@ export const INCEPTIONS: Record<string, ModelEntry> = {
     family: 'inception',
     description: 'torchvision Inception v3 without the auxiliary classifier (299 px native)',
     minInputSize: 75,
+    blocks: ['stem', 'Mixed_5b', 'Mixed_5c', 'Mixed_5d', 'Mixed_6a', 'Mixed_6b', 'Mixed_6c', 'Mixed_6d', 'Mixed_6e', 'Mixed_7a', 'Mixed_7b', 'Mixed_7c'],
     classifier: 'fc',
     pretrained: ['imagenet'],
     // torchvision documents 27,161,264 with AuxLogits (3,326,696 of them); the published file has none.

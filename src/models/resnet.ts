@@ -99,6 +99,7 @@ const entry = (arch: keyof typeof RESNET_LAYOUTS, description: string, extra: Pa
   family: 'resnet',
   description,
   minInputSize: 1, // torchvision ResNet*_Weights meta min_size (1, 1)
+  blocks: ['stem', ...RESNET_LAYOUTS[arch].counts.map((_, i) => `layer${i + 1}`)],
   classifier: 'fc',
   pretrained: extra.imagenet ? ['imagenet'] : [],
   build: (inp, init) => resnet(RESNET_LAYOUTS[arch], inp, init, arch),
@@ -107,7 +108,7 @@ const entry = (arch: keyof typeof RESNET_LAYOUTS, description: string, extra: Pa
 
 /** The ResNet family's registry entries. Weights: torchvision's originals as timm `<arch>.tv_in1k`. */
 export const RESNETS: Record<string, ModelEntry> = {
-  mini_resnet: { family: 'resnet', description: 'small ResNet for quick runs on 28x28 data (no pretrained weights)', minInputSize: 8, classifier: 'fc', pretrained: [], build: (inp, init) => miniResnet(inp, init === 'zeros' ? new Rng(0) : init) },
+  mini_resnet: { family: 'resnet', description: 'small ResNet for quick runs on 28x28 data (no pretrained weights)', minInputSize: 8, blocks: ['stem', 'layer1', 'layer2', 'layer3'], classifier: 'fc', pretrained: [], build: (inp, init) => miniResnet(inp, init === 'zeros' ? new Rng(0) : init) },
   resnet18: entry('resnet18', 'torchvision ResNet-18 (BasicBlock [2,2,2,2])', {
     publishedParams: 11_689_512,
     imagenet: tvResnet('timm/resnet18.tv_in1k', 'a987fd6b60f845221bfff84b6f0191273ba56ead', '694f673df6520a3158624e8a89af086f59923ee4cd7436fe5bc3bc71d295ad81', 46_807_446),

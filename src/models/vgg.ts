@@ -55,6 +55,8 @@ export const VGGS: Record<string, ModelEntry> = {
     family: 'vgg',
     description: 'torchvision VGG-16 (no BatchNorm), FC layers as convs',
     minInputSize: 32, // torchvision VGG16_Weights meta min_size (32, 32)
+    // block1, then one more after every 'M' but the last, then pre_logits
+    blocks: ['block1', ...VGG16_CFG.slice(0, -1).filter((v) => v === 'M').map((_, i) => `block${i + 2}`), 'pre_logits'],
     classifier: 'head.fc',
     pretrained: ['imagenet'],
     publishedParams: 138_357_544,

@@ -59,6 +59,8 @@ describe('every registry entry', () => {
       }
       const { learnable } = paramCounts(c);
       if (e.publishedParams !== undefined) assert.equal(learnable, e.publishedParams, `${name}: learnable parameters`);
+      // the registry knows the block names without building (validate checks unfreeze.from against them)
+      assert.deepEqual(c.backbone.blocks, [...e.blocks], `${name}: MODELS.${name}.blocks`);
       // blocks are layer-name prefixes, and every weight-holding layer is in one
       const blockOf = (l: string): string | undefined => c.backbone.blocks.find((b) => l === b || l.startsWith(`${b}_`));
       for (const l of c.backbone.model.layers) if (l.weights.length > 0) assert.ok(blockOf(l.name), `${name}: layer ${l.name} is in no block of ${c.backbone.blocks.join(',')}`);

@@ -13,7 +13,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import lockfile from 'proper-lockfile';
 import { parse } from 'yaml';
 import { isDiskError, writeDurable } from '../../fs-durable.js';
-import { MAX_PARAM_VALUE_LENGTH, MAX_TAG_VALUE_LENGTH, validateKey } from '../names.js';
+import { MAX_EXPERIMENT_NAME_LENGTH, MAX_PARAM_VALUE_LENGTH, MAX_TAG_VALUE_LENGTH, validateKey } from '../names.js';
 import type { RunStatus } from '../tracker.js';
 
 /** One metric observation. */
@@ -194,7 +194,7 @@ export class FileStore {
 
   /** Experiment id by name, creating it (random 18-digit integer id as a string, like MLflow) with `tags` if missing; restores a deleted one; adds those of `tags` an existing one lacks (existing values are kept). */
   async getOrCreateExperiment(name: string, tags: Record<string, string> = {}): Promise<string> {
-    if (name.length === 0 || name.length > 500) throw new Error(`Invalid experiment name: '${name}'`);
+    if (name.length === 0 || name.length > MAX_EXPERIMENT_NAME_LENGTH) throw new Error(`Invalid experiment name: '${name}'`);
     Object.keys(tags).forEach((k) => validateKey(k, 'tag'));
     return this.serial(async () => {
       await this.init();

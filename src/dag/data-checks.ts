@@ -1,0 +1,71 @@
+/**
+ * Checks against what the data is, made before any stage runs (`validate`, `plan` and `run`
+ * alike): the class count and image shape of each download stage come from the dataset's
+ * definition (src/data/datasets.ts `datasetFacts`; imagefolder: its listing), and then
+ * - a build-model's `num_classes` equals the class count of the data it is built for;
+ * - every augment op fits the images it gets (normalize/fill values per channel, padding for
+ *   the image size, grayscale input): each op's own `outShape` check, run on the known shape;
+ * - an evaluate stage asks for the `val` split only when its data holds one out (`val_fraction`);
+ * - `unfreeze: { from: <block> }` names a block of the architecture upstream (MODELS[arch].blocks).
+ * A check whose fact is unknown before loading (an imagefolder without `image_size`, a folder
+ * not there yet) is skipped here; the stage checks it when it runs.
+ */
+import { issueAt, type ConfigIssue } from '../config/load.js';
+import type { SourceFile } from '../config/source.js';
+import { didYouMean } from '../config/suggest.js';
+import type { PipelineConfig, StageKindName } from '../config/types.js';
+import { datasetFacts } from '../data/datasets.js';
+import { buildTransform, type OpSpec } from '../data/transforms.js';
+import { MODELS } from '../models/registry.js';
+
+type At = (path: (string | number)[], message: string) => void;
+
+/** The data issues of a compiled pipeline (empty when fine). */
+export function dataIssues(config: PipelineConfig, ancestorsOf: (name: string) => string[], source?: SourceFile): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  const at: At = (path, message) => void issues.push(issueAt(source, path, message));
+  const nearest = (name: string, kind: StageKindName): string | undefined => ancestorsOf(name).find((a) => config.stages[a]!.kind === kind);
+  const dataOf = (name: string): { stage: string; dataset: string; w: Record<string, unknown> } | undefined => {
+    const stage = nearest(name, 'download');
+    return stage === undefined ? undefined : { stage, dataset: String(config.stages[stage]!.with['dataset']), w: config.stages[stage]!.with };
+  };
+  for (const [name, stage] of Object.entries(config.stages)) {
+    const w = stage.with;
+    const data = dataOf(name);
+    const facts = data ? datasetFacts(data.w as Parameters<typeof datasetFacts>[0]) : {};
+    if (stage.kind === 'build-model' && typeof w['num_classes'] === 'number' && facts.classes !== undefined && w['num_classes'] !== facts.classes) {
+      at(['stages', name, 'with', 'num_classes'], `num_classes is ${w['num_classes']}, but the data of stage '${data!.stage}' (${data!.dataset}) has ${facts.classes} classes; leave num_classes out to use the data's count`);
+    }
+    if (stage.kind === 'augment' && facts.shape) checkOps(name, w as { train?: OpSpec[]; test?: OpSpec[] }, facts.shape, `stage '${data!.stage}' loads ${facts.shape.join('x')} ${data!.dataset} images`, at);
+    if (stage.kind === 'evaluate' && Array.isArray(w['splits']) && data && data.w['val_fraction'] === undefined) {
+      const i = (w['splits'] as string[]).indexOf('val');
+      if (i >= 0) at(['stages', name, 'with', 'splits', i], `the data of stage '${data.stage}' has no val split; set val_fraction in that download stage, or drop val`);
+    }
+    const unfreeze = w['unfreeze'];
+    if (stage.kind === 'unfreeze-train' && typeof unfreeze === 'object' && unfreeze !== null) {
+      const from = String((unfreeze as { from: unknown }).from);
+      const model = nearest(name, 'build-model');
+      const arch = model === undefined ? undefined : String(config.stages[model]!.with['arch']);
+      const blocks = arch === undefined ? undefined : MODELS[arch]?.blocks;
+      if (blocks && !blocks.includes(from)) {
+        at(['stages', name, 'with', 'unfreeze', 'from'], `'${from}' is not a block of ${arch} (stage '${model}'); blocks: ${blocks.join(', ')}.${didYouMean(from, blocks)}`.replace(/\.$/, ''));
+      }
+    }
+  }
+  return issues;
+}
+
+/** Runs each op's shape check on the known image shape, split by split. */
+function checkOps(name: string, w: { train?: OpSpec[]; test?: OpSpec[] }, shape: [number, number, number], loads: string, at: At): void {
+  for (const split of ['train', 'test'] as const) {
+    let s: [number, number, number] = shape;
+    for (const [i, spec] of (w[split] ?? []).entries()) {
+      try {
+        s = buildTransform(spec).outShape(s);
+      } catch (e) {
+        at(['stages', name, 'with', split, i], `${(e as Error).message} (${split} images are ${s.join('x')} at this op; ${loads})`);
+        break;
+      }
+    }
+  }
+}
