@@ -59,8 +59,8 @@ export async function initEngine(requested: BackendName): Promise<EngineInfo> {
       await tf.ready();
       const backend = tf.getBackend();
       const route = kernelRoute();
-      // The kernel route: the native addon's threads, or why the addon is not used.
-      const wasmDevice = route ? `CPU, WebAssembly SIMD, 1 thread; ${route.detail}` : 'CPU, WebAssembly SIMD, 1 thread';
+      // The kernel route and its threads, or why the native addon is not used.
+      const wasmDevice = route ? `CPU, ${route.detail}` : 'CPU, WebAssembly SIMD, 1 thread';
       const device = backend === 'wasm' ? wasmDevice : backend === 'cpu' ? 'CPU, pure JavaScript (slow: tests only)' : name === 'tensorflow-gpu' ? 'GPU, libtensorflow' : 'CPU, libtensorflow';
       const note = skipped.length ? ` (skipped: ${skipped.join('; ')})` : '';
       return { backend, requested, description: `${backend} [${device}]${note}` };

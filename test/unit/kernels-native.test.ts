@@ -12,6 +12,7 @@ import { before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 
+import { initEngine } from '../../src/engine/backend.js';
 import { registerBatchNormGrad, registerWasmKernels, setKernelRoute } from '../../src/engine/kernels/register.js';
 import { createAdam } from '../../src/engine/native/adam.js';
 import { liveTaps } from '../../src/engine/kernels/live-taps.js';
@@ -211,12 +212,12 @@ describe('self-test and fallback', { skip: nativeSkip(DNNL) }, () => {
   const addon = DNNL.addon as DnnlAddon;
   /** The addon's functions with some replaced (its own properties are not enumerable). */
   const patched = (over: Partial<DnnlAddon>): DnnlAddon => {
-    const keys = ['conv', 'matmul', 'binary', 'unary', 'reduceRows', 'maxPoolGrad', 'adam', 'implInfo', 'setThreads', 'threads'] as const;
+    const keys = ['conv', 'matmul', 'binary', 'unary', 'reduceRows', 'maxPoolGrad', 'batchNorm', 'adam', 'implInfo', 'setThreads', 'threads'] as const;
     const base = Object.fromEntries(keys.map((k) => [k, (addon[k] as (...a: unknown[]) => unknown).bind(addon)])) as unknown as DnnlAddon;
     return { ...base, ...over };
   };
 
-  it('the self-test passes the real addon and refuses one that computes wrong values', () => {
+  it('the self-test passes the real addon and refuses one where any kernel computes wrong values', () => {
     assert.equal(selfTest(addon), undefined);
     const wrong = patched({ conv: (kind, heap, p) => { addon.conv(kind, heap, p); new Float32Array(heap)[p[17]! / 4]! += 1; } });
     assert.match(selfTest(wrong) ?? '', /^3x3 conv forward \(3 channels\), relative error/);
@@ -225,6 +226,23 @@ describe('self-test and fallback', { skip: nativeSkip(DNNL) }, () => {
     assert.match(selfTest(wrong1x1) ?? '', /^1x1 conv backward weights \(4 channels\), relative error/);
     const throwing = patched({ matmul: () => { throw new Error('boom'); } });
     assert.equal(selfTest(throwing), 'boom');
+    // Every other op it checks: one output value off is enough to refuse the addon.
+    const offBy = (k: number) => (heap: ArrayBuffer, off: number): void => { new Float32Array(heap)[off / 4]! += k; };
+    const cases: Array<[Partial<DnnlAddon>, RegExp]> = [
+      [{ binary: (h, p) => { addon.binary(h, p); offBy(1)(h, p[4]!); } }, /^element-wise add/],
+      [{ reduceRows: (h, p) => { addon.reduceRows(h, p); offBy(1)(h, p[2]!); } }, /^column sums/],
+      [{ unary: (h, p) => { addon.unary(h, p); offBy(0.1)(h, p[2]!); } }, /^sqrt/],
+      [{ batchNorm: (h, p) => { addon.batchNorm(h, p); offBy(0.1)(h, p[1]!); } }, /^batch norm/],
+      [{ maxPoolGrad: (h, p) => { addon.maxPoolGrad(h, p); offBy(0.5)(h, p[14]!); } }, /^max-pool gradient/],
+      [{ adam: (h, p) => { addon.adam(h, p); offBy(0.01)(h, p[4]!); } }, /^Adam step/],
+    ];
+    for (const [over, why] of cases) assert.match(selfTest(patched(over)) ?? 'passed', why);
+  });
+
+  it('the engine line names the native route and its threads', async () => {
+    setKernelRoute('auto');
+    const { description } = await initEngine('wasm');
+    assert.match(description, new RegExp(`^wasm \\[CPU, native route: oneDNN addon on ${DNNL.addon ? DNNL.threads : 0} threads? for convolutions`));
   });
 
   it('a kernel whose addon call throws returns the fallback\'s result and leaks nothing', async () => {

@@ -76,8 +76,9 @@ describe('registration', () => {
   });
 
   it('wasm route: the gradient kernels and forward wrappers, keeping wasm\'s setupFuncs', () => {
-    const { route, names } = setKernelRoute('wasm');
+    const { route, names, detail } = setKernelRoute('wasm');
     assert.equal(route, 'wasm');
+    assert.equal(detail, 'wasm route: WebAssembly SIMD, 1 thread');
     assert.deepEqual([...names].sort(), WASM_ROUTE);
     const now = tf.getKernel('Conv2DBackpropInput', 'wasm')!;
     assert.ok(WASM_OWN_INPUT_KERNEL, 'tfjs-backend-wasm ships a Conv2DBackpropInput');
@@ -92,7 +93,7 @@ describe('registration', () => {
     const ownConv = WASM_OWN_CONV_KERNEL;
     const { route, names, detail } = setKernelRoute('native');
     assert.equal(route, 'native');
-    assert.match(detail, /oneDNN, \d+ threads/);
+    assert.match(detail, /^native route: oneDNN addon on \d+ threads? for convolutions/);
     for (const n of [...WASM_ROUTE, 'Conv2D', 'FusedConv2D', 'BatchMatMul', 'Add', 'Mean', 'MaxPoolGrad', 'PipeAdamUpdate']) assert.ok(names.includes(n), `${n} registered`);
     assert.equal(tf.getKernel('Conv2D', 'wasm')!.setupFunc, ownConv!.setupFunc, 'wasm\'s Conv2D setupFunc is kept for its fallback');
     assert.equal(tf.getKernel('Conv2DBackpropInput', 'wasm')!.setupFunc, WASM_OWN_INPUT_KERNEL!.setupFunc);

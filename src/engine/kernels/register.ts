@@ -81,9 +81,10 @@ export function setKernelRoute(route: KernelRoute | 'auto'): { route: KernelRout
     const configs = [...convKernelConfigs(dnnl.addon, fallbacks), ...pointwiseKernelConfigs(dnnl.addon, fallbacks), adamKernelConfig(dnnl.addon)];
     configs.forEach(replace);
     names.push(...configs.map((c) => c.kernelName).filter((n) => !names.includes(n)));
-    current = { route: 'native', names, detail: `native addon (oneDNN, ${dnnl.threads} threads) for convolutions, matMuls and large element-wise ops` };
+    current = { route: 'native', names, detail: `native route: oneDNN addon on ${dnnl.threads} thread${dnnl.threads === 1 ? '' : 's'} for convolutions, matMuls and large element-wise ops, WebAssembly SIMD (1 thread) for the rest` };
   } else {
-    current = { route: 'wasm', names, detail: dnnl && !dnnl.addon ? `wasm kernels only: ${dnnl.reason}` : 'wasm kernels only' };
+    const why = dnnl && !dnnl.addon ? ` (${dnnl.reason})` : '';
+    current = { route: 'wasm', names, detail: `wasm route: WebAssembly SIMD, 1 thread${why}` };
   }
   return current;
 }

@@ -2,8 +2,9 @@
  * Loads pipe's optional native addon (native/*.cc at the repository root, built by binding.gyp
  * into build/Release/pipe_dnnl.node when `npm ci` / `npm install` finds g++ and oneDNN 2.x, see
  * native/install.mjs) and checks it before use: a start-up self-test compares its convolution
- * (forward, backward data, backward weights, including a strided 1x1 filter gradient) and matMul
- * with direct loops written out here, on small random inputs; an addon that disagrees (max
+ * (forward, backward data, backward weights, including a strided 1x1 filter gradient), matMul,
+ * element-wise ops, column sums, sqrt, BatchNorm, the max-pool gradient and the Adam step with
+ * direct loops written out here (each op's definition), on small random inputs; an addon that disagrees (max
  * relative error > 1e-4) or fails to load is refused and the wasm kernels stay in charge.
  *
  * Environment: PIPE_NATIVE=0 disables the addon; PIPE_NATIVE_PATH loads it from another path;
@@ -138,6 +139,63 @@ function convSelfTest(addon: DnnlAddon, C: number, K = 3, P = 1): string | undef
   return undefined;
 }
 
+/** sqrt, BatchNorm with given statistics, the max-pool gradient and an Adam step vs their definitions (native/native.h). */
+function pointwiseSelfTest(addon: DnnlAddon): string | undefined {
+  const heap = new ArrayBuffer(16384);
+  const f = new Float32Array(heap);
+  let next = 16;
+  /** Copies `data` (or zeros) into the heap; its byte offset and a view. */
+  const put = (data: Float32Array | number): [number, Float32Array] => {
+    const n = typeof data === 'number' ? data : data.length, off = next;
+    next += 4 * n + 16;
+    const v = f.subarray(off / 4, off / 4 + n);
+    if (typeof data !== 'number') v.set(data);
+    return [off, v];
+  };
+  // sqrt of |x|.
+  const xs = rand(50, 8).map(Math.abs);
+  const [sqIn] = put(xs), [sqOut, sq] = put(xs.length);
+  addon.unary(heap, new Float64Array([0, sqIn, sqOut, xs.length]));
+  const e1 = relErr(sq, xs.map(Math.sqrt));
+  if (e1 > 1e-6) return `sqrt, relative error ${e1.toExponential(2)}`;
+  // BatchNorm over 6 channels: offset + (x - mean) * scale / sqrt(variance + eps).
+  const C = 6, x = rand(10 * C, 9), mean = rand(C, 10), variance = rand(C, 11).map((v) => v + 1), offset = rand(C, 12), scale = rand(C, 13);
+  const [xOff] = put(x), [outOff, out] = put(x.length), [mOff] = put(mean), [vOff] = put(variance), [oOff] = put(offset), [sOff] = put(scale);
+  addon.batchNorm(heap, new Float64Array([xOff, outOff, x.length, C, mOff, vOff, oOff, sOff, 1e-3, C, C, C, C]));
+  const e2 = relErr(out, x.map((v, k) => offset[k % C]! + ((v - mean[k % C]!) * scale[k % C]!) / Math.sqrt(variance[k % C]! + 1e-3)));
+  if (e2 > 1e-5) return `batch norm, relative error ${e2.toExponential(2)}`;
+  // Max-pool gradient, 3x3 windows, stride 2, padding 1, on a 5x5x2 map: dy goes to the first maximum.
+  const [H, W, PC, K, S, P, O] = [5, 5, 2, 3, 2, 1, 3];
+  const px = rand(H * W * PC, 14), pdy = rand(O * O * PC, 15), pdx = new Float32Array(px.length);
+  for (let i = 0; i < O; i++) for (let j = 0; j < O; j++) for (let c = 0; c < PC; c++) {
+    let best = -Infinity, at = -1;
+    for (let a = 0; a < K; a++) for (let b = 0; b < K; b++) {
+      const h = i * S + a - P, w = j * S + b - P;
+      if (h < 0 || h >= H || w < 0 || w >= W) continue;
+      const k = (h * W + w) * PC + c;
+      if (px[k]! > best) [best, at] = [px[k]!, k];
+    }
+    pdx[at]! += pdy[(i * O + j) * PC + c]!;
+  }
+  const [pxOff] = put(px), [pdyOff] = put(pdy), [pdxOff, pdxGot] = put(px.length);
+  addon.maxPoolGrad(heap, new Float64Array([1, H, W, PC, O, O, K, K, S, S, P, P, pxOff, pdyOff, pdxOff]));
+  const e3 = relErr(pdxGot, pdx);
+  if (e3 > 0) return `max-pool gradient, relative error ${e3.toExponential(2)}`;
+  // One Adam step (lr 0.01, betas 0.9 / 0.999, eps 1e-7, step 1), in float32 as tfjs-core does it.
+  const r = Math.fround, n = 20, w = rand(n, 16), g = rand(n, 17), m = rand(n, 18), v = rand(n, 19).map(Math.abs);
+  const [b1, b2, eps, nlr] = [0.9, 0.999, 1e-7, -0.01], [c1, c2] = [r(1 - b1), r(1 - b2)], [a1, a2] = [r(1 - b1), r(1 - b2)];
+  const want = w.map((wi, i) => {
+    const mi = r(r(m[i]! * r(b1)) + r(g[i]! * c1)), vi = r(r(v[i]! * r(b2)) + r(r(g[i]! * g[i]!) * c2));
+    return r(r(r(r(mi / a1) / r(r(Math.sqrt(r(vi / a2))) + r(eps))) * r(nlr)) + wi);
+  });
+  const [wOff] = put(w), [gOff] = put(g), [mOff2] = put(m), [vOff2] = put(v), [w1Off, w1] = put(n), [m1Off] = put(n), [v1Off] = put(n);
+  const [a1Off] = put(Float32Array.of(a1)), [a2Off] = put(Float32Array.of(a2));
+  addon.adam(heap, new Float64Array([wOff, gOff, mOff2, vOff2, w1Off, m1Off, v1Off, n, a1Off, a2Off, r(b1), c1, r(b2), c2, r(eps), r(nlr)]));
+  const e4 = relErr(w1, want);
+  if (e4 > 1e-6) return `Adam step, relative error ${e4.toExponential(2)}`;
+  return undefined;
+}
+
 /** Returns a description of the first disagreement, or undefined when all agree. */
 export function selfTest(addon: DnnlAddon): string | undefined {
   try {
@@ -170,6 +228,7 @@ export function selfTest(addon: DnnlAddon): string | undefined {
     addon.reduceRows(heap, new Float64Array([0, cOff, aOff, R, C]));
     const e5 = relErr(view(aOff, C), colSums);
     if (e5 > 1e-4) return `column sums, relative error ${e5.toExponential(2)}`;
+    return pointwiseSelfTest(addon);
   } catch (e) {
     return (e as Error).message;
   }
