@@ -4,7 +4,7 @@
  * is what evaluate sees. Anchor: Keras EarlyStopping(restore_best_weights=True).
  */
 import * as tf from '@tensorflow/tfjs';
-import type { MonitorName } from './callbacks.js';
+import type { EpochLogs, MonitorName, TrainingCallback, TrainingContext } from './callbacks.js';
 import { METRIC_MODES } from './callbacks.js';
 import { allWeights } from './freeze.js';
 import type { Classifier } from '../models/registry.js';
@@ -24,7 +24,7 @@ export class BestModel {
   /** Records epoch `epoch` if it beats the best so far; returns true when it did. */
   update(c: Classifier, epoch: number, phase: 'freeze' | 'unfreeze', logs: Record<string, number>): boolean {
     const v = logs[this.monitor];
-    if (v === undefined || Number.isNaN(v)) return false;
+    if (v === undefined || !Number.isFinite(v)) return false;
     if (this.value !== undefined && !(this.mode === 'min' ? v < this.value : v > this.value)) return false;
     tf.dispose(this.snapshot ?? []);
     this.snapshot = allWeights(c).map((w) => tf.keep(tf.clone(w.read())));
@@ -54,5 +54,14 @@ export class BestModel {
   dispose(): void {
     tf.dispose(this.snapshot ?? []);
     this.snapshot = undefined;
+  }
+}
+
+/** Updates a BestModel after each epoch (Keras ModelCheckpoint(save_best_only=True), in memory). */
+export class BestModelCallback implements TrainingCallback {
+  constructor(readonly best: BestModel) {}
+
+  onEpochEnd(epoch: number, logs: EpochLogs, ctx: TrainingContext): void {
+    this.best.update(ctx.classifier, epoch, ctx.phase, logs);
   }
 }

@@ -27,9 +27,9 @@ export interface CheckpointState {
   /** Global epoch and step after the last finished epoch. */
   epoch: number;
   step: number;
-  /** Base learning rate for the next epoch (after ReduceLROnPlateau). */
+  /** Base learning rate for the next epoch (after ReduceLROnPlateau): LearningRate.base. */
   baseLr: number;
-  plateau?: { best: number; wait: number; cooldownCounter: number };
+  plateau?: { best: number; numBadEpochs: number; cooldownCounter: number };
   early?: { best: number; wait: number };
   best: { value?: number; epoch?: number; phase?: 'freeze' | 'unfreeze' };
   epochs: EpochRecord[];

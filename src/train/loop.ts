@@ -1,16 +1,17 @@
 /**
  * The training loop shared by freeze-train and unfreeze-train: one phase, epoch by epoch, with
- * per-iteration loss, per-epoch train/test metrics, ReduceLROnPlateau, EarlyStopping and the
- * best model across phases. The phases differ only in the trainable set and their defaults.
+ * per-iteration loss and per-epoch train/test metrics; everything else (schedule, best model,
+ * ReduceLROnPlateau, EarlyStopping, checkpoints) is a callback with Keras 3's hooks
+ * (callbacks.ts). The phases differ only in the trainable set and their defaults.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { BatchSource } from '../data/batches.js';
 import type { Classifier } from '../models/registry.js';
-import type { BestModel } from './best.js';
-import type { EarlyStopping, ReduceLROnPlateau } from './callbacks.js';
+import { BestModelCallback, type BestModel } from './best.js';
+import { CosineSchedule, type EarlyStopping, type EpochLogs, type ReduceLROnPlateau, type TrainingCallback, type TrainingContext } from './callbacks.js';
+import { CheckpointCallback } from './checkpoint-callback.js';
 import { evaluateSplit } from './evaluate.js';
-import { readCheckpoint, writeCheckpoint } from './checkpoint.js';
-import { allWeights, countTrainable, trainableVariables } from './freeze.js';
+import { countTrainable, trainableVariables } from './freeze.js';
 import type { Optimizer } from './optimizer.js';
 
 /** Per-epoch record; `epoch` is global across phases, 1-based. */
@@ -61,6 +62,8 @@ export interface PhaseOptions {
   schedule?: { kind: 'cosine'; min_lr: number };
   early?: EarlyStopping;
   best: BestModel;
+  /** More callbacks, called after the built-in ones (schedule, best, plateau, early stopping, checkpoint). */
+  callbacks?: TrainingCallback[];
   /** Folder for per-epoch checkpoints of this phase; none when undefined. */
   checkpointDir?: string;
   /** Continue from the checkpoint in checkpointDir, if there is one with this fingerprint. */
@@ -100,56 +103,53 @@ export interface PhaseResult {
 /** A non-finite loss stopped training. */
 export class NonFiniteLossError extends Error {}
 
+/** The built-in callbacks of a phase, in the order they run, then `o.callbacks`. */
+function callbacksOf(o: PhaseOptions, checkpoint: CheckpointCallback | undefined): TrainingCallback[] {
+  return [
+    ...(o.schedule ? [new CosineSchedule(o.schedule.min_lr)] : []),
+    new BestModelCallback(o.best),
+    ...(o.plateau ? [o.plateau] : []),
+    ...(o.early ? [o.early] : []),
+    ...(checkpoint ? [checkpoint] : []),
+    ...(o.callbacks ?? []),
+  ];
+}
+
 /**
  * Runs one phase.
- * @throws NonFiniteLossError naming epoch, batch and lr; an AbortError when `signal` aborts.
+ * @throws NonFiniteLossError naming epoch, batch and lr (train loss) or the epoch (test loss);
+ *   an AbortError when `signal` aborts.
  */
 export async function trainPhase(o: PhaseOptions): Promise<PhaseResult> {
   const c = o.classifier;
   const vars = trainableVariables(c);
   const trainableParams = countTrainable(c);
   const result: PhaseResult = { epochs: [], iterationLosses: [], stoppedEarly: false, lastEpoch: o.startEpoch, lastStep: o.startStep };
-  let step = o.startStep;
-  let baseLr = o.optimizer.lr;
   const perEpoch = Math.min(o.train.batchesPerEpoch, o.maxStepsPerEpoch ?? Infinity);
-  const totalSteps = perEpoch * o.epochs;
-  const lrAt = (phaseStep: number): number => {
-    if (!o.schedule) return baseLr;
-    const { min_lr } = o.schedule;
-    return min_lr + (baseLr - min_lr) * 0.5 * (1 + Math.cos((Math.PI * phaseStep) / totalSteps));
+  const ctx: TrainingContext = { phase: o.phase, classifier: c, optimizer: o.optimizer, step: o.startStep, startStep: o.startStep, totalSteps: perEpoch * o.epochs, stopTraining: false };
+  const checkpoint = o.checkpointDir ? new CheckpointCallback(o, result) : undefined;
+  const callbacks = callbacksOf(o, checkpoint);
+  const each = async (hook: (cb: TrainingCallback) => void | Promise<void> | undefined): Promise<void> => {
+    for (const cb of callbacks) await hook(cb);
   };
-  let firstEpoch = 0;
-  const restored = o.checkpointDir && o.resume ? await readCheckpoint(o.checkpointDir) : undefined;
-  if (restored && restored.state.fingerprint === (o.fingerprint ?? '')) {
-    const { state: s, tensors } = restored;
-    allWeights(c).forEach((w, i) => w.write(tensors.model[i]!));
-    tf.dispose(tensors.model);
-    await o.optimizer.setState(tensors.optimizer);
-    tf.dispose(tensors.optimizer.map((t) => t.tensor));
-    if (o.plateau && s.plateau) Object.assign(o.plateau, s.plateau);
-    if (o.early && s.early) Object.assign(o.early, s.early);
-    o.best.restoreState(s.best, tensors.best);
-    Object.assign(result, { epochs: s.epochs, iterationLosses: s.iterationLosses, lastEpoch: s.epoch, lastStep: s.step, stoppedEarly: s.stoppedEarly, resumedEpochs: s.phaseEpochsDone });
-    [firstEpoch, step, baseLr] = [s.phaseEpochsDone, s.step, s.baseLr];
-    o.onResume?.(s.phaseEpochsDone);
-    await o.onCommit?.({ losses: s.iterationLosses.map((loss, i) => ({ step: o.startStep + i, loss })), epochs: s.epochs });
-    if (s.stoppedEarly) return result;
-  } else if (restored) {
-    tf.dispose([...restored.tensors.model, ...restored.tensors.best, ...restored.tensors.optimizer.map((t) => t.tensor)]);
+  const firstEpoch = (o.resume && (await checkpoint?.restore(ctx))) || 0;
+  if (result.resumedEpochs !== undefined) {
+    await o.onCommit?.({ losses: result.iterationLosses.map((loss, i) => ({ step: o.startStep + i, loss })), epochs: result.epochs });
+    if (result.stoppedEarly) return result;
   }
-  o.optimizer.lr = lrAt(step - o.startStep);
+  await each((cb) => cb.onTrainBegin?.(ctx));
   for (let e = firstEpoch; e < o.epochs; e++) {
     const epoch = o.startEpoch + e + 1;
-    const batches = perEpoch;
-    const epochLr = lrAt(step - o.startStep);
+    await each((cb) => cb.onEpochBegin?.(epoch, ctx));
+    const epochLr = o.optimizer.lr.value;
     const t0 = performance.now();
     let lossSum = 0, correct = 0, seen = 0, b = 0;
-    for await (const batch of o.train.epochAsync(epoch - 1, batches)) {
+    for await (const batch of o.train.epochAsync(epoch - 1, perEpoch)) {
       // NOTE: wasm kernels and data() resolve without returning to the event loop, so signal
       // handlers (Ctrl-C) and timers would never run during training without this yield.
       await new Promise((r) => setImmediate(r));
       o.signal.throwIfAborted();
-      o.optimizer.lr = lrAt(step - o.startStep);
+      await each((cb) => cb.onBatchBegin?.(b + 1, ctx));
       const tb = performance.now();
       const x = tf.tensor4d(batch.x, batch.shape);
       const y = tf.tensor1d(batch.y, 'int32');
@@ -162,53 +162,37 @@ export async function trainPhase(o: PhaseOptions): Promise<PhaseResult> {
       const lv = (await loss.data())[0]!;
       const pd = await predicted!.data();
       tf.dispose([x, y, loss, predicted!]);
-      if (!Number.isFinite(lv)) throw new NonFiniteLossError(`training loss is ${lv} at epoch ${epoch}, batch ${b + 1} (lr ${o.optimizer.lr}); lower the learning rate`);
+      if (!Number.isFinite(lv)) throw new NonFiniteLossError(`training loss is ${lv} at epoch ${epoch}, batch ${b + 1} (lr ${o.optimizer.lr.value}); lower the learning rate`);
       for (let i = 0; i < batch.n; i++) if (pd[i] === batch.y[i]) correct++;
       lossSum += lv * batch.n;
       seen += batch.n;
       result.iterationLosses.push(lv);
-      o.onIteration({ step, epoch, batch: ++b, batches, loss: lv, imagesPerSecond: batch.n / ((performance.now() - tb) / 1000) });
-      step++;
+      o.onIteration({ step: ctx.step, epoch, batch: ++b, batches: perEpoch, loss: lv, imagesPerSecond: batch.n / ((performance.now() - tb) / 1000) });
+      ctx.step++;
+      await each((cb) => cb.onBatchEnd?.(b, { loss: lv }, ctx));
     }
     const seconds = (performance.now() - t0) / 1000;
     const ev = await evaluateSplit(c, o.test);
-    const lr = epochLr;
+    if (!Number.isFinite(ev.loss)) throw new NonFiniteLossError(`test loss is ${ev.loss} after epoch ${epoch} (lr ${epochLr}); lower the learning rate`);
     const record: EpochRecord = {
       epoch, phase: o.phase,
       train_loss: lossSum / Math.max(1, seen), train_accuracy: correct / Math.max(1, seen),
       test_loss: ev.loss, test_accuracy: ev.accuracy,
-      lr, epoch_seconds: seconds, images_per_second: seen / seconds,
+      lr: epochLr, epoch_seconds: seconds, images_per_second: seen / seconds,
       rss_bytes: process.memoryUsage().rss, tensor_bytes: tf.memory().numBytes, trainable_params: trainableParams,
     };
     result.epochs.push(record);
-    o.best.update(c, epoch, o.phase, record as unknown as Record<string, number>);
-    o.onEpoch(record);
     result.lastEpoch = epoch;
-    result.lastStep = step;
-    const logs = record as unknown as Record<string, number>;
-    if (o.plateau) baseLr = o.plateau.onEpochEnd(logs, baseLr);
-    o.optimizer.lr = lrAt(step - o.startStep);
-    if (o.early?.onEpochEnd(epoch, logs)) result.stoppedEarly = true;
-    if (o.checkpointDir) await saveCheckpoint(o, result, e + 1, baseLr);
-    await o.onCommit?.({ losses: result.iterationLosses.slice(result.iterationLosses.length - b).map((loss, i) => ({ step: step - b + i, loss })), epochs: [record] });
-    if (result.stoppedEarly) break;
+    result.lastStep = ctx.step;
+    await each((cb) => cb.onEpochEnd?.(epoch, record as unknown as EpochLogs, ctx));
+    o.onEpoch(record);
+    // After the checkpoint callback: what is handed over is durable.
+    await o.onCommit?.({ losses: result.iterationLosses.slice(result.iterationLosses.length - b).map((loss, i) => ({ step: ctx.step - b + i, loss })), epochs: [record] });
+    if (ctx.stopTraining) {
+      result.stoppedEarly = true;
+      break;
+    }
   }
+  await each((cb) => cb.onTrainEnd?.(ctx));
   return result;
-}
-
-async function saveCheckpoint(o: PhaseOptions, r: PhaseResult, phaseEpochsDone: number, baseLr: number): Promise<void> {
-  const optimizer = await o.optimizer.getState();
-  await writeCheckpoint(
-    o.checkpointDir!,
-    {
-      fingerprint: o.fingerprint ?? '', phaseEpochsDone, epoch: r.lastEpoch, step: r.lastStep, baseLr,
-      plateau: o.plateau && { best: o.plateau.best, wait: o.plateau.wait, cooldownCounter: o.plateau.cooldownCounter },
-      early: o.early && { best: o.early.best, wait: o.early.wait },
-      best: { value: o.best.value, epoch: o.best.epoch, phase: o.best.phase },
-      epochs: r.epochs, iterationLosses: r.iterationLosses, stoppedEarly: r.stoppedEarly,
-    },
-    { model: allWeights(o.classifier).map((w) => w.read()), optimizer, best: o.best.snapshotTensors() },
-  );
-  // getWeights() makes a new scalar for the step count (tfjs saveIterations); the slots are the optimizer's own variables.
-  tf.dispose(optimizer.map((t) => t.tensor).filter((t) => !(t instanceof tf.Variable)));
 }

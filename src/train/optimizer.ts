@@ -28,12 +28,34 @@ export interface OptimizerConfig {
   nesterov: boolean;
 }
 
+/**
+ * The learning rate of a training phase: the one place it lives. `base` starts at the
+ * configured `lr` and only ReduceLROnPlateau lowers it; a per-step schedule maps it to the rate
+ * of the next step (`value`); the optimizer reads `value` at every step.
+ */
+export class LearningRate {
+  private curve: ((base: number) => number) | undefined;
+
+  constructor(public base: number) {}
+
+  /** The rate the next step uses. */
+  get value(): number {
+    return this.curve ? this.curve(this.base) : this.base;
+  }
+
+  /** Sets the schedule's map from base to rate for the next steps (undefined: the base itself). */
+  schedule(curve: ((base: number) => number) | undefined): void {
+    this.curve = curve;
+  }
+}
+
 /** A built optimizer whose learning rate can change between steps. */
 export interface Optimizer {
   config: OptimizerConfig;
   /** 'l2' (added to the gradient), 'decoupled' (AdamW) or 'none'. */
   decayMode: 'l2' | 'decoupled' | 'none';
-  lr: number;
+  /** The phase's learning rate (read at every step). */
+  readonly lr: LearningRate;
   /** One step: gradients of `loss` w.r.t. `vars`, decay, update. Returns the loss (caller disposes). */
   step(loss: () => tf.Scalar, vars: tf.Variable[]): tf.Scalar;
   /** The optimizer's slots (e.g. Adam's step count and moments), for checkpoints. */
@@ -45,23 +67,22 @@ export interface Optimizer {
 
 /** Builds the optimizer (a fresh one per training stage: tfjs slots are tied to the variable list). */
 export function buildOptimizer(config: OptimizerConfig): Optimizer {
-  const inner =
+  // Each has a public setLearningRate (tfjs SGDOptimizer, which MomentumOptimizer extends; ours for Adam).
+  const inner: tf.Optimizer & { setLearningRate(lr: number): void } =
     config.name === 'sgd'
       ? config.momentum > 0
         ? tf.train.momentum(config.lr, config.momentum, config.nesterov)
         : tf.train.sgd(config.lr)
       : createAdam(config.lr, 0.9, 0.999, 1e-8);
+  let applied = config.lr;
   const decayMode = config.weight_decay === 0 ? 'none' : config.name === 'adamw' ? 'decoupled' : 'l2';
   const opt: Optimizer = {
     config,
     decayMode,
-    lr: config.lr,
+    lr: new LearningRate(config.lr),
     step(loss, vars) {
-      const o = inner as unknown as { learningRate: number; setLearningRate?: (lr: number) => void };
-      if (o.learningRate !== opt.lr) {
-        if (typeof o.setLearningRate === 'function') o.setLearningRate(opt.lr); // SGD/momentum keep a scalar copy
-        else o.learningRate = opt.lr;
-      }
+      const lr = opt.lr.value;
+      if (lr !== applied) inner.setLearningRate((applied = lr));
       const { value, grads } = tf.variableGrads(loss, vars);
       tf.tidy(() => {
         const wd = config.weight_decay;
@@ -72,7 +93,7 @@ export function buildOptimizer(config: OptimizerConfig): Optimizer {
             g.dispose();
           }
         } else if (decayMode === 'decoupled') {
-          for (const v of vars) v.assign(tf.mul(v, 1 - opt.lr * wd));
+          for (const v of vars) v.assign(tf.mul(v, 1 - lr * wd));
         }
         inner.applyGradients(grads as tf.NamedTensorMap as Record<string, tf.Variable>);
       });

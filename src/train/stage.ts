@@ -10,8 +10,9 @@ import type { Classifier } from '../models/registry.js';
 import { saveClassifier } from '../models/io.js';
 import type { StageContext } from '../stage.js';
 import { BestModel } from './best.js';
-import { EarlyStopping, ReduceLROnPlateau, type MonitorName } from './callbacks.js';
-import { countTrainable, setTrainable } from './freeze.js';
+import { EarlyStopping, ReduceLROnPlateau, type EarlyStoppingConfig, type PlateauConfig } from './callbacks.js';
+import { allWeights, countTrainable, setTrainable } from './freeze.js';
+import * as tf from '@tensorflow/tfjs';
 import { trainPhase, type EpochRecord } from './loop.js';
 import { buildOptimizer, type OptimizerConfig } from './optimizer.js';
 import { bestFromJson, loadWeightsInto, readStateJson, writeStateJson } from './persist.js';
@@ -22,9 +23,11 @@ export interface TrainParams {
   optimizer: OptimizerConfig;
   max_steps_per_epoch?: number;
   unfreeze?: 'all' | { from: string };
-  reduce_lr_on_plateau?: { monitor: MonitorName; mode?: 'min' | 'max'; factor: number; patience: number; min_delta: number; cooldown: number; min_lr: number };
+  /** unfreeze-train: start from the previous stage's last weights (default) or its best epoch. */
+  start_from?: 'last' | 'best';
+  reduce_lr_on_plateau?: PlateauConfig;
   lr_schedule?: { kind: 'cosine'; min_lr: number };
-  early_stopping?: { monitor: MonitorName; mode?: 'min' | 'max'; patience: number; min_delta: number; baseline?: number };
+  early_stopping?: EarlyStoppingConfig;
 }
 
 /** The state a training stage hands downstream; history is cumulative over both phases. */
@@ -40,21 +43,39 @@ export interface TrainState {
   unfreezeEpoch?: number;
   /** Saved best model folder (model.json + weights.bin). */
   modelDir?: string;
+  /** The last epoch's weights (allWeights order; the classifier holds the best epoch's). */
+  last?: tf.Tensor[];
+}
+
+/**
+ * The best model of a stage follows the stage's own early-stopping monitor (else test
+ * accuracy). When the previous stage chose on another monitor, its best epoch (the only earlier
+ * weights kept) is the first candidate, scored on this stage's monitor. `c` holds `prev.best`'s weights.
+ */
+function bestFor(p: TrainParams, c: Classifier, prev: TrainState | undefined): BestModel {
+  const monitor = p.early_stopping?.monitor ?? 'test_accuracy';
+  const best = new BestModel(monitor, p.early_stopping?.mode);
+  if (!prev) return best;
+  if (prev.best.monitor === best.monitor && prev.best.mode === best.mode) return prev.best;
+  const e = prev.epochs.find((r) => r.epoch === prev.best.epoch);
+  if (e) best.update(c, e.epoch, e.phase, e as unknown as Record<string, number>);
+  prev.best.dispose();
+  return best;
 }
 
 /** Runs one training phase as a stage. */
 export async function runTrainingStage(ctx: StageContext<TrainParams>, phase: 'freeze' | 'unfreeze'): Promise<TrainState> {
   const p = ctx.params;
   const prev = ctx.maybeUpstream<TrainState>('freeze-train', 'unfreeze-train');
+  const c = prev?.classifier ?? ctx.upstream<Classifier>('build-model');
   const state: TrainState = prev
-    ? { ...prev, epochs: [...prev.epochs], iterationLosses: [...prev.iterationLosses] }
-    : {
-        classifier: ctx.upstream<Classifier>('build-model'),
-        data: ctx.upstream<AugmentedData>('augment'),
-        best: new BestModel(p.early_stopping?.monitor ?? 'test_accuracy', p.early_stopping?.mode),
-        epochs: [], iterationLosses: [], lastEpoch: 0, lastStep: 0,
-      };
-  const c = state.classifier;
+    ? { ...prev, best: bestFor(p, c, prev), epochs: [...prev.epochs], iterationLosses: [...prev.iterationLosses], last: undefined }
+    : { classifier: c, data: ctx.upstream<AugmentedData>('augment'), best: bestFor(p, c, undefined), epochs: [], iterationLosses: [], lastEpoch: 0, lastStep: 0 };
+  if (prev?.last) {
+    // The recipe continues from the last epoch; `start_from: best` keeps the best one.
+    if ((p.start_from ?? 'last') === 'last') allWeights(c).forEach((w, i) => w.write(prev.last![i]!));
+    tf.dispose(prev.last);
+  }
   const before = countTrainable(c);
   setTrainable(c, phase === 'freeze' ? 'none' : p.unfreeze === undefined || p.unfreeze === 'all' ? 'all' : p.unfreeze.from);
   const trainable = countTrainable(c);
@@ -94,6 +115,8 @@ export async function runTrainingStage(ctx: StageContext<TrainParams>, phase: 'f
   } finally {
     optimizer.dispose();
   }
+  state.last = allWeights(c).map((w) => tf.keep(tf.clone(w.read())));
+  await saveClassifier(c, join(ctx.outDir, 'last-model'), { arch: c.arch });
   state.best.restore(c);
   if (state.best.epoch !== undefined) {
     ctx.report.tags({ 'pipe.best_epoch': String(state.best.epoch), 'pipe.best_phase': state.best.phase!, [`pipe.best_${state.best.monitor}`]: String(state.best.value) });
@@ -119,14 +142,17 @@ export async function loadTrainingStage(ctx: StageContext<TrainParams>, dir: str
   const classifier = prev?.classifier ?? ctx.upstream<Classifier>('build-model');
   const data = prev?.data ?? ctx.upstream<AugmentedData>('augment');
   const modelDir = join(dir, 'best-model');
+  await loadWeightsInto(classifier, join(dir, 'last-model'));
+  const last = allWeights(classifier).map((w) => tf.keep(tf.clone(w.read())));
   await loadWeightsInto(classifier, modelDir);
   // Leave the trainable set as the stage left it, so the next stage reports what it changes.
   const p = ctx.params;
   setTrainable(classifier, phase === 'freeze' ? 'none' : p.unfreeze === undefined || p.unfreeze === 'all' ? 'all' : p.unfreeze.from);
   const s = await readStateJson(dir);
   prev?.best.dispose();
+  if (prev?.last) tf.dispose(prev.last);
   return {
     classifier, data, best: bestFromJson(classifier, s.best), epochs: s.epochs, iterationLosses: s.iterationLosses,
-    lastEpoch: s.lastEpoch, lastStep: s.lastStep, unfreezeEpoch: s.unfreezeEpoch, modelDir,
+    lastEpoch: s.lastEpoch, lastStep: s.lastStep, unfreezeEpoch: s.unfreezeEpoch, modelDir, last,
   };
 }

@@ -22,6 +22,7 @@ import { resnet } from '../../src/models/resnet.js';
 import { Safetensors } from '../../src/models/safetensors.js';
 import { tfToTorch, torchToTf, weightSlots, type WeightSlot } from '../../src/models/torch-weights.js';
 import { BestModel } from '../../src/train/best.js';
+import { EarlyStopping, ReduceLROnPlateau } from '../../src/train/callbacks.js';
 import { setTrainable } from '../../src/train/freeze.js';
 import { trainPhase } from '../../src/train/loop.js';
 import { buildOptimizer } from '../../src/train/optimizer.js';
@@ -138,4 +139,23 @@ test('(b) frozen phase: head losses and weights match torch, backbone bit-identi
   setTrainable(c, 'all');
   check('c.loss', await train(c, 'unfreeze', [0, 1, 2], 1e-4));
   for (const s of slots) check(`c.${s.key}`, torchValues(s));
+});
+
+test('(d) ReduceLROnPlateau gives torch\'s lr after every epoch; early stopping stops where the recipe does', () => {
+  const d = meta as unknown as {
+    plateau: { seq: number[]; args: Record<string, number | string>; lrs: number[] }[];
+    early_stopping: { seq: number[]; mode: 'min' | 'max'; patience: number; min_delta: number; stop_epoch: number | null }[];
+  };
+  assert.deepEqual(d.plateau[0]!.lrs, [1, 1, 1, 1, 0.5, 0.5, 0.5, 0.5, 0.25], 'torch lowers at epochs 5 and 9 (issue 19)');
+  for (const c of d.plateau) {
+    const a = c.args as { lr?: number; mode: 'min' | 'max'; factor: number; patience: number; threshold?: number; threshold_mode?: 'rel' | 'abs'; cooldown?: number; min_lr?: number; eps?: number };
+    const rl = new ReduceLROnPlateau({ monitor: 'test_loss', mode: a.mode, factor: a.factor, patience: a.patience, threshold: a.threshold ?? 1e-4, threshold_mode: a.threshold_mode ?? 'rel', cooldown: a.cooldown ?? 0, min_lr: a.min_lr ?? 0, eps: a.eps ?? 1e-8 });
+    let lr = a.lr ?? 1;
+    assert.deepEqual(c.seq.map((v) => (lr = rl.step({ test_loss: v }, lr))), c.lrs, JSON.stringify(c.args));
+  }
+  for (const c of d.early_stopping) {
+    const es = new EarlyStopping({ monitor: 'test_loss', mode: c.mode, patience: c.patience, min_delta: c.min_delta });
+    const stop = c.seq.findIndex((v, i) => es.update(i + 1, { test_loss: v }));
+    assert.equal(stop < 0 ? null : stop + 1, c.stop_epoch, JSON.stringify(c));
+  }
 });

@@ -104,6 +104,6 @@ export class FusedAdamOptimizer extends tf.AdamOptimizer {
  * Adam with PyTorch's defaults when called as createAdam(lr): betas (0.9, 0.999), eps 1e-8.
  * A drop-in for `tf.train.adam(lr, beta1, beta2, epsilon)`.
  */
-export function createAdam(learningRate: number, beta1 = 0.9, beta2 = 0.999, epsilon = 1e-8): tf.AdamOptimizer {
+export function createAdam(learningRate: number, beta1 = 0.9, beta2 = 0.999, epsilon = 1e-8): FusedAdamOptimizer {
   return new FusedAdamOptimizer(learningRate, beta1, beta2, epsilon);
 }
