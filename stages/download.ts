@@ -5,8 +5,9 @@
  * hold it, so a cached stage reloads from those files without touching the network.
  */
 import { createHash } from 'node:crypto';
-import { readFile, rename, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import writeFileAtomic from 'write-file-atomic';
 import { deriveSeed } from '../src/data/batches.js';
 import { splitValidation, subsetSplit, type Dataset, type ImageSplit } from '../src/data/dataset.js';
 import { compactKey, loadCached, pathFingerprint, readCompactDataset, type CachedDataset, type DatasetName, type DatasetRequest } from '../src/data/datasets.js';
@@ -101,8 +102,7 @@ async function run(ctx: StageContext<DownloadParams>): Promise<Dataset> {
     counts: { train: data.train.count, test: data.test.count, ...(data.val ? { val: data.val.count } : {}) },
   };
   const path = join(ctx.outDir, 'dataset.json');
-  await writeFile(`${path}.tmp`, JSON.stringify(manifest, null, 2));
-  await rename(`${path}.tmp`, path);
+  await writeFileAtomic(path, JSON.stringify(manifest, null, 2));
   return finish(ctx, data);
 }
 

@@ -3,8 +3,9 @@
  * loss, top-1/top-k accuracy, per-class precision/recall/F1/accuracy, the confusion matrix and
  * inference images/s, logged as `eval_*` metrics and written as report.json.
  */
-import { readFile, readdir, rename, writeFile } from 'node:fs/promises';
+import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import writeFileAtomic from 'write-file-atomic';
 import { BatchSource } from '../src/data/batches.js';
 import { collectLogits } from '../src/eval/logits.js';
 import { confusionCsv, splitMetrics, splitReport, type SplitReport } from '../src/eval/split-report.js';
@@ -23,11 +24,6 @@ export interface EvaluateParams {
   top_k: number;
   /** Misclassified images listed per split, most confident first. @defaultValue 64 */
   max_misclassified: number;
-}
-
-async function writeAtomic(path: string, text: string): Promise<void> {
-  await writeFile(`${path}.tmp`, text);
-  await rename(`${path}.tmp`, path);
 }
 
 export default defineStage<EvaluateParams, EvalReport>({
@@ -61,7 +57,7 @@ export default defineStage<EvaluateParams, EvalReport>({
       reports[split] = rep;
       for (const [k, v] of Object.entries(splitMetrics(rep))) ctx.report.metric(k, v, step);
       const csv = join(ctx.outDir, `confusion-matrix-${split}.csv`);
-      await writeAtomic(csv, confusionCsv(rep));
+      await writeFileAtomic(csv, confusionCsv(rep));
       ctx.report.artifact(csv, 'evaluation');
       ctx.report.progress(`${split} accuracy ${(100 * rep.accuracy).toFixed(2)}% (top-${rep.top_k} ${(100 * rep.top_k_accuracy).toFixed(2)}%), loss ${rep.loss.toFixed(4)}, macro F1 ${rep.averages.macro.f1.toFixed(4)} on ${rep.images} images`);
     }
@@ -73,7 +69,7 @@ export default defineStage<EvaluateParams, EvalReport>({
       classes, splits: { ...reports, test },
     };
     const path = join(ctx.outDir, 'report.json');
-    await writeAtomic(path, JSON.stringify(report, null, 2));
+    await writeFileAtomic(path, JSON.stringify(report, null, 2));
     ctx.report.artifact(path, 'evaluation');
     return report;
   },

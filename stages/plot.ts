@@ -5,11 +5,11 @@
  */
 import { readFile, readdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import writeFileAtomic from 'write-file-atomic';
 import { plotEpochMetrics, plotIterationLoss, type ChartFiles } from '../src/plot/charts.js';
 import { plotConfusionMatrix } from '../src/plot/confusion.js';
 import { plotLearningRate } from '../src/plot/lr.js';
 import { plotMisclassified, type MisclassifiedTile } from '../src/plot/misclassified.js';
-import { writeFileAtomic } from '../src/plot/render.js';
 import { renderReportHtml, type ReportFigure } from '../src/report/html.js';
 import { defineStage } from '../src/stage.js';
 import type { TrainState } from '../src/train/stage.js';

@@ -80,6 +80,7 @@ export async function writeCompact(path: string, split: ImageSplit, meta: Compac
   const fh = await open(tmp, 'w');
   try {
     for (const part of [head, split.images, gapA, labelBytes]) await fh.write(part);
+    await fh.sync();
     await fh.close();
     await rename(tmp, path);
   } catch (e) {

@@ -4,8 +4,9 @@
  * Files are written to temporary names and renamed, so a crash never leaves a half model.
  */
 import * as tf from '@tensorflow/tfjs';
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import writeFileAtomic from 'write-file-atomic';
 import type { Classifier } from './registry.js';
 import './layers.js';
 
@@ -36,10 +37,9 @@ export async function saveClassifier(c: Classifier, dir: string, meta: Record<st
         userDefinedMetadata: meta,
       };
       const data = art.weightData instanceof ArrayBuffer ? new Uint8Array(art.weightData) : Buffer.concat((art.weightData as ArrayBuffer[]).map((b) => new Uint8Array(b)));
-      await writeFile(`${paths[1]}.tmp`, data);
-      await writeFile(`${paths[0]}.tmp`, JSON.stringify(json));
-      await rename(`${paths[1]}.tmp`, paths[1]!);
-      await rename(`${paths[0]}.tmp`, paths[0]!);
+      // weights first: a model.json is never there without its weights
+      await writeFileAtomic(paths[1]!, Buffer.from(data.buffer, data.byteOffset, data.byteLength));
+      await writeFileAtomic(paths[0]!, JSON.stringify(json));
       return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
     }),
   );

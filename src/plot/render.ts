@@ -2,9 +2,9 @@
  * Rendering back end for the charts in `./charts.ts`: Vega-Lite spec -> Vega
  * -> SVG (headless, `renderer: 'none'`) -> PNG (resvg), written atomically.
  */
-import { randomBytes } from 'node:crypto';
-import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import * as path from 'node:path';
+import writeFileAtomic from 'write-file-atomic';
 
 import { Resvg } from '@resvg/resvg-js';
 import * as vega from 'vega';
@@ -52,22 +52,6 @@ export function svgToPng(svg: string): Buffer {
   return resvg.render().asPng();
 }
 
-/**
- * Write `data` to `file` atomically: write a uniquely named temporary file in
- * the same directory, then rename it over the target (same filesystem, so the
- * rename is atomic and readers never see a partial file).
- */
-export async function writeFileAtomic(file: string, data: string | Uint8Array): Promise<void> {
-  const dir = path.dirname(file);
-  const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
-  try {
-    await writeFile(tmp, data);
-    await rename(tmp, file);
-  } catch (err) {
-    await rm(tmp, { force: true });
-    throw err;
-  }
-}
 
 /**
  * Render a Vega-Lite spec and write `<outDir>/<basename>.svg` and

@@ -6,10 +6,11 @@
  * folder holding that stage's finished outputs.
  * Anchor: DVC `stage/cache.py` `_get_stage_hash`, dvc.lock; `plan_repro` for the decisions.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, readdir, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import writeFileAtomic from 'write-file-atomic';
 
 /** JSON with object keys sorted at every level. */
 export function canonicalJson(value: unknown): string {
@@ -61,10 +62,7 @@ export interface Lock {
   failure?: { status: 'FAILED' | 'KILLED'; reason: string };
 }
 
-async function writeJsonAtomic(path: string, value: unknown): Promise<void> {
-  await writeFile(`${path}.tmp`, JSON.stringify(value, null, 2));
-  await rename(`${path}.tmp`, path);
-}
+const writeJsonAtomic = (path: string, value: unknown): Promise<void> => writeFileAtomic(path, JSON.stringify(value, null, 2));
 
 /** Reads runs/<run>/lock.json, or undefined. */
 export async function readLock(runDir: string): Promise<Lock | undefined> {
@@ -114,9 +112,7 @@ export class StageIndex {
     await writeFile(join(dir, '.done'), key);
     const path = this.keyPath(key);
     await mkdir(dirname(path), { recursive: true });
-    const tmp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-    await writeFile(tmp, dir);
-    await rename(tmp, path);
+    await writeFileAtomic(path, dir);
   }
 }
 

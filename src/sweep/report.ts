@@ -4,7 +4,8 @@
  */
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { writeFileAtomic, type ChartFiles } from '../plot/render.js';
+import writeFileAtomic from 'write-file-atomic';
+import type { ChartFiles } from '../plot/render.js';
 import { plotComparison } from './charts.js';
 import type { RunSummary } from './collect.js';
 import { sortRows, toCsv, toHtml, toMarkdown } from './table.js';

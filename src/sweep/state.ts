@@ -6,8 +6,9 @@
  * of their resolved config and skipped, the others run again in their own run folder.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { readFile, readdir, rename, writeFile } from 'node:fs/promises';
+import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import writeFileAtomic from 'write-file-atomic';
 import type { PipelineConfig } from '../config/types.js';
 import { canonicalJson } from '../runner/cache.js';
 
@@ -98,11 +99,7 @@ async function readJson<T>(path: string): Promise<T | undefined> {
   }
 }
 
-async function writeJsonAtomic(path: string, value: unknown): Promise<void> {
-  const tmp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-  await writeFile(tmp, JSON.stringify(value, null, 2));
-  await rename(tmp, path);
-}
+const writeJsonAtomic = (path: string, value: unknown): Promise<void> => writeFileAtomic(path, JSON.stringify(value, null, 2));
 
 /** Reads `<dir>/sweep.json`, or undefined. */
 export function readSweep(dir: string): Promise<SweepState | undefined> {
