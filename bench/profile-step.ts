@@ -2,13 +2,12 @@
  * Where a training step's time goes: one pipe training step (bench/speed-child.ts's) under
  * `tf.profile`, kernel time summed by kernel name (and, with --shapes, by name + input shapes).
  *
- *   npx tsc -p . && node dist/bench/profile-step.js [model] [--backend wasm] [--batch 64] [--shapes] [--infer] [--fused-adam]
+ *   npx tsc -p . && node dist/bench/profile-step.js [model] [--backend wasm] [--batch 64] [--shapes] [--infer]
  *
  * Prints ms per kernel, its share of the summed kernel time, and the step's wall time (ms).
  */
 import * as tf from '@tensorflow/tfjs';
 import { initEngine } from '../src/engine/backend.js';
-import { createAdam } from '../src/engine/native/adam.js';
 import type { BackendName } from '../src/config/types.js';
 import { buildClassifier, type Classifier } from '../src/models/registry.js';
 import { Rng } from '../src/rng.js';
@@ -30,15 +29,6 @@ const c: Classifier = model === 'cifar_resnet18' ? cifarResnet18(32, 10, rng) : 
 setTrainable(c, 'all');
 const vars = trainableVariables(c);
 const optimizer = buildOptimizer({ name: 'adam', lr: 1e-3, weight_decay: 0, momentum: 0, nesterov: false });
-if (process.argv.includes('--fused-adam')) {
-  const fused = createAdam(1e-3, 0.9, 0.999, 1e-8);
-  optimizer.step = (loss, vs) => {
-    const { value, grads } = tf.variableGrads(loss, vs);
-    fused.applyGradients(grads as tf.NamedTensorMap as Parameters<typeof fused.applyGradients>[0]);
-    tf.dispose(Object.values(grads));
-    return value;
-  };
-}
 const x = tf.randomNormal([batch, 32, 32, 3]) as tf.Tensor4D;
 const y = tf.oneHot(tf.tensor1d(Array.from({ length: batch }, (_, i) => i % 10), 'int32'), 10);
 const step = async (): Promise<void> => {

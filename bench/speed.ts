@@ -31,23 +31,21 @@ const SIZE = 32;
 
 /**
  * pipe's runtimes: the tfjs backend, the environment (PIPE_NATIVE=0: wasm kernels only) and the
- * optimizer. `wasm` is pipe as shipped (its kernels on the native addon when that is built);
- * `wasm + fused Adam` adds src/engine/native/adam.ts's optimizer (a proposed one-line change in
- * src/train/optimizer.ts); `wasm, no addon` is the fallback route.
+ * optimizer. `wasm` is pipe as shipped (its kernels, and the fused Adam step, on the native addon
+ * when that is built); `wasm, no addon` is the fallback route.
  */
-const RUNTIMES: Record<string, Pick<ChildPlan, 'backend' | 'optimizer'> & { env: Record<string, string>; needsAddon: boolean }> = {
-  wasm: { backend: 'wasm', optimizer: 'pipe', env: {}, needsAddon: false },
-  'wasm + fused Adam': { backend: 'wasm', optimizer: 'fused-adam', env: {}, needsAddon: true },
-  'wasm, no addon': { backend: 'wasm', optimizer: 'pipe', env: { PIPE_NATIVE: '0' }, needsAddon: true },
-  cpu: { backend: 'cpu', optimizer: 'pipe', env: {}, needsAddon: false },
+const RUNTIMES: Record<string, Pick<ChildPlan, 'backend'> & { env: Record<string, string>; needsAddon: boolean }> = {
+  wasm: { backend: 'wasm', env: {}, needsAddon: false },
+  'wasm, no addon': { backend: 'wasm', env: { PIPE_NATIVE: '0' }, needsAddon: true },
+  cpu: { backend: 'cpu', env: {}, needsAddon: false },
 };
 
 /** Warm-up and timed steps per model and runtime: few steps for the big nets (~15 min in all). */
 const PLAN: Record<string, { runtimes: Record<string, [number, number]>; torch: [number, number] }> = {
-  mini_resnet: { runtimes: { wasm: [2, 10], 'wasm + fused Adam': [2, 10], 'wasm, no addon': [2, 10], cpu: [1, 1] }, torch: [2, 10] },
-  resnet18: { runtimes: { wasm: [2, 5], 'wasm + fused Adam': [2, 5], 'wasm, no addon': [1, 3] }, torch: [2, 5] },
-  resnet50: { runtimes: { wasm: [1, 3], 'wasm + fused Adam': [1, 3], 'wasm, no addon': [1, 2] }, torch: [2, 5] },
-  cifar_resnet18: { runtimes: { wasm: [1, 3], 'wasm + fused Adam': [1, 3], 'wasm, no addon': [1, 1] }, torch: [1, 3] },
+  mini_resnet: { runtimes: { wasm: [2, 10], 'wasm, no addon': [2, 10], cpu: [1, 1] }, torch: [2, 10] },
+  resnet18: { runtimes: { wasm: [2, 5], 'wasm, no addon': [1, 3] }, torch: [2, 5] },
+  resnet50: { runtimes: { wasm: [1, 3], 'wasm, no addon': [1, 2] }, torch: [2, 5] },
+  cifar_resnet18: { runtimes: { wasm: [1, 3], 'wasm, no addon': [1, 1] }, torch: [1, 3] },
 };
 
 /** The pure-JS cpu backend takes ~70 s per batch of 64 on mini_resnet: it runs batches of 16. */
@@ -112,10 +110,10 @@ async function main(): Promise<void> {
   };
   for (const model of models) {
     for (const [runtime, [warmup, steps]] of Object.entries(PLAN[model]!.runtimes)) {
-      const { backend, optimizer, env, needsAddon } = RUNTIMES[runtime]!;
+      const { backend, env, needsAddon } = RUNTIMES[runtime]!;
       if (needsAddon && !addon) continue;
       const load = waitQuiet(quietLoad);
-      const r = { ...pipeRun({ model, runtime, backend, optimizer, batch: BATCH_OF[backend] ?? BATCH, size: SIZE, warmup, steps, repeats }, env), loadavg: load };
+      const r = { ...pipeRun({ model, runtime, backend, batch: BATCH_OF[backend] ?? BATCH, size: SIZE, warmup, steps, repeats }, env), loadavg: load };
       report.pipe.push(r);
       process.stderr.write(`pipe  ${model.padEnd(15)} ${runtime.padEnd(18)} train ${fmt(r.train)}  infer ${fmt(r.infer)} images/s\n`);
     }

@@ -9,7 +9,7 @@ import { buildClassifier, ensureWeights, paramCounts, preprocessingFor, type Cla
 import { Rng } from '../src/rng.js';
 import { defineStage, type StageContext } from '../src/stage.js';
 import { join } from 'node:path';
-import { saveClassifier } from '../src/models/io.js';
+import { saveClassifier } from '../src/models/model-files.js';
 import { loadWeightsInto } from '../src/train/persist.js';
 
 /** schemas/stages/build-model.schema.json */

@@ -7,6 +7,7 @@ import { Command, CommanderError } from 'commander';
 import { parseOverride, type Override } from '../config/overrides.js';
 import { PipelineError } from '../errors.js';
 import { isServerUri } from '../tracking/uri.js';
+import { onInterrupt } from './interrupts.js';
 import type { EvalReport } from '../eval/report.js';
 import type { TrialCliOpts } from './sweep.js';
 import { TOOL_VERSION } from '../version.js';
@@ -57,15 +58,7 @@ interface RunCliOpts extends ConfigOpts {
 
 async function cmdRun(file: string, opts: RunCliOpts): Promise<number> {
   const controller = new AbortController();
-  let interrupts = 0;
-  const onSignal = (sig: NodeJS.Signals): void => {
-    interrupts++;
-    if (interrupts > 1) process.exit(130);
-    process.stderr.write(`\npipe: ${sig}: stopping after the current batch (again to quit now)\n`);
-    controller.abort();
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  const offInterrupt = onInterrupt(controller, (sig) => `\npipe: ${sig}: stopping after the current batch (again to quit now)\n`);
   try {
     if (opts.queue !== undefined) return await (await import('./queue.js')).runQueueCli(file, { ...opts, queue: opts.queue }, controller.signal);
     const { runSweepCli } = await import('./sweep.js');
@@ -92,8 +85,7 @@ async function cmdRun(file: string, opts: RunCliOpts): Promise<number> {
   } catch (e) {
     return printError(e);
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    offInterrupt();
   }
 }
 

@@ -6,7 +6,6 @@ import { join } from 'node:path';
 import { parseOverride } from '../config/overrides.js';
 import { PipelineError } from '../errors.js';
 import { formatTable } from '../sweep/table.js';
-import { maskSecrets } from '../queue/url.js';
 
 /** The `pipe run` options queue mode uses. */
 export interface QueueRunOpts {
@@ -58,4 +57,3 @@ export async function cmdQueue(action: string, opts: { queue: string }): Promise
 }
 
 /** Error text with Redis passwords masked (for errors from the queue libraries). */
-export const safeMessage = (e: unknown): string => maskSecrets(e instanceof Error ? e.message : String(e));

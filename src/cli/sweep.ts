@@ -14,6 +14,7 @@ import { runPipeline } from '../runner/run.js';
 import { runSweep } from '../sweep/run.js';
 import { writeTrialResult } from '../sweep/state.js';
 import { formatTable } from '../sweep/table.js';
+import { onInterrupt } from './interrupts.js';
 import { stageKinds } from '../../stages/index.js';
 
 /** The `pipe run` options a sweep uses. */
@@ -96,13 +97,7 @@ export interface TrialCliOpts {
  */
 export async function cmdTrial(file: string, opts: TrialCliOpts): Promise<number> {
   const controller = new AbortController();
-  let interrupts = 0;
-  const onSignal = (): void => {
-    if (++interrupts > 1) process.exit(130);
-    controller.abort();
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  const offInterrupt = onInterrupt(controller);
   const t0 = Date.now();
   const tags: Record<string, string> = {};
   const result = async (status: 'finished' | 'failed' | 'killed', extra: { backend?: string; error?: string }): Promise<void> => {
@@ -131,7 +126,6 @@ export async function cmdTrial(file: string, opts: TrialCliOpts): Promise<number
     process.stderr.write(`pipe: ${e instanceof Error ? (e instanceof PipelineError ? e.message : (e.stack ?? e.message)) : String(e)}\n`);
     return e instanceof PipelineError ? e.exitCode : 1;
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    offInterrupt();
   }
 }

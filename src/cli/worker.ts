@@ -3,6 +3,7 @@
  * from the queue until Ctrl-C / SIGTERM. Argument handling only: the work is src/queue/worker.ts.
  */
 import { PipelineError } from '../errors.js';
+import { onInterrupt } from './interrupts.js';
 
 /** Options of `pipe worker`. */
 export interface WorkerCliOpts {
@@ -21,19 +22,12 @@ export async function cmdWorker(opts: WorkerCliOpts): Promise<number> {
   const concurrency = opts.concurrency === undefined ? 1 : Number(opts.concurrency);
   if (!Number.isInteger(concurrency) || concurrency < 1) throw new PipelineError('PIPE_USAGE', `--concurrency ${opts.concurrency}: expected a whole number >= 1`);
   const controller = new AbortController();
-  const onSignal = (sig: NodeJS.Signals): void => {
-    if (controller.signal.aborted) process.exit(130);
-    process.stderr.write(`\npipe worker: ${sig}: stopping (again to quit now)\n`);
-    controller.abort();
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  const offInterrupt = onInterrupt(controller, (sig) => `\npipe worker: ${sig}: stopping (again to quit now)\n`);
   try {
     const { runWorker } = await import('../queue/worker.js');
     await runWorker(opts.queue, { concurrency, backend: opts.backend, name: opts.name, signal: controller.signal });
     return 0;
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    offInterrupt();
   }
 }

@@ -1,5 +1,5 @@
 /**
- * Finds a saved model (a `best-model` folder: model.json + weights.bin, see src/models/io.ts)
+ * Finds a saved model (a `best-model` folder: model.json + weights.bin, see src/models/model-files.ts)
  * from a run folder, a run id or the folder itself, and the test-time preprocessing it was
  * trained with: model.json's `userDefinedMetadata.preprocess` when the training stage stored it,
  * else the augment stage's `with.test` list in the run's resolved.yaml.

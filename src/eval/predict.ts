@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs';
 import { Chain } from '../data/chain.js';
 import type { OpSpec } from '../data/transforms.js';
 import { PipelineError } from '../errors.js';
-import { loadModel } from '../models/io.js';
+import { loadModel } from '../models/model-files.js';
 import { prepareImage, type PreparedImage } from './image.js';
 import { locateModel, type ModelLocation } from './model-dir.js';
 

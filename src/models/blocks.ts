@@ -1,10 +1,10 @@
 /**
  * Building blocks of mini_resnet (kept as they were so its layer names and init stay the same;
- * the torch-bound zoo nets use net.ts), in torchvision's layout: conv (no bias) ->
+ * the torch-bound zoo nets use torch-net.ts), in torchvision's layout: conv (no bias) ->
  * BatchNorm2d (layers.ts: PyTorch semantics, eps 1e-5, momentum 0.1) -> ReLU. Strided convs pad
  * explicitly and symmetrically (k // 2 on each side) as PyTorch does; TF's 'same' would pad
  * asymmetrically and shift every activation by a pixel.
- * Reference: torchvision/models/resnet.py (BasicBlock, Bottleneck).
+ * Reference: torchvision/models/resnet.py (BasicBlock).
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Rng } from '../rng.js';
@@ -35,15 +35,5 @@ export function basicBlock(x: T, filters: number, stride: number, name: string, 
   y = convBn(y, filters, 3, 1, `${name}_2`, rng, false);
   const inC = x.shape[x.shape.length - 1];
   const sc = stride !== 1 || inC !== filters ? convBn(x, filters, 1, stride, `${name}_down`, rng, false) : x;
-  return tf.layers.reLU({ name: `${name}_out` }).apply(tf.layers.add({ name: `${name}_add` }).apply([y, sc]) as T) as T;
-}
-
-/** torchvision Bottleneck (v1.5: the stride sits on the 3x3 conv), expansion 4. */
-export function bottleneck(x: T, width: number, stride: number, name: string, rng: Rng): T {
-  let y = convBn(x, width, 1, 1, `${name}_1`, rng);
-  y = convBn(y, width, 3, stride, `${name}_2`, rng);
-  y = convBn(y, width * 4, 1, 1, `${name}_3`, rng, false);
-  const inC = x.shape[x.shape.length - 1];
-  const sc = stride !== 1 || inC !== width * 4 ? convBn(x, width * 4, 1, stride, `${name}_down`, rng, false) : x;
   return tf.layers.reLU({ name: `${name}_out` }).apply(tf.layers.add({ name: `${name}_add` }).apply([y, sc]) as T) as T;
 }

@@ -6,8 +6,8 @@
  * channels, 2x2/2 average pool), final BN + ReLU. BatchNorm eps 1e-5.
  */
 import type { Rng } from '../rng.js';
-import type { ModelEntry } from './entry.js';
-import { Net, type Backbone, type BackboneInput, type T } from './net.js';
+import type { ModelEntry } from './model-entry.js';
+import { Net, type Backbone, type BackboneInput, type T } from './torch-net.js';
 import { hubCfg } from './pretrained.js';
 
 /** DenseNet hyper-parameters (torchvision names). */

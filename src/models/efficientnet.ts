@@ -12,8 +12,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Rng } from '../rng.js';
-import type { ModelEntry } from './entry.js';
-import { Net, type Act, type Backbone, type BackboneInput, type T } from './net.js';
+import type { ModelEntry } from './model-entry.js';
+import { Net, type Act, type Backbone, type BackboneInput, type T } from './torch-net.js';
 import { hubCfg } from './pretrained.js';
 
 /** One stage of timm's arch_def: depthwise-separable ('ds') or inverted residual ('ir'). */

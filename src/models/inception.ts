@@ -7,8 +7,8 @@
  * Minimum input 75x75 (torchvision Inception_V3_Weights meta min_size).
  */
 import type { Rng } from '../rng.js';
-import type { ModelEntry } from './entry.js';
-import { Net, type Backbone, type BackboneInput, type T } from './net.js';
+import type { ModelEntry } from './model-entry.js';
+import { Net, type Backbone, type BackboneInput, type T } from './torch-net.js';
 import { hubCfg } from './pretrained.js';
 
 type K = number | [number, number];

@@ -11,9 +11,9 @@ import { PipelineError } from '../errors.js';
 import type { Rng } from '../rng.js';
 import { DENSENETS } from './densenet.js';
 import { EFFICIENTNETS } from './efficientnet.js';
-import type { ModelEntry } from './entry.js';
+import type { ModelEntry } from './model-entry.js';
 import { INCEPTIONS } from './inception.js';
-import type { Backbone, BackboneInput } from './net.js';
+import type { Backbone, BackboneInput } from './torch-net.js';
 import type { DownloadProgress } from '../data/download.js';
 import { cachedWeightsPath, fetchPretrained, type FetchedWeights, type Preprocessing } from './pretrained.js';
 import { RESNETS } from './resnet.js';
@@ -21,8 +21,8 @@ import { Safetensors, SafetensorsError } from './safetensors.js';
 import { loadTorchWeights, WeightsMismatchError } from './torch-weights.js';
 import { VGGS } from './vgg.js';
 
-export type { ModelEntry } from './entry.js';
-export type { Backbone, BackboneInput } from './net.js';
+export type { ModelEntry } from './model-entry.js';
+export type { Backbone, BackboneInput } from './torch-net.js';
 
 /** Every architecture by name (one literal table per family file). */
 export const MODELS: Record<string, ModelEntry> = { ...RESNETS, ...VGGS, ...EFFICIENTNETS, ...INCEPTIONS, ...DENSENETS };
@@ -69,7 +69,7 @@ function entryOf(arch: string): ModelEntry {
 
 /**
  * The safetensors file `weights` names for `arch` ('imagenet': the cached download; otherwise
- * a path), or undefined for 'none'. Does not download: see `ensureWeights` (weights.ts).
+ * a path), or undefined for 'none'. Does not download: see `ensureWeights` below.
  * @throws PipelineError PIPE_MODEL when the arch has no such weights or the file is absent.
  */
 export function weightsPath(arch: string, weights: string): string | undefined {

@@ -10,9 +10,9 @@
  */
 import { Rng } from '../rng.js';
 import { basicBlock, convBn } from './blocks.js';
-import type { ModelEntry } from './entry.js';
+import type { ModelEntry } from './model-entry.js';
 import { RepeatChannels } from './layers.js';
-import { Net, type Backbone, type BackboneInput, type T } from './net.js';
+import { Net, type Backbone, type BackboneInput, type T } from './torch-net.js';
 import { hubCfg } from './pretrained.js';
 import * as tf from '@tensorflow/tfjs';
 

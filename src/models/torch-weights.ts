@@ -11,7 +11,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Safetensors, TensorToWrite } from './safetensors.js';
-import type { BindingKind, TorchBinding } from './net.js';
+import type { BindingKind, TorchBinding } from './torch-net.js';
 
 /** A model and the torch modules its layers stand for. */
 export interface BoundModel {

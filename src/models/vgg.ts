@@ -8,9 +8,9 @@
  * (a 7x7 'valid' conv on the 7x7 map is exactly torchvision's Linear on the NCHW flatten).
  */
 import type { Rng } from '../rng.js';
-import type { ModelEntry } from './entry.js';
+import type { ModelEntry } from './model-entry.js';
 import { AdaptiveAvgPool2d } from './layers.js';
-import { Net, type Backbone, type BackboneInput, type T } from './net.js';
+import { Net, type Backbone, type BackboneInput, type T } from './torch-net.js';
 import { hubCfg } from './pretrained.js';
 
 /** torchvision's cfg "D" (VGG-16): conv widths, 'M' = 2x2 max-pool. */

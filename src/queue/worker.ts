@@ -18,7 +18,8 @@ import { summarizeRun } from '../sweep/collect.js';
 import { newRunId, readTrialResult } from '../sweep/state.js';
 import { MlflowClient } from '../tracking/rest/client.js';
 import { sha256, TRIAL_KEY_TAG, WORKER_TAG, type TrialJobData, type TrialJobProgress, type TrialJobResult } from './job.js';
-import { launchQueuedTrial, type QueuedTrial } from './launch.js';
+import { launchQueuedTrial } from './launch.js';
+import type { TrialProcess } from '../sweep/trial-process.js';
 import { recordSummary, settleEarlierAttempts } from './mlflow-trials.js';
 import { connectOrFail, envMs, maskSecrets, parseQueueUrl, queueName, requireTrackingServer } from './url.js';
 
@@ -53,7 +54,7 @@ export async function runWorker(queueUrl: string, opts: WorkerOptions = {}): Pro
   const name = opts.name ?? `${hostname()}-${process.pid}`;
   const workDir = resolve(opts.workDir ?? join(runsDir(), 'queue-pipelines'));
   const client = new MlflowClient(trackingUri);
-  const running = new Set<QueuedTrial>();
+  const running = new Set<TrialProcess>();
 
   const processor = async (job: Job<TrialJobData, TrialJobResult>): Promise<TrialJobResult> => {
     const d = job.data;

@@ -80,15 +80,12 @@ export function writeLock(runDir: string, lock: Lock): Promise<void> {
 
 /**
  * The key -> output folder index of finished stages, shared by all runs under runs/: one small
- * file per key, runs/.cache/keys/<key>, holding the folder. Separate files (each written to a
- * uniquely named temporary file, then renamed) make concurrent runs safe (`pipe run --parallel`
- * sweeps, two terminals): a writer never rewrites another key's entry, and readers see either
- * the old or the new file, never half of one. The old single runs/.cache/index.json is still
- * read as a fallback, never written.
+ * file per key, runs/.cache/keys/<key>, holding the folder. Separate files (each written with
+ * writeFileAtomic) make concurrent runs safe (`pipe run --parallel` sweeps, two terminals): a
+ * writer never rewrites another key's entry, and readers see either the old or the new file,
+ * never half of one.
  */
 export class StageIndex {
-  private legacy: Promise<Record<string, string>> | undefined;
-
   constructor(private readonly runsDir: string) {}
 
   private keyPath(key: string): string {
@@ -96,14 +93,9 @@ export class StageIndex {
     return join(this.runsDir, '.cache', 'keys', key);
   }
 
-  private async fromLegacy(key: string): Promise<string | undefined> {
-    this.legacy ??= readFile(join(this.runsDir, '.cache', 'index.json'), 'utf8').then((t) => JSON.parse(t) as Record<string, string>, () => ({}));
-    return (await this.legacy)[key];
-  }
-
   /** The folder of a finished stage with this key, if it still exists. */
   async lookup(key: string): Promise<string | undefined> {
-    const dir = (await readFile(this.keyPath(key), 'utf8').catch(() => undefined)) ?? (await this.fromLegacy(key));
+    const dir = await readFile(this.keyPath(key), 'utf8').catch(() => undefined);
     return dir !== undefined && existsSync(join(dir, '.done')) ? dir : undefined;
   }
 

@@ -57,14 +57,30 @@ export function trialArgs(l: TrialLaunch): string[] {
   ];
 }
 
-/** Starts `node <package>/bin/pipe.js _trial ...` in the current folder, with the same runs folder. */
-export function launchTrial(l: TrialLaunch): TrialProcess {
+/** How the trial process is tied to this one. */
+export interface LaunchMode {
+  /** The script node runs. @defaultValue `<package>/bin/pipe.js` */
+  script?: string;
+  /**
+   * Sweep trials (false): own process group, so a terminal's Ctrl-C reaches only the sweep,
+   * which forwards it once. Queued trials (true, with src/cli/trial-entry.ts): same group, and
+   * the child's stdin is a pipe from this process, which the child reads as "stop" when it
+   * closes (this process died, even by kill -9).
+   */
+  tied?: boolean;
+}
+
+/**
+ * Starts `node <script> _trial ...` in the current folder, with the same runs folder: the one
+ * launcher of trial processes (sweeps and queue workers).
+ */
+export function launchTrial(l: TrialLaunch, mode: LaunchMode = {}): TrialProcess {
   mkdirSync(dirname(l.logPath), { recursive: true });
   const log = createWriteStream(l.logPath, { flags: 'a' });
-  const child = spawn(process.execPath, [join(PACKAGE_ROOT, 'bin', 'pipe.js'), ...trialArgs(l)], {
+  const child = spawn(process.execPath, [mode.script ?? join(PACKAGE_ROOT, 'bin', 'pipe.js'), ...trialArgs(l)], {
     env: { ...process.env, PIPE_RUNS_DIR: runsDir() },
-    stdio: ['ignore', 'pipe', 'pipe'],
-    detached: true,
+    stdio: [mode.tied ? 'pipe' : 'ignore', 'pipe', 'pipe'],
+    detached: !mode.tied,
   });
   let lastError: string | undefined;
   const lines = (chunkStream: NodeJS.ReadableStream, isErr: boolean): void => {
@@ -82,8 +98,8 @@ export function launchTrial(l: TrialLaunch): TrialProcess {
       if (rest) l.onLine?.(rest);
     });
   };
-  lines(child.stdout, false);
-  lines(child.stderr, true);
+  lines(child.stdout!, false);
+  lines(child.stderr!, true);
   const done = new Promise<TrialExit>((resolve) => {
     child.on('error', (e) => {
       lastError = `cannot start the trial process: ${e.message}`;

@@ -6,7 +6,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { toSingleModel } from '../models/io.js';
+import { toSingleModel } from '../models/model-files.js';
 import type { Classifier } from '../models/registry.js';
 import { BestModel } from './best.js';
 import type { MonitorName } from './callbacks.js';

@@ -7,7 +7,7 @@ import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { AugmentedData } from '../data/batches.js';
 import type { Classifier } from '../models/registry.js';
-import { saveClassifier } from '../models/io.js';
+import { saveClassifier } from '../models/model-files.js';
 import type { StageContext } from '../stage.js';
 import { BestModel } from './best.js';
 import { EarlyStopping, ReduceLROnPlateau, type EarlyStoppingConfig, type PlateauConfig } from './callbacks.js';

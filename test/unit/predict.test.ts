@@ -14,7 +14,7 @@ import { stringify } from 'yaml';
 import { cmdPredict } from '../../src/cli/predict.js';
 import { initEngine } from '../../src/engine/backend.js';
 import { predictImages } from '../../src/eval/predict.js';
-import { saveClassifier } from '../../src/models/io.js';
+import { saveClassifier } from '../../src/models/model-files.js';
 import type { Classifier } from '../../src/models/registry.js';
 import { predictLogits } from '../../src/train/evaluate.js';
 import { tinyClassifier } from './tiny-model.js';

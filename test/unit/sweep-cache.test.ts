@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { StageIndex } from '../../src/runner/cache.js';
 import type { PipelineConfig } from '../../src/config/types.js';
@@ -39,16 +39,18 @@ test('two processes recording different keys: both entries survive', async () =>
   assert.equal(await a.lookup(key('y')), dy);
 });
 
-test('an entry whose folder lost its .done marker is a miss; the old index.json is still read', async () => {
+test('an entry whose folder lost its .done marker is a miss; malformed keys are refused', async () => {
   const root = makeTree({});
   const runs = join(root, 'runs');
-  const old = stageDir(root, 'old');
-  writeFileSync(join(old, '.done'), key('o'));
-  mkdirSync(join(runs, '.cache'), { recursive: true });
-  writeFileSync(join(runs, '.cache', 'index.json'), JSON.stringify({ [key('o')]: old, [key('gone')]: join(root, 'nowhere') }));
   const idx = new StageIndex(runs);
-  assert.equal(await idx.lookup(key('o')), old);
-  assert.equal(await idx.lookup(key('gone')), undefined);
+  const kept = stageDir(root, 'kept');
+  const lost = stageDir(root, 'lost');
+  await idx.record(key('k'), kept);
+  await idx.record(key('l'), lost);
+  rmSync(join(lost, '.done'));
+  assert.equal(await idx.lookup(key('k')), kept);
+  assert.equal(await idx.lookup(key('l')), undefined);
+  assert.equal(await idx.lookup(key('never')), undefined);
   await assert.rejects(idx.lookup('../../etc/passwd'), /malformed key/);
 });
 

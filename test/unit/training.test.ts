@@ -155,7 +155,7 @@ test('an explicitly requested backend that cannot load is an error before any wo
 
 test('a saved model (tfjs layers format, our file handler) loads back to identical predictions', async () => {
   await initEngine('wasm');
-  const { saveClassifier, loadModel } = await import('../../src/models/io.js');
+  const { saveClassifier, loadModel } = await import('../../src/models/model-files.js');
   const { predictLogits } = await import('../../src/train/evaluate.js');
   const c = model(13);
   await trainPhase(options(c, { epochs: 1 }));

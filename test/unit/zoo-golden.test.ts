@@ -6,7 +6,7 @@
  * registry's full-size entries, loaded through the same torch-weights path, must reproduce them:
  * logits within 1e-4, features within 1e-4 x max(1, max |golden|) (float32 noise, see
  * resnet-golden.test.ts), on the wasm backend. At 32 px each net also survives a save/load in
- * the tfjs layers format (src/models/io.ts) with the same logits.
+ * the tfjs layers format (src/models/model-files.ts) with the same logits.
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -19,8 +19,8 @@ import * as tf from '@tensorflow/tfjs';
 import { initEngine } from '../../src/engine/backend.js';
 import { densenet, type DenseLayout } from '../../src/models/densenet.js';
 import { mbNet, type MbStage } from '../../src/models/efficientnet.js';
-import { loadModel, saveClassifier } from '../../src/models/io.js';
-import type { Backbone, BackboneInput } from '../../src/models/net.js';
+import { loadModel, saveClassifier } from '../../src/models/model-files.js';
+import type { Backbone, BackboneInput } from '../../src/models/torch-net.js';
 import { Safetensors } from '../../src/models/safetensors.js';
 import { loadTorchWeights } from '../../src/models/torch-weights.js';
 import { vgg } from '../../src/models/vgg.js';

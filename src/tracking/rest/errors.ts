@@ -14,9 +14,6 @@ export const RETRYABLE_STATUSES: ReadonlySet<number> = new Set([408, 429, 500, 5
 /** Transport error codes that prove the request never reached the server (safe to resend anything). */
 const NOT_SENT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_CONNECT_TIMEOUT']);
 
-/** Our `errorCode` for a failure without an HTTP answer. */
-export type TransportErrorCode = 'NETWORK_ERROR' | 'TIMEOUT';
-
 /**
  * A failed MLflow request. Extends PipelineError (code PIPE_TRACKING, exit 2), so when it
  * reaches the CLI the message is printed without a stack trace.

@@ -1,6 +1,6 @@
 /** The shape of a model-zoo entry (one per architecture; each family file exports a table of them). */
 import type { Rng } from '../rng.js';
-import type { Backbone, BackboneInput } from './net.js';
+import type { Backbone, BackboneInput } from './torch-net.js';
 import type { PretrainedConfig } from './pretrained.js';
 
 /** A registry entry. Anchor: timm `register_model` + `default_cfgs`. */
