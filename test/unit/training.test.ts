@@ -21,6 +21,11 @@ import { ReduceLROnPlateau } from '../../src/train/callbacks.js';
 import { allWeights, setTrainable } from '../../src/train/freeze.js';
 import { NonFiniteLossError, trainPhase, type PhaseOptions } from '../../src/train/loop.js';
 import { buildOptimizer } from '../../src/train/optimizer.js';
+import { loadTrainingStage, runTrainingStage, type TrainParams, type TrainState } from '../../src/train/stage.js';
+import type { AugmentedData } from '../../src/data/batches.js';
+import type { Dataset } from '../../src/data/dataset.js';
+import type { PipelineConfig } from '../../src/config/types.js';
+import type { StageContext } from '../../src/stage.js';
 
 function data(n: number, seed: number, specs = [{ normalize: { mean: [0.5], std: [0.25] } }]) {
   const r = new Rng(seed);
@@ -166,4 +171,73 @@ test('a saved model (tfjs layers format, our file handler) loads back to identic
   const want = predictLogits(c, x).dataSync();
   const got = (loaded.predict(x) as tf.Tensor).dataSync();
   assert.deepEqual([...got], [...want]);
+});
+
+/** A recording stage context for the training stages (in-memory upstream outputs). */
+function stageContext(name: string, params: TrainParams, upstream: Partial<Record<string, unknown>>, root: string): StageContext<TrainParams> {
+  const pipeline = { name: 'p', seed: 1, engine: { backend: 'wasm' }, stages: {} } as unknown as PipelineConfig;
+  const find = (kinds: string[]) => kinds.map((k) => upstream[k]).find((v) => v !== undefined);
+  return {
+    name, key: `test-${name}`, params, pipeline, outDir: join(root, name), seed: 1, signal: new AbortController().signal,
+    engine: { backend: 'wasm', requested: 'wasm', description: 'wasm' } as never,
+    report: { progress: () => {}, metric: () => {}, tags: () => {}, artifact: () => {}, dataset: () => {} } as never,
+    upstream: <T>(...kinds: string[]) => find(kinds) as T,
+    maybeUpstream: <T>(...kinds: string[]) => find(kinds) as T | undefined,
+  } as StageContext<TrainParams>;
+}
+
+const adam = (lr: number) => ({ name: 'adam' as const, lr, weight_decay: 0, momentum: 0, nesterov: false });
+
+async function freezeStage(root: string): Promise<{ freeze: TrainState; data: AugmentedData }> {
+  const split = (n: number, seed: number) => {
+    const r = new Rng(seed);
+    return { images: Uint8Array.from({ length: n * 64 }, () => r.int(256)), labels: Uint8Array.from({ length: n }, () => r.int(3)), count: n, height: 8, width: 8, channels: 1 };
+  };
+  const dataset = { name: 'tiny', classes: ['a', 'b', 'c'], train: split(48, 1), test: split(16, 2), source: 'memory', digest: 'x' } as unknown as Dataset;
+  const specs = [{ normalize: { mean: [0.5], std: [0.25] } }] as never;
+  const data: AugmentedData = { dataset, train: new BatchSource(dataset.train, specs, 16, { shuffle: true, seed: 1 }), test: new BatchSource(dataset.test, specs, 16, { shuffle: false, seed: 1 }) };
+  const c = buildClassifier('mini_resnet', { height: 8, width: 8, channels: 1 }, 3, 'none', new Rng(21));
+  // Monitor train_loss in max mode: the best epoch is the first (the loss falls), so best != last.
+  const params: TrainParams = { epochs: 3, optimizer: adam(0.01), early_stopping: { monitor: 'train_loss', mode: 'max', patience: 5, min_delta: 0 } };
+  const freeze = await runTrainingStage(stageContext('head', params, { 'build-model': c, augment: data }, root), 'freeze');
+  return { freeze, data };
+}
+
+for (const startFrom of ['last', 'best'] as const) {
+  test(`unfreeze-train starts from the previous stage's ${startFrom} weights${startFrom === 'last' ? ' (the default, as the recipe)' : ' (start_from: best)'}`, async () => {
+    await initEngine('wasm');
+    const root = mkdtempSync(join(tmpdir(), 'pipe-stage-'));
+    const { freeze } = await freezeStage(root);
+    assert.equal(freeze.best.epoch, 1, 'precondition: the best epoch is not the last');
+    const bestW = weightsOf(freeze.classifier);
+    const lastW = freeze.last!.map((t) => t.dataSync() as Float32Array);
+    assert.notDeepEqual(lastW, bestW);
+    // 0 epochs: the stage's last weights are the weights it started from.
+    const params: TrainParams = { epochs: 0, optimizer: adam(1e-3), unfreeze: 'all', ...(startFrom === 'best' ? { start_from: 'best' } : {}), early_stopping: { monitor: 'train_loss', mode: 'max', patience: 5, min_delta: 0 } };
+    const un = await runTrainingStage(stageContext('finetune', params, { 'freeze-train': freeze }, root), 'unfreeze');
+    assert.deepEqual(un.last!.map((t) => t.dataSync() as Float32Array), startFrom === 'last' ? lastW : bestW);
+  });
+}
+
+test('the best model follows the unfreeze stage\'s own monitor; a finished stage reloads (cached rerun) with no null in its JSON', async () => {
+  await initEngine('wasm');
+  const root = mkdtempSync(join(tmpdir(), 'pipe-stage-'));
+  const { freeze } = await freezeStage(root);
+  const params: TrainParams = { epochs: 2, optimizer: adam(1e-3), unfreeze: 'all', early_stopping: { monitor: 'test_loss', patience: 5, min_delta: 0 } };
+  const ctx = stageContext('finetune', params, { 'freeze-train': freeze }, root);
+  const un = await runTrainingStage(ctx, 'unfreeze');
+  assert.equal(un.best.monitor, 'test_loss');
+  // Candidates: the freeze stage's best epoch (1) and both unfreeze epochs.
+  const candidates = un.epochs.filter((e) => e.epoch === 1 || e.phase === 'unfreeze');
+  const min = Math.min(...candidates.map((e) => e.test_loss));
+  assert.equal(un.best.value, min);
+  const { evaluateSplit } = await import('../../src/train/evaluate.js');
+  assert.equal((await evaluateSplit(un.classifier, un.data.test)).loss, min, 'the classifier holds the best epoch on test_loss');
+  const { readFileSync } = await import('node:fs');
+  assert.doesNotMatch(readFileSync(join(ctx.outDir, 'state.json'), 'utf8'), /null/);
+  // A cached rerun rebuilds the state from the folder.
+  const again = await loadTrainingStage(ctx, ctx.outDir, 'unfreeze');
+  assert.deepEqual(weightsOf(again.classifier), weightsOf(un.classifier));
+  assert.deepEqual(again.last!.map((t) => t.dataSync()), un.last!.map((t) => t.dataSync()));
+  assert.equal(again.best.epoch, un.best.epoch);
 });
