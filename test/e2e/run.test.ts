@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { FileStore } from '../../src/tracking/file/store.js';
-import { e2ePipeline, FASHION_MNIST_DIR, runCli } from '../utils.js';
+import { e2ePipeline, FASHION_MNIST_DIR, quickPipeline, runCli, runCliIn } from '../utils.js';
 
 const DATA_DIR = FASHION_MNIST_DIR;
 
@@ -112,4 +112,22 @@ test('a stage that throws: task failed, run FAILED, exit 1', async () => {
   const run = await new FileStore(store).readRun(runId);
   assert.equal(run.meta['status'], 4);
   assert.equal(typeof run.meta['end_time'], 'number');
+});
+
+test('a non-finite loss: the stage fails naming where, the run is FAILED, no JSON holds null, a rerun reuses the finished stages and fails the same way', { skip: !existsSync(DATA_DIR) && `${DATA_DIR} is missing` }, async () => {
+  const yaml = quickPipeline('nan').replace('finetune: { kind: unfreeze-train, needs: [head], with: { epochs: 1, max_steps_per_epoch: 2, optimizer: { lr: 0.002 } } }', 'finetune: { kind: unfreeze-train, needs: [head], with: { epochs: 1, max_steps_per_epoch: 2, optimizer: { name: sgd, lr: 1000 } } }');
+  const r = await runCli({ 'p.yaml': yaml }, ['run', 'p.yaml', '--plain']);
+  assert.equal(r.exitCode, 1, r.stderr);
+  const why = /^pipe: stage 'finetune' failed: (training loss is (NaN|Infinity) at epoch 2, batch \d \(lr 1000\)|test loss is (NaN|Infinity) after epoch 2 \(lr 1000\)); lower the learning rate$/m;
+  assert.match(r.stderr, why);
+  const store = join(r.root, 'runs', 'mlruns');
+  const { runId } = onlyRun(store);
+  assert.equal((await new FileStore(store).readRun(runId)).meta['status'], 4);
+  // Every JSON file but tfjs's model.json (its format writes null for "any batch size" and "none").
+  const jsons = (dir: string): string[] => readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? jsons(join(dir, e.name)) : e.name.endsWith('.json') && e.name !== 'model.json' ? [join(dir, e.name)] : []));
+  for (const f of jsons(join(r.root, 'runs'))) assert.doesNotMatch(readFileSync(f, 'utf8'), /\bnull\b/, f);
+  const again = await runCliIn(r.root, ['run', 'p.yaml', '--plain']);
+  assert.equal(again.exitCode, 1, again.stderr);
+  assert.match(again.stderr, why);
+  assert.doesNotMatch(again.stderr, /\n\s+at /, 'no stack trace');
 });
