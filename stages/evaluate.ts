@@ -65,7 +65,7 @@ export default defineStage<EvaluateParams, EvalReport>({
     const report: EvalReport = {
       test_loss: test.loss, test_accuracy: test.accuracy, top_k: test.top_k, test_top_k_accuracy: test.top_k_accuracy,
       images: test.images, images_per_second: test.images_per_second,
-      best_epoch: state.best.epoch ?? null, best_phase: state.best.phase ?? null, unfreeze_epoch: state.unfreezeEpoch ?? null,
+      best_epoch: state.best.epoch, best_phase: state.best.phase, unfreeze_epoch: state.unfreezeEpoch,
       classes, splits: { ...reports, test },
     };
     const path = join(ctx.outDir, 'report.json');

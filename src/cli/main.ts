@@ -75,7 +75,7 @@ async function cmdRun(file: string, opts: RunCliOpts): Promise<number> {
     const evalOut = [...r.outputs.values()].find((v): v is EvalReport => typeof v === 'object' && v !== null && 'test_accuracy' in v && 'images' in v);
     const lines = [
       '',
-      evalOut ? `test accuracy: ${(100 * evalOut.test_accuracy).toFixed(2)}% (loss ${evalOut.test_loss.toFixed(4)}, ${evalOut.images} images, best epoch ${evalOut.best_epoch})` : undefined,
+      evalOut ? `test accuracy: ${(100 * evalOut.test_accuracy).toFixed(2)}% (loss ${evalOut.test_loss.toFixed(4)}, ${evalOut.images} images${evalOut.best_epoch !== undefined ? `, best epoch ${evalOut.best_epoch}` : ''})` : undefined,
       reused.length ? `reused from the stage cache: ${reused.join(', ')}` : undefined,
       `run: ${r.runId}  outputs: ${r.runDir}`,
       isServerUri(r.store) ? `MLflow server: ${r.store}` : `MLflow store: ${r.store}  (browse: mlflow server --backend-store-uri ${r.store})`,

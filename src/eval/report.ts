@@ -21,10 +21,11 @@ export interface EvalReport {
   images: number;
   /** Test-split inference throughput (batching, preprocessing and forward pass), images/s. */
   images_per_second: number;
-  best_epoch: number | null;
-  best_phase: string | null;
-  /** Global epoch (1-based) at which the backbone was unfrozen, null when it never was. */
-  unfreeze_epoch: number | null;
+  /** Global epoch (1-based) of the best model; absent when no epoch ran (no JSON null for a number). */
+  best_epoch?: number;
+  best_phase?: string;
+  /** Global epoch (1-based) at which the backbone was unfrozen; absent when it never was. */
+  unfreeze_epoch?: number;
   classes: string[];
   /** Every scored split by name; `test` always present. */
   splits: Partial<Record<EvalSplit, SplitReport>> & { test: SplitReport };

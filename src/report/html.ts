@@ -17,9 +17,9 @@ export interface ReportFigure {
 
 /** The evaluation numbers the report shows (a structural subset of the evaluate stage's report.json). */
 export interface ReportEvaluation {
-  best_epoch: number | null;
-  best_phase: string | null;
-  unfreeze_epoch: number | null;
+  best_epoch?: number;
+  best_phase?: string;
+  unfreeze_epoch?: number;
   splits: Partial<Record<string, SplitReport>>;
 }
 
