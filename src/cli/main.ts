@@ -52,7 +52,7 @@ interface RunCliOpts extends ConfigOpts {
   keepGoing?: boolean;
   sweep?: string[];
   parallel?: string;
-  queue?: string;
+  queue?: string | boolean;
   attempts?: string;
 }
 
@@ -129,7 +129,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('--plain', 'line-per-event output even on a terminal')
     .option('--sweep <path=v1,v2>', 'sweep a config value over a list (repeatable; the grid of all combinations), e.g. --sweep stages.model.with.arch=resnet18,resnet50', collect)
     .option('--parallel <n>', 'sweep trials to run at once, each in its own process (default 1)')
-    .option('--queue <url>', 'put the sweep trials on a Redis queue (redis://[user:pass@]host:port/db or rediss://) for `pipe worker`s; needs an http(s) MLFLOW_TRACKING_URI')
+    .option('--queue [url]', 'put the sweep trials on a Redis queue (redis://[user@]host:port/db or rediss://; default $PIPE_QUEUE_URL, password from $PIPE_QUEUE_PASSWORD_FILE or $PIPE_QUEUE_PASSWORD) for `pipe worker`s; needs an http(s) MLFLOW_TRACKING_URI')
     .option('--attempts <n>', 'with --queue: runs of a trial before it fails for good (default 3)')
     .action(async (file: string, opts: RunCliOpts) => void (code = await cmdRun(file, opts)));
   program
@@ -149,11 +149,11 @@ export async function main(argv: string[]): Promise<number> {
   program
     .command('worker')
     .description('run sweep trials from a Redis queue (see `pipe run --queue`), logging to the MLflow server of MLFLOW_TRACKING_URI')
-    .requiredOption('--queue <url>', 'redis://[user:pass@]host:port/db or rediss://...')
+    .option('--queue <url>', 'redis://[user@]host:port/db or rediss://... (default $PIPE_QUEUE_URL)')
     .option('--concurrency <n>', 'trials at once, each in its own process (default 1)')
     .option('--backend <name>', 'engine.backend for every trial (default: the pipeline\'s)')
     .option('--name <name>', 'worker name shown in progress and tagged on runs (default <hostname>-<pid>)')
-    .action(async (opts: { queue: string; concurrency?: string; backend?: string; name?: string }) => {
+    .action(async (opts: { queue?: string; concurrency?: string; backend?: string; name?: string }) => {
       try {
         code = await (await import('./worker.js')).cmdWorker(opts);
       } catch (e) {
@@ -162,10 +162,12 @@ export async function main(argv: string[]): Promise<number> {
     });
   program
     .command('queue')
-    .description('the trial queue: status (counts, running and failed trials), drain (remove queued trials), retry-failed')
+    .description('the trial queue: status (counts, sweeps, running and failed trials, workers), drain (remove queued trials), retry-failed (queue failed trials again)')
     .argument('<action>', 'status, drain or retry-failed')
-    .requiredOption('--queue <url>', 'redis://[user:pass@]host:port/db or rediss://...')
-    .action(async (action: string, opts: { queue: string }) => {
+    .option('--queue <url>', 'redis://[user@]host:port/db or rediss://... (default $PIPE_QUEUE_URL)')
+    .option('--sweep <id>', 'act on this sweep only (drain and retry-failed need it, or --all)')
+    .option('--all', 'drain / retry-failed: act on every sweep on the queue')
+    .action(async (action: string, opts: { queue?: string; sweep?: string; all?: boolean }) => {
       try {
         code = await (await import('./queue.js')).cmdQueue(action, opts);
       } catch (e) {

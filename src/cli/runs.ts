@@ -113,7 +113,7 @@ async function compareRuns(ids: string[], opts: { format?: string; out?: string 
   const format = opts.format ?? 'text';
   const render = FORMATS[format];
   if (!render) throw new PipelineError('PIPE_USAGE', `--format ${format}: expected ${Object.keys(FORMATS).join(', ')}`);
-  const rows = await resolveRuns(runsDir(), ids);
+  const rows = await resolveRuns(runsDir(), ids, async (sweep) => (await import('../queue/mlflow-trials.js')).queuedSweepTrials(sweep));
   process.stdout.write(render(rows));
   if (opts.out !== undefined) {
     const { files, warnings } = await writeComparison(rows, resolve(opts.out), { title: `Comparison of ${ids.join(', ')}` });

@@ -13,6 +13,7 @@ import { runsDir } from '../paths.js';
 import { runPipeline } from '../runner/run.js';
 import { runSweep } from '../sweep/run.js';
 import { writeTrialResult } from '../sweep/state.js';
+import { classifyFailure, type FailureKind } from '../sweep/trial-failure.js';
 import { formatTable } from '../sweep/table.js';
 import { onInterrupt } from './interrupts.js';
 import { stageKinds } from '../../stages/index.js';
@@ -100,7 +101,7 @@ export async function cmdTrial(file: string, opts: TrialCliOpts): Promise<number
   const offInterrupt = onInterrupt(controller);
   const t0 = Date.now();
   const tags: Record<string, string> = {};
-  const result = async (status: 'finished' | 'failed' | 'killed', extra: { backend?: string; error?: string }): Promise<void> => {
+  const result = async (status: 'finished' | 'failed' | 'killed', extra: { backend?: string; error?: string; failure?: FailureKind }): Promise<void> => {
     const dir = join(runsDir(), opts.runId);
     await mkdir(dir, { recursive: true });
     await writeTrialResult(dir, { name: opts.runName, ...(tags['pipe.sweep.id'] ? { sweepId: tags['pipe.sweep.id'] } : {}), status, ...extra, seconds: (Date.now() - t0) / 1000 });
@@ -122,7 +123,7 @@ export async function cmdTrial(file: string, opts: TrialCliOpts): Promise<number
     return 0;
   } catch (e) {
     const killed = e instanceof PipelineError && e.exitCode === 130;
-    await result(killed ? 'killed' : 'failed', { error: e instanceof Error ? e.message : String(e) }).catch(() => undefined);
+    await result(killed ? 'killed' : 'failed', { error: e instanceof Error ? e.message : String(e), ...(killed ? {} : { failure: classifyFailure(e) }) }).catch(() => undefined);
     process.stderr.write(`pipe: ${e instanceof Error ? (e instanceof PipelineError ? e.message : (e.stack ?? e.message)) : String(e)}\n`);
     return e instanceof PipelineError ? e.exitCode : 1;
   } finally {

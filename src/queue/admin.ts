@@ -1,13 +1,34 @@
 /**
- * The operator's view of the trial queue (`pipe queue status|drain|retry-failed`): job counts
- * and the running and failed trials; removing the queued (not running) trials; sending the
- * failed ones back to the queue. BullMQ's own Queue API (https://api.docs.bullmq.io/classes/v5.Queue.html).
+ * The operator's view of the trial queue (`pipe queue status|drain|retry-failed`): job counts,
+ * the running trials (and whether their worker still answers) and the failed ones; removing the
+ * queued (not running) trials of a sweep; sending a sweep's failed trials back to the queue.
+ * Commands that change the queue act on one sweep (`--sweep ID`) and on every sweep only when
+ * asked (`--all`). BullMQ's own Queue API (https://api.docs.bullmq.io/classes/v5.Queue.html).
  */
 import { Queue, type Job } from 'bullmq';
-import type { TrialJobData, TrialJobProgress, TrialJobResult } from './job.js';
+import { PipelineError } from '../errors.js';
+import { formatTime, stoppedAnswering, type TrialJobData, type TrialJobProgress, type TrialJobResult } from './job.js';
 import { connectOrFail, parseQueueUrl, queueName } from './url.js';
 
 type TrialQueue = Queue<TrialJobData, TrialJobResult>;
+type TrialJob = Job<TrialJobData, TrialJobResult>;
+
+/** Which sweeps a command acts on: one sweep id, or all of them. */
+export type SweepSelector = { sweep: string } | { all: true };
+
+/**
+ * The selector of `--sweep ID` / `--all`.
+ * @throws PipelineError PIPE_USAGE (exit 2) for neither or both.
+ */
+export function sweepSelector(action: string, opts: { sweep?: string; all?: boolean }): SweepSelector {
+  if (opts.sweep !== undefined && opts.all) throw new PipelineError('PIPE_USAGE', `pipe queue ${action}: give --sweep ID or --all, not both`);
+  if (opts.sweep !== undefined) return { sweep: opts.sweep };
+  if (opts.all) return { all: true };
+  throw new PipelineError('PIPE_USAGE', `pipe queue ${action} changes the queue: name the sweep with --sweep ID (pipe queue status lists them), or pass --all for every sweep on the queue`);
+}
+
+/** Whether job `j` belongs to the selected sweeps: by sweep id, or by the sweep key prefix of its job id. */
+const selects = (sel: SweepSelector, j: TrialJob): boolean => 'all' in sel || j.data.sweepId === sel.sweep || (j.id ?? '').startsWith(`${sel.sweep}-`);
 
 async function withQueue<T>(url: string, fn: (q: TrialQueue, display: string) => Promise<T>): Promise<T> {
   const target = parseQueueUrl(url);
@@ -22,34 +43,69 @@ async function withQueue<T>(url: string, fn: (q: TrialQueue, display: string) =>
   }
 }
 
-const label = (j: Job<TrialJobData, TrialJobResult>): string => `${j.data.name} (sweep ${j.data.sweepId}, job ${j.id})`;
+const label = (j: TrialJob): string => `${j.data.name} (sweep ${j.data.sweepId}, job ${j.id})`;
 
-/** Counts per state, then the running trials with their worker and the failed ones with their error. */
-export function queueStatus(url: string): Promise<string> {
+/** A worker's name from its Redis client name (`<prefix>:<base64 queue>:w:<name>`, set by BullMQ). */
+export function workerName(rawClientName: string): string {
+  const at = rawClientName.indexOf(':w:');
+  return at >= 0 ? rawClientName.slice(at + 3) : rawClientName;
+}
+
+/** One line about a running job: its worker, or when that worker stopped answering. */
+export function runningLine(j: TrialJob, now = Date.now()): string {
+  const p = j.progress as Partial<TrialJobProgress>;
+  const gone = stoppedAnswering(p, now);
+  const attempt = `attempt ${j.attemptsMade + 1}`;
+  return gone !== undefined
+    ? `  worker ${p.worker ?? '?'} stopped answering at ${formatTime(gone)}: ${label(j)} (${attempt}) waits for a live worker to take it back`
+    : `  running: ${label(j)} on ${p.worker ?? '?'} (${attempt})`;
+}
+
+/** Counts per state, the sweeps, the running trials with their worker, the failed ones with their error, the workers. */
+export function queueStatus(url: string, opts: { sweep?: string } = {}): Promise<string> {
   return withQueue(url, async (q, display) => {
-    const counts = await q.getJobCounts('waiting', 'active', 'completed', 'failed', 'delayed', 'prioritized');
-    const lines = [`queue ${queueName()} on ${display}: ${Object.entries(counts).map(([k, v]) => `${v} ${k}`).join(', ')}`];
-    for (const j of await q.getActive()) lines.push(`  running: ${label(j)} on ${(j.progress as Partial<TrialJobProgress>).worker ?? '?'} (attempt ${j.attemptsMade + 1})`);
-    for (const j of await q.getFailed()) lines.push(`  failed: ${label(j)} after ${j.attemptsMade} attempt(s): ${j.failedReason}`);
-    const workers = await q.getWorkers();
-    lines.push(`workers connected: ${workers.length}${workers.length ? ` (${workers.map((w) => w['name'] ?? w['addr']).join(', ')})` : ''}`);
+    const sel: SweepSelector = opts.sweep !== undefined ? { sweep: opts.sweep } : { all: true };
+    const states = ['waiting', 'active', 'completed', 'failed', 'delayed', 'prioritized'] as const;
+    const jobs: TrialJob[] = [];
+    const stateOf = new Map<string, string>();
+    for (const s of states) {
+      for (const j of await q.getJobs([s])) {
+        if (!j || !selects(sel, j) || stateOf.has(j.id!)) continue;
+        jobs.push(j);
+        stateOf.set(j.id!, s);
+      }
+    }
+    const counts = states.map((s) => `${jobs.filter((j) => stateOf.get(j.id!) === s).length} ${s}`);
+    const lines = [`queue ${queueName()} on ${display}${opts.sweep !== undefined ? `, sweep ${opts.sweep}` : ''}: ${counts.join(', ')}`];
+    const sweeps = new Map<string, { pipeline: string; total: number; done: number }>();
+    for (const j of jobs) {
+      const s = sweeps.get(j.data.sweepId) ?? { pipeline: j.data.pipeline, total: j.data.total, done: 0 };
+      if (stateOf.get(j.id!) === 'completed') s.done++;
+      sweeps.set(j.data.sweepId, s);
+    }
+    for (const [id, s] of sweeps) lines.push(`  sweep ${id}: ${s.pipeline}, ${s.done} of ${s.total} trials finished`);
+    for (const j of jobs.filter((x) => stateOf.get(x.id!) === 'active')) lines.push(runningLine(j));
+    for (const j of jobs.filter((x) => stateOf.get(x.id!) === 'failed')) lines.push(`  failed: ${label(j)} after ${j.attemptsMade} attempt(s): ${j.failedReason}`);
+    const workers = (await q.getWorkers()).map((w) => workerName(String(w['rawname'] ?? w['name'] ?? w['addr'])));
+    lines.push(`workers connected: ${workers.length}${workers.length ? ` (${workers.join(', ')})` : ''}`);
     return lines.join('\n');
   });
 }
 
-/** Removes the queued trials (running ones finish); resolves to how many were removed. */
-export function drainQueue(url: string): Promise<number> {
+/** Removes the queued trials (not the running ones) of the selected sweeps; resolves to their labels. */
+export function drainQueue(url: string, sel: SweepSelector): Promise<string[]> {
   return withQueue(url, async (q) => {
-    const before = await q.getWaitingCount() + (await q.getDelayedCount()) + (await q.getPrioritizedCount());
-    await q.drain(true);
-    return before;
+    const queued = (await q.getJobs(['waiting', 'delayed', 'prioritized'])).filter((j): j is TrialJob => j !== undefined && selects(sel, j));
+    const removed: string[] = [];
+    for (const j of queued) if ((await q.remove(j.id!)) === 1) removed.push(label(j));
+    return removed;
   });
 }
 
-/** Sends every failed trial back to the queue (attempts start over); resolves to their names. */
-export function retryFailed(url: string): Promise<string[]> {
+/** Sends the failed trials of the selected sweeps back to the queue (attempts start over); resolves to their labels. */
+export function retryFailed(url: string, sel: SweepSelector): Promise<string[]> {
   return withQueue(url, async (q) => {
-    const failed = await q.getFailed();
+    const failed = (await q.getFailed()).filter((j) => selects(sel, j));
     for (const j of failed) await j.retry('failed', { resetAttemptsMade: true });
     return failed.map(label);
   });

@@ -4,7 +4,7 @@
  * table at the end. Polls Redis (BullMQ getJob + getState) every `pollMs`.
  */
 import type { Job, Queue } from 'bullmq';
-import type { TrialJobData, TrialJobProgress, TrialJobResult } from './job.js';
+import { formatTime, stoppedAnswering, type TrialJobData, type TrialJobProgress, type TrialJobResult } from './job.js';
 
 /** Where one trial's job stands, as last seen. */
 export interface JobView {
@@ -14,7 +14,11 @@ export interface JobView {
   /** BullMQ state: waiting, active, completed, failed, delayed, prioritized, unknown. */
   state: string;
   worker?: string;
+  /** Set while active: the last heartbeat of a worker that stopped answering (ms since the Unix epoch). */
+  silentSince?: number;
   attempts: number;
+  /** The next retry's delay, ms (a failed attempt waiting in the delayed state). */
+  retryInMs?: number;
   error?: string;
   result?: TrialJobResult;
 }
@@ -26,9 +30,13 @@ async function view(queue: Queue<TrialJobData, TrialJobResult>, id: string, prev
   if (!job) return { ...prev, state: 'unknown', error: 'the job was removed from the queue (pipe queue drain?)' };
   const state = await job.getState();
   const p = job.progress as Partial<TrialJobProgress> | number;
+  const silent = state === 'active' ? stoppedAnswering(p) : undefined;
+  const { silentSince: _s, retryInMs: _r, ...rest } = prev;
   return {
-    ...prev, state, attempts: job.attemptsMade,
+    ...rest, state, attempts: job.attemptsMade,
     ...(typeof p === 'object' && p.worker ? { worker: p.worker } : {}),
+    ...(silent !== undefined ? { silentSince: silent } : {}),
+    ...(state === 'delayed' && job.delay > 0 ? { retryInMs: job.delay } : {}),
     ...(job.failedReason ? { error: job.failedReason } : {}),
     ...(state === 'completed' && job.returnvalue ? { result: job.returnvalue } : {}),
   };
@@ -37,11 +45,13 @@ async function view(queue: Queue<TrialJobData, TrialJobResult>, id: string, prev
 function describe(v: JobView, total: number, requeued: boolean): string {
   const head = `trial ${v.index}/${total} ${v.name}`;
   switch (v.state) {
-    case 'active': return `> ${head}: running on ${v.worker ?? 'a worker'} (attempt ${v.attempts + 1})`;
+    case 'active': return v.silentSince !== undefined
+      ? `! ${head}: worker ${v.worker ?? '?'} stopped answering at ${formatTime(v.silentSince)} (attempt ${v.attempts + 1}); the job goes back to the queue when a live worker checks for stalled jobs`
+      : `> ${head}: running on ${v.worker ?? 'a worker'} (attempt ${v.attempts + 1})`;
     case 'completed': return `✓ ${head}: finished on ${v.result?.worker ?? v.worker ?? '?'}${v.result?.reused ? ' (in an earlier attempt)' : ''}${v.result?.summary?.bestTestAccuracy !== undefined ? `, best test accuracy ${(100 * v.result.summary.bestTestAccuracy).toFixed(2)}%` : ''}`;
     case 'failed': return `✗ ${head}: FAILED after ${v.attempts} attempt(s): ${v.error ?? '?'}`;
     case 'waiting': case 'prioritized': case 'delayed': case 'waiting-children':
-      return requeued ? `↻ ${head}: queued again (${v.error ? `attempt ${v.attempts} failed: ${v.error}` : `its worker ${v.worker ?? ''} stopped or stalled`})` : `  ${head}: queued`;
+      return requeued ? `↻ ${head}: queued again (${v.error ? `attempt ${v.attempts} failed: ${v.error}${v.retryInMs !== undefined ? `; retry in ${(v.retryInMs / 1000).toFixed(1)} s` : ''}` : `its worker ${v.worker ?? ''} stopped or stalled; attempts used: ${v.attempts}`})` : `  ${head}: queued`;
     default: return `? ${head}: ${v.state}${v.error ? `: ${v.error}` : ''}`;
   }
 }
@@ -50,20 +60,25 @@ function describe(v: JobView, total: number, requeued: boolean): string {
  * Polls until every job is done (or `signal` aborts), writing a line per change to `out`.
  * @returns the last view of each job, in trial order.
  */
-export async function followJobs(queue: Queue<TrialJobData, TrialJobResult>, jobs: JobView[], total: number, out: NodeJS.WritableStream, opts: { pollMs?: number; signal?: AbortSignal } = {}): Promise<JobView[]> {
+export async function followJobs(queue: Queue<TrialJobData, TrialJobResult>, jobs: JobView[], total: number, out: NodeJS.WritableStream, opts: { pollMs?: number; signal?: AbortSignal; onChange?: (views: JobView[]) => Promise<void> } = {}): Promise<JobView[]> {
   const views = new Map(jobs.map((j) => [j.id, j]));
   const shown = new Map<string, string>();
   const wasActive = new Set<string>();
   for (;;) {
+    let changed = false;
     for (const [id, prev] of views) {
       if (isDone(prev) && shown.has(id)) continue;
       const v = await view(queue, id, prev);
       views.set(id, v);
       if (v.state === 'active') wasActive.add(id);
       const line = describe(v, total, wasActive.has(id));
-      if (shown.get(id) !== line) out.write(`${line}\n`);
+      if (shown.get(id) !== line) {
+        out.write(`${line}\n`);
+        changed = true;
+      }
       shown.set(id, line);
     }
+    if (changed) await opts.onChange?.([...views.values()]);
     if ([...views.values()].every(isDone) || opts.signal?.aborted) break;
     await new Promise((r) => setTimeout(r, opts.pollMs ?? 500));
   }

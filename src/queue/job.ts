@@ -42,11 +42,38 @@ export interface TrialJobResult {
   reused: boolean;
 }
 
-/** The job's progress, set by the worker when it starts the trial. */
+/** The job's progress, set by the worker when it starts the trial and renewed as its heartbeat. */
 export interface TrialJobProgress {
   worker: string;
+  /** The run folder (runs/<runId> on the worker's machine); a later attempt there resumes it. */
   runId: string;
   attempt: number;
+  /** sha256 of the trial's `--set` expressions as run (a resume must run the same config). */
+  setsHash: string;
+  /** The trial process's id on the worker's machine. */
+  pid?: number;
+  /** When the worker last said it was alive, ms since the Unix epoch. */
+  heartbeat: number;
+  /** The worker's heartbeat period, ms. */
+  heartbeatMs: number;
+}
+
+/** Heartbeats a worker may miss before it counts as gone. */
+export const MISSED_HEARTBEATS = 3;
+
+/**
+ * When the worker of a running job stopped answering: its last heartbeat, if that is older than
+ * MISSED_HEARTBEATS periods at `now` (ms); undefined while it is alive or unknown.
+ */
+export function stoppedAnswering(progress: unknown, now = Date.now()): number | undefined {
+  const p = progress as Partial<TrialJobProgress> | undefined;
+  if (typeof p !== 'object' || !p || typeof p.heartbeat !== 'number' || typeof p.heartbeatMs !== 'number') return undefined;
+  return now - p.heartbeat > MISSED_HEARTBEATS * p.heartbeatMs ? p.heartbeat : undefined;
+}
+
+/** `2026-12-03 10:41:07 UTC`: a time in messages. */
+export function formatTime(ms: number): string {
+  return `${new Date(ms).toISOString().replace('T', ' ').replace(/\.\d+Z$/, '')} UTC`;
 }
 
 /** sha256 (hex) of a text (UTF-8). */

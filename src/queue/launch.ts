@@ -1,6 +1,6 @@
 /**
  * Starts one queued trial in its own process (src/cli/trial-entry.ts: `pipe _trial` that stops
- * when the worker dies) through the sweep's launcher (src/sweep/trial-process.ts, which says
+ * when its stdin closes: the worker asks it to, or the worker died) through the sweep's launcher (src/sweep/trial-process.ts, which says
  * why each trial gets a process).
  */
 import { dirname, join } from 'node:path';

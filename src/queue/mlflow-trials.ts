@@ -5,9 +5,12 @@
  * RUNNING by a worker that was killed is closed as KILLED.
  */
 import { MlflowClient } from '../tracking/rest/client.js';
+import { DEFAULT_RETRY } from '../tracking/rest/retry.js';
+import { isServerUri } from '../tracking/uri.js';
+import type { SweepState } from '../sweep/state.js';
 import type { Run } from '../tracking/rest/types.js';
 import type { RunSummary } from '../sweep/collect.js';
-import { SUMMARY_TAG, TRIAL_KEY_TAG } from './job.js';
+import { SUMMARY_TAG, TRIAL_KEY_TAG, WORKER_TAG } from './job.js';
 
 const tag = (r: Run, key: string): string | undefined => r.data.tags?.find((t) => t.key === key)?.value;
 
@@ -20,11 +23,12 @@ export interface EarlierAttempts {
 }
 
 /**
- * Looks up the attempts of job `jobId` in experiment `experiment` and closes the RUNNING ones.
- * Call only while holding the job (BullMQ's lock), so no live attempt is closed.
+ * Looks up the attempts of job `jobId` in experiment `experiment` and closes the RUNNING ones as
+ * KILLED: a run of `lastSeen.worker` ends at `lastSeen.at` (its worker's last heartbeat: when it
+ * died), others now. Call only while holding the job (BullMQ's lock), so no live attempt is closed.
  * @throws MlflowError when the server cannot be reached (after the client's retries).
  */
-export async function settleEarlierAttempts(client: MlflowClient, experiment: string, jobId: string): Promise<EarlierAttempts> {
+export async function settleEarlierAttempts(client: MlflowClient, experiment: string, jobId: string, lastSeen?: { worker: string; at: number }): Promise<EarlierAttempts> {
   const exp = await client.getExperimentByName(experiment);
   if (!exp) return { closed: [] };
   const { runs } = await client.searchRuns({ experimentIds: [exp.experiment_id], filter: `tags.${TRIAL_KEY_TAG} = '${jobId}'`, maxResults: 100 });
@@ -33,7 +37,8 @@ export async function settleEarlierAttempts(client: MlflowClient, experiment: st
     const summary = tag(r, SUMMARY_TAG);
     if (r.info.status === 'FINISHED' && summary && !out.finished) out.finished = { mlflowRunId: r.info.run_id, summary: JSON.parse(summary) as RunSummary };
     else if (r.info.status === 'RUNNING') {
-      await client.updateRun(r.info.run_id, { status: 'KILLED', endTime: Date.now() });
+      const died = lastSeen && tag(r, WORKER_TAG) === lastSeen.worker ? Math.max(Number(r.info.start_time ?? 0), lastSeen.at) : Date.now();
+      await client.updateRun(r.info.run_id, { status: 'KILLED', endTime: died });
       out.closed.push(r.info.run_id);
     }
   }
@@ -45,4 +50,63 @@ export async function recordSummary(client: MlflowClient, mlflowRunId: string, s
   let value = JSON.stringify(summary);
   if (value.length > 8000) value = JSON.stringify({ ...summary, curve: [] });
   await client.logBatch(mlflowRunId, { tags: [{ key: SUMMARY_TAG, value }] });
+}
+
+/**
+ * Sets the sweep's parent run RUNNING again when it ended (a retry or a recovery after the
+ * submitter stopped following), so a trial never runs under an ended parent; the submitter ends
+ * it when the sweep is done. A parent that cannot be read is left alone (the trial still runs).
+ */
+export async function reopenParent(client: MlflowClient, parentRunId: string): Promise<void> {
+  const run = await client.getRun(parentRunId).catch(() => undefined);
+  if (run && run.info.status !== 'RUNNING') await client.updateRun(parentRunId, { status: 'RUNNING' });
+}
+
+/** The MLflow UI address of a run: `<server>/#/experiments/<experiment id>/runs/<run id>` (credentials removed). */
+export function runLink(trackingUri: string, experimentId: string, mlflowRunId: string): string {
+  const u = new URL(trackingUri);
+  u.username = '';
+  u.password = '';
+  return `${u.toString().replace(/\/+$/, '')}/#/experiments/${experimentId}/runs/${mlflowRunId}`;
+}
+
+/**
+ * A remote trial's summary as the submitter shows it: identified by its MLflow run id, with the
+ * run's MLflow link as its place (`runDir`), never the worker's folder (which only that machine has).
+ */
+export function remoteSummary(summary: RunSummary, mlflowRunId: string | undefined, trackingUri: string, experimentId: string): RunSummary {
+  const id = mlflowRunId ?? summary.mlflowRunId;
+  return { ...summary, ...(id ? { runId: id, mlflowRunId: id, runDir: runLink(trackingUri, experimentId, id) } : {}) };
+}
+
+/**
+ * A queued sweep's finished trials as recorded on the MLflow server of MLFLOW_TRACKING_URI (runs
+ * tagged with the sweep id and carrying a summary), for `pipe runs compare`; undefined when that
+ * is not a server or the server does not answer (the caller falls back to sweep.json).
+ */
+export async function queuedSweepTrials(sweep: SweepState, env: NodeJS.ProcessEnv = process.env): Promise<RunSummary[] | undefined> {
+  const uri = env['MLFLOW_TRACKING_URI'] ?? '';
+  if (!isServerUri(uri)) return undefined;
+  const client = new MlflowClient(uri, { retry: { ...DEFAULT_RETRY, maxRetries: 1 } });
+  try {
+    const exp = await client.getExperimentByName(sweep.experiment ?? sweep.pipeline);
+    if (!exp) return undefined;
+    const out = new Map<string, RunSummary>();
+    let pageToken: string | undefined;
+    do {
+      const page = await client.searchRuns({ experimentIds: [exp.experiment_id], filter: `tags.\`pipe.sweep.id\` = '${sweep.sweepId}'`, maxResults: 1000, ...(pageToken ? { pageToken } : {}) });
+      for (const r of page.runs) {
+        const summary = tag(r, SUMMARY_TAG);
+        const name = tag(r, 'pipe.sweep.trial');
+        if (r.info.status !== 'FINISHED' || !summary || !name || out.has(name)) continue;
+        out.set(name, { ...remoteSummary(JSON.parse(summary) as RunSummary, r.info.run_id, uri, exp.experiment_id), name, status: 'FINISHED' });
+      }
+      pageToken = page.nextPageToken;
+    } while (pageToken);
+    return sweep.trials.flatMap((t) => out.get(t.name) ?? []);
+  } catch {
+    return undefined;
+  } finally {
+    await client.close();
+  }
 }

@@ -4,6 +4,7 @@
  * queue-mode rules shared by the submitter and the workers: the Redis password is never printed
  * (maskSecrets), and the MLflow store must be a shared http(s) server.
  */
+import { readFileSync } from 'node:fs';
 import { PipelineError } from '../errors.js';
 import { isServerUri } from '../tracking/uri.js';
 
@@ -38,11 +39,41 @@ export function maskSecrets(text: string): string {
 }
 
 /**
- * Parses `--queue URL`.
+ * The queue URL of a command: `--queue URL`, else $PIPE_QUEUE_URL (so the URL, and a password in
+ * it, stays off the command line, where `ps` shows it to every user of the machine).
+ * @throws PipelineError PIPE_USAGE (exit 2) when neither is given.
+ */
+export function queueUrl(flag: string | boolean | undefined, env: NodeJS.ProcessEnv = process.env): string {
+  if (typeof flag === 'string' && flag !== '') return flag;
+  const url = env['PIPE_QUEUE_URL'];
+  if (url) return url;
+  throw new PipelineError('PIPE_USAGE', `no queue: pass --queue redis://host:port/db or set PIPE_QUEUE_URL (the password from PIPE_QUEUE_PASSWORD_FILE or PIPE_QUEUE_PASSWORD)`);
+}
+
+/**
+ * The Redis password when the URL has none: the first line of the file $PIPE_QUEUE_PASSWORD_FILE
+ * (a mounted secret, mode 0600), else $PIPE_QUEUE_PASSWORD.
+ * @throws PipelineError PIPE_USAGE (exit 2) when the file cannot be read.
+ */
+function passwordFromEnv(env: NodeJS.ProcessEnv): string | undefined {
+  const file = env['PIPE_QUEUE_PASSWORD_FILE'];
+  if (file) {
+    try {
+      return readFileSync(file, 'utf8').split(/\r?\n/)[0];
+    } catch (e) {
+      throw new PipelineError('PIPE_USAGE', `PIPE_QUEUE_PASSWORD_FILE ${file}: cannot read it (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    }
+  }
+  return env['PIPE_QUEUE_PASSWORD'] || undefined;
+}
+
+/**
+ * Parses a queue URL; without a password in it, the password comes from the environment
+ * (passwordFromEnv).
  * @throws PipelineError PIPE_USAGE (exit 2) for a malformed URL, another scheme, or a db that
  *   is not a whole number; the message shows the URL with its password masked.
  */
-export function parseQueueUrl(url: string): QueueTarget {
+export function parseQueueUrl(url: string, env: NodeJS.ProcessEnv = process.env): QueueTarget {
   const display = maskSecrets(url);
   let u: URL;
   try {
@@ -61,7 +92,10 @@ export function parseQueueUrl(url: string): QueueTarget {
     db,
     maxRetriesPerRequest: null,
     ...(u.username ? { username: decodeURIComponent(u.username) } : {}),
-    ...(u.password ? { password: decodeURIComponent(u.password) } : {}),
+    ...(u.password ? { password: decodeURIComponent(u.password) } : (() => {
+      const password = passwordFromEnv(env);
+      return password ? { password } : {};
+    })()),
     ...(u.protocol === 'rediss:' ? { tls: {} } : {}),
   };
   return { connection, display };
@@ -101,4 +135,14 @@ export async function connectOrFail(ready: Promise<unknown>, display: string, la
   } finally {
     clearTimeout(timer);
   }
+}
+
+/**
+ * The `--queue` part of a command suggested to the user, one that works as printed: nothing when
+ * the URL came from $PIPE_QUEUE_URL, the URL itself when it holds no secret, else a placeholder
+ * (the password is never printed).
+ */
+export function queueHint(flag: string | boolean | undefined): string {
+  if (typeof flag !== 'string' || flag === '') return '';
+  return maskSecrets(flag) === flag ? ` --queue ${flag}` : ' --queue <the same URL>';
 }

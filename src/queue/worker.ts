@@ -4,23 +4,27 @@
  * Reliability is BullMQ's: a job is locked while its worker renews the lock; a worker that dies
  * (kill -9) stops renewing, the stalled-job check moves the job back to the wait list and another
  * worker takes it (https://docs.bullmq.io/guide/workers/stalled-jobs); a failed trial is retried
- * up to the job's `attempts`. Before running, the worker settles the trial's earlier attempts on
- * the MLflow server (mlflow-trials.ts): a finished one is returned as is, RUNNING ones are closed
- * as KILLED.
+ * up to the job's `attempts` with exponential backoff, unless its failure repeats on every
+ * attempt (bad config or data, a non-finite loss: src/sweep/trial-failure.ts), which fails the
+ * job at once (BullMQ UnrecoverableError). Before running, the worker settles the trial's earlier
+ * attempts on the MLflow server (mlflow-trials.ts): a finished one is returned as is, RUNNING
+ * ones are closed as KILLED at their worker's last heartbeat.
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
-import { Worker, type Job } from 'bullmq';
+import { Queue, UnrecoverableError, WaitingError, Worker, type Job } from 'bullmq';
+import { PipelineError } from '../errors.js';
 import { runsDir } from '../paths.js';
 import { readLock } from '../runner/cache.js';
 import { summarizeRun } from '../sweep/collect.js';
 import { newRunId, readTrialResult } from '../sweep/state.js';
 import { MlflowClient } from '../tracking/rest/client.js';
+import { DEFAULT_RETRY } from '../tracking/rest/retry.js';
 import { sha256, TRIAL_KEY_TAG, WORKER_TAG, type TrialJobData, type TrialJobProgress, type TrialJobResult } from './job.js';
 import { launchQueuedTrial } from './launch.js';
 import type { TrialProcess } from '../sweep/trial-process.js';
-import { recordSummary, settleEarlierAttempts } from './mlflow-trials.js';
+import { recordSummary, reopenParent, settleEarlierAttempts } from './mlflow-trials.js';
 import { connectOrFail, envMs, maskSecrets, parseQueueUrl, queueName, requireTrackingServer } from './url.js';
 
 /** Options of a worker. */
@@ -39,52 +43,126 @@ export interface WorkerOptions {
   signal?: AbortSignal;
 }
 
+/** Backends `--backend` accepts (engine.backend). */
+const BACKENDS = ['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] as const;
+
+/**
+ * What a worker checks before it takes any job, so that a misconfigured machine refuses to start
+ * instead of failing every trial it takes (1 of 2): the requested backend loads here.
+ * @throws PipelineError PIPE_USAGE / PIPE_BACKEND (exit 2) naming what is wrong.
+ */
+export async function checkBackend(backend: string | undefined): Promise<void> {
+  if (backend !== undefined) {
+    if (!(BACKENDS as readonly string[]).includes(backend)) throw new PipelineError('PIPE_USAGE', `--backend ${backend}: expected one of ${BACKENDS.join(', ')}`);
+    const { initEngine } = await import('../engine/backend.js');
+    try {
+      await initEngine(backend as (typeof BACKENDS)[number]);
+    } catch (e) {
+      throw new PipelineError('PIPE_BACKEND', `pipe worker --backend ${backend}: this machine cannot run it: ${(e as Error).message}`);
+    }
+  }
+}
+
+/**
+ * The worker's check (2 of 2): the MLflow server answers (one request, one retry).
+ * @throws PipelineError PIPE_USAGE (exit 2) naming the server and the error.
+ */
+export async function checkTracking(trackingUri: string): Promise<void> {
+  const probe = new MlflowClient(trackingUri, { timeoutMs: envMs('PIPE_QUEUE_CONNECT_MS', 10_000), retry: { ...DEFAULT_RETRY, maxRetries: 1, baseDelayMs: 200 } });
+  try {
+    await probe.getExperimentByName('Default');
+  } catch (e) {
+    throw new PipelineError('PIPE_USAGE', `pipe worker: cannot reach the MLflow server ${maskSecrets(trackingUri)}: ${maskSecrets((e as Error).message)}; check MLFLOW_TRACKING_URI and the server`);
+  } finally {
+    await probe.close();
+  }
+}
+
+/** The run folder a new attempt can continue: the previous attempt's on this machine, unfinished, same config. */
+async function resumableRun(prev: Partial<TrialJobProgress>, setsHash: string): Promise<string | undefined> {
+  if (!prev.runId || prev.setsHash !== setsHash) return undefined;
+  const dir = join(runsDir(), prev.runId);
+  const lock = await readLock(dir);
+  if (!lock || Object.values(lock.stages).every((s) => s.status === 'done')) return undefined;
+  return (await readTrialResult(dir))?.status === 'finished' ? undefined : prev.runId;
+}
+
 /**
  * Runs a worker until `signal` aborts. Lock and stalled-check periods come from
  * $PIPE_QUEUE_LOCK_MS (BullMQ lockDuration, default 30000 ms) and $PIPE_QUEUE_STALLED_MS
  * (stalledInterval, default 30000 ms); $PIPE_QUEUE_MAX_STALLED (default 2) stalls move a job
- * back to the wait list before it fails.
- * @throws PipelineError PIPE_USAGE (exit 2) for a bad `--queue` URL or without an http(s)
- *   MLFLOW_TRACKING_URI.
+ * back to the wait list before it fails; the heartbeat written to each running job's progress
+ * every $PIPE_QUEUE_HEARTBEAT_MS (default 10000 ms) tells others when the worker stopped
+ * answering. On abort the worker takes no more jobs, interrupts its trials (their runs end
+ * KILLED) and puts their jobs back on the queue without counting an attempt; the next attempt on
+ * this machine continues the interrupted run from its last epoch checkpoint.
+ * @throws PipelineError PIPE_USAGE (exit 2) for a bad `--queue` URL, without an http(s)
+ *   MLFLOW_TRACKING_URI, or when a check fails (checkBackend, checkTracking).
  */
 export async function runWorker(queueUrl: string, opts: WorkerOptions = {}): Promise<void> {
   const out = opts.out ?? process.stdout;
   const trackingUri = requireTrackingServer('pipe worker');
   const target = parseQueueUrl(queueUrl);
+  await checkBackend(opts.backend);
   const name = opts.name ?? `${hostname()}-${process.pid}`;
   const workDir = resolve(opts.workDir ?? join(runsDir(), 'queue-pipelines'));
+  const heartbeatMs = envMs('PIPE_QUEUE_HEARTBEAT_MS', 10_000);
   const client = new MlflowClient(trackingUri);
   const running = new Set<TrialProcess>();
+  let stopping = false;
 
-  const processor = async (job: Job<TrialJobData, TrialJobResult>): Promise<TrialJobResult> => {
+  const processor = async (job: Job<TrialJobData, TrialJobResult>, token?: string): Promise<TrialJobResult> => {
     const d = job.data;
     const head = `trial ${d.index}/${d.total} ${d.name} (job ${job.id}, attempt ${job.attemptsMade + 1})`;
-    if (sha256(d.content) !== d.sha256) throw new Error(`the pipeline content of job ${job.id} does not match its sha256; the job is corrupt`);
-    const earlier = await settleEarlierAttempts(client, d.experiment, job.id!);
+    if (sha256(d.content) !== d.sha256) throw new UnrecoverableError(`the pipeline content of job ${job.id} does not match its sha256; the job is corrupt`);
+    const prev = (typeof job.progress === 'object' ? job.progress : {}) as Partial<TrialJobProgress>;
+    const earlier = await settleEarlierAttempts(client, d.experiment, job.id!, prev.worker !== undefined && prev.heartbeat !== undefined ? { worker: prev.worker, at: prev.heartbeat } : undefined);
     if (earlier.closed.length) out.write(`pipe worker: ${head}: closed the run(s) ${earlier.closed.join(', ')} of an earlier attempt as KILLED\n`);
     if (earlier.finished) {
       out.write(`pipe worker: ${head}: finished in an earlier attempt (MLflow run ${earlier.finished.mlflowRunId}), not run again\n`);
       return { worker: name, runId: earlier.finished.summary.runId, mlflowRunId: earlier.finished.mlflowRunId, summary: earlier.finished.summary, reused: true };
     }
+    if (d.parentRunId) await reopenParent(client, d.parentRunId);
     const dir = join(workDir, d.sha256.slice(0, 16));
     await mkdir(dir, { recursive: true });
     const file = join(dir, d.fileName);
     await writeFile(file, d.content);
-    const runId = newRunId();
-    await job.updateProgress({ worker: name, runId, attempt: job.attemptsMade + 1 } satisfies TrialJobProgress);
-    out.write(`pipe worker: ${head}: started, run ${runId}\n`);
+    const sets = [...d.sets, ...(opts.backend ? [`engine.backend=${opts.backend}`] : [])];
+    const setsHash = sha256(JSON.stringify(sets));
+    const resumed = await resumableRun(prev, setsHash);
+    const runId = resumed ?? newRunId();
+    const progress: TrialJobProgress = { worker: name, runId, attempt: job.attemptsMade + 1, setsHash, heartbeat: Date.now(), heartbeatMs };
+    await job.updateProgress(progress);
+    out.write(`pipe worker: ${head}: ${resumed ? `continuing run ${runId} from its last checkpoint` : `started, run ${runId}`}\n`);
     const trial = launchQueuedTrial({
-      file, sets: [...d.sets, ...(opts.backend ? [`engine.backend=${opts.backend}`] : [])], runId, name: d.name, resume: false,
+      file, sets, runId, name: d.name, resume: resumed !== undefined,
       tags: { ...(d.parentRunId ? { 'mlflow.parentRunId': d.parentRunId } : {}), 'pipe.sweep.id': d.sweepId, 'pipe.sweep.trial': d.name, [TRIAL_KEY_TAG]: job.id!, [WORKER_TAG]: name },
       logPath: join(runsDir(), runId, 'trial.log'),
     });
+    if (trial.pid !== undefined) progress.pid = trial.pid;
     running.add(trial);
-    const exit = await trial.done.finally(() => running.delete(trial));
+    const beat = setInterval(() => void job.updateProgress({ ...progress, heartbeat: Date.now() }).catch(() => undefined), heartbeatMs);
+    const exit = await trial.done.finally(() => {
+      clearInterval(beat);
+      running.delete(trial);
+    });
     const runDir = join(runsDir(), runId);
     const mlflowRunId = (await readLock(runDir))?.mlflowRunId;
+    if (exit.status === 'killed' && stopping && token) {
+      // A requested stop is not the trial's fault: back to the queue with attemptsMade unchanged
+      // (Job.moveToWait, then WaitingError so the worker leaves the job alone:
+      // https://api.docs.bullmq.io/classes/v5.Job.html#movetowait).
+      await job.updateProgress({ ...progress, heartbeat: Date.now() });
+      await job.moveToWait(token);
+      out.write(`pipe worker: ${head}: interrupted by the stop; back on the queue (attempt not counted; run ${runId} can continue from its checkpoint on this machine)\n`);
+      throw new WaitingError();
+    }
     if (exit.status !== 'finished') {
-      out.write(`pipe worker: ${head}: ${exit.status.toUpperCase()}: ${exit.error ?? 'interrupted'} (log: ${join(runDir, 'trial.log')})\n`);
-      throw new Error(exit.error ?? 'interrupted');
+      const result = await readTrialResult(runDir);
+      const why = exit.error ?? result?.error ?? 'interrupted';
+      const final = result?.status === 'failed' && (result.failure === 'input' || result.failure === 'numeric');
+      out.write(`pipe worker: ${head}: ${exit.status.toUpperCase()}${final ? ` (${result.failure === 'input' ? 'bad config or data' : 'numerical failure'}: not retried)` : ''}: ${why} (log: ${join(runDir, 'trial.log')})\n`);
+      throw final ? new UnrecoverableError(why) : new Error(why);
     }
     const s = await summarizeRun(runDir);
     const summary = s && { ...s, name: d.name, status: 'FINISHED' as const, backend: s.backend ?? (await readTrialResult(runDir))?.backend };
@@ -102,6 +180,14 @@ export async function runWorker(queueUrl: string, opts: WorkerOptions = {}): Pro
     maxStalledCount: envMs('PIPE_QUEUE_MAX_STALLED', 2),
     autorun: false,
   });
+  // The sweep's parent run ends with its last trial, also when no submitter follows the sweep.
+  const sweeps = new Queue<TrialJobData, TrialJobResult>(queueName(), { connection: target.connection });
+  sweeps.on('error', () => undefined); // the worker's own 'error' handler reports connection trouble
+  const settle = (job: Job<TrialJobData, TrialJobResult> | undefined): void => {
+    if (job?.data.parentRunId) void endParentIfDone(sweeps, client, job.data).catch((e: unknown) => out.write(`pipe worker: warning: parent run ${job.data.parentRunId} not ended: ${maskSecrets((e as Error).message)}\n`));
+  };
+  worker.on('completed', settle);
+  worker.on('failed', settle);
   let lastError = '';
   worker.on('error', (e) => {
     const msg = maskSecrets(e.message);
@@ -110,8 +196,11 @@ export async function runWorker(queueUrl: string, opts: WorkerOptions = {}): Pro
   });
   try {
     await connectOrFail(worker.waitUntilReady(), target.display, () => lastError);
+    await checkTracking(trackingUri);
   } catch (e) {
     await worker.close(true).catch(() => undefined);
+    await sweeps.close().catch(() => undefined);
+    await client.close();
     throw e;
   }
   out.write(`pipe worker ${name}: waiting for trials on ${target.display} (queue ${queueName()}, ${opts.concurrency ?? 1} at a time); MLflow server ${maskSecrets(trackingUri)}\n`);
@@ -121,9 +210,27 @@ export async function runWorker(queueUrl: string, opts: WorkerOptions = {}): Pro
   });
   const runLoop = worker.run();
   await stopped;
-  out.write(`pipe worker ${name}: stopping: interrupting ${running.size} running trial(s); their jobs go back to the queue\n`);
+  stopping = true;
+  out.write(`pipe worker ${name}: stopping: takes no more trials; interrupting ${running.size} running trial(s), their jobs go back to the queue\n`);
+  const closing = worker.close();
   for (const t of running) t.interrupt();
-  await worker.close();
+  await closing;
   await runLoop.catch(() => undefined);
+  await sweeps.close().catch(() => undefined);
   await client.close();
+}
+
+/**
+ * Ends the sweep's parent run when every one of its `total` trials is completed or failed for
+ * good: FINISHED when all completed, else FAILED. A parent already ended is left as it is.
+ */
+async function endParentIfDone(queue: Queue<TrialJobData, TrialJobResult>, client: MlflowClient, d: TrialJobData): Promise<void> {
+  const done = { completed: 0, failed: 0 };
+  for (const state of ['waiting', 'active', 'delayed', 'prioritized'] as const) {
+    if ((await queue.getJobs([state])).some((j) => j?.data.sweepId === d.sweepId)) return;
+  }
+  for (const state of ['completed', 'failed'] as const) done[state] = (await queue.getJobs([state])).filter((j) => j?.data.sweepId === d.sweepId).length;
+  if (done.completed + done.failed < d.total) return;
+  const run = await client.getRun(d.parentRunId);
+  if (run.info.status === 'RUNNING') await client.updateRun(d.parentRunId, { status: done.failed ? 'FAILED' : 'FINISHED', endTime: Date.now() });
 }

@@ -175,6 +175,7 @@ export async function runPipeline(file: string, opts: RunOptions): Promise<RunRe
   const controller = new AbortController();
   const onAbort = (): void => controller.abort();
   opts.signal?.addEventListener('abort', onAbort);
+  if (opts.signal?.aborted) controller.abort(); // interrupted while the run was being set up
   const tty = !opts.plain && Boolean(out.isTTY);
   const outputs = new Map<string, unknown>();
   const outcomes = new Map<string, Promise<StageOutcome>>();

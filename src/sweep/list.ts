@@ -36,15 +36,18 @@ export function localHeaders(runs: string): FileStore | undefined {
   return isServerUri(store) ? undefined : new FileStore(store);
 }
 
-/** The started trials of a sweep, summarised and named as trials. */
+/** The started trials of a sweep, summarised and named as trials (a queued sweep's from the summaries its workers recorded). */
 export async function sweepTrials(runs: string, state: SweepState, headers?: FileStore): Promise<RunSummary[]> {
   const out: RunSummary[] = [];
   for (const t of state.trials) {
-    const s = t.runId ? await summarizeRun(join(runs, t.runId), headers) : undefined;
+    const s = t.runId ? await summarizeRun(join(runs, t.runId), headers) : t.summary;
     if (s) out.push({ ...s, name: t.name, ...(!s.backend && t.backend ? { backend: t.backend } : {}) });
   }
   return out;
 }
+
+/** Reads a queued sweep's trials from where they ran (the MLflow server); undefined: use sweep.json's. */
+export type RemoteTrials = (state: SweepState) => Promise<RunSummary[] | undefined>;
 
 async function listedSweep(runs: string, state: SweepState, headers?: FileStore): Promise<ListedSweep> {
   const trials = await sweepTrials(runs, state, headers);
@@ -83,11 +86,11 @@ export async function listLocal(runs: string): Promise<Listing> {
 
 /**
  * The runs named by `ids` for comparison: run ids (folders under runs/), sweep ids (all their
- * started trials) or MLflow run ids (32 hex digits, looked up in the run folders' lock.json);
+ * started trials; a queued sweep's through `remote`) or MLflow run ids (32 hex digits, looked up in the run folders' lock.json);
  * a run named twice (directly and through its sweep) appears once.
  * @throws PipelineError PIPE_USAGE naming the ids that match nothing.
  */
-export async function resolveRuns(runs: string, ids: readonly string[]): Promise<RunSummary[]> {
+export async function resolveRuns(runs: string, ids: readonly string[], remote?: RemoteTrials): Promise<RunSummary[]> {
   const headers = localHeaders(runs);
   const out: RunSummary[] = [];
   const missing: string[] = [];
@@ -95,7 +98,7 @@ export async function resolveRuns(runs: string, ids: readonly string[]): Promise
   for (const id of ids) {
     const sweep = RUN_ID_RE.test(id) ? await readSweep(join(runs, id)) : undefined;
     if (sweep) {
-      out.push(...(await sweepTrials(runs, sweep, headers)));
+      out.push(...((sweep.queue !== undefined ? await remote?.(sweep) : undefined) ?? (await sweepTrials(runs, sweep, headers))));
       continue;
     }
     let runId: string | undefined = RUN_ID_RE.test(id) ? id : undefined;

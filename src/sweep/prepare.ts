@@ -116,7 +116,8 @@ export async function prepareSweep(file: string, opts: PrepareOptions): Promise<
 }
 
 async function previousSweep(pipeline: string, key: string, resume: boolean | string | undefined): Promise<SweepState | undefined> {
-  if (typeof resume !== 'string') return (await listSweeps(runsDir())).find((s) => s.pipeline === pipeline && s.key === key);
+  // A queued sweep (its trials ran on workers, not here) is never continued locally.
+  if (typeof resume !== 'string') return (await listSweeps(runsDir())).find((s) => s.pipeline === pipeline && s.key === key && s.queue === undefined);
   const prev = await readSweep(join(runsDir(), resume));
   if (!prev) throw new PipelineError('PIPE_USAGE', `--resume ${resume}: no sweep with that id under ${runsDir()}`);
   if (prev.pipeline !== pipeline) throw new PipelineError('PIPE_USAGE', `--resume ${resume}: that sweep is of pipeline '${prev.pipeline}', not '${pipeline}'`);

@@ -11,6 +11,8 @@ import { join } from 'node:path';
 import writeFileAtomic from 'write-file-atomic';
 import type { PipelineConfig } from '../config/types.js';
 import { canonicalJson } from '../runner/cache.js';
+import type { FailureKind } from './trial-failure.js';
+import type { RunSummary } from './collect.js';
 
 /** Where a trial stands. `killed`: interrupted (Ctrl-C, or stopped by fail-fast). */
 export type TrialStatus = 'pending' | 'running' | 'finished' | 'failed' | 'killed';
@@ -35,6 +37,10 @@ export interface TrialRecord {
   /** ms since the Unix epoch. */
   startedAt?: number;
   endedAt?: number;
+  /** Queued sweeps: the trial's summary as its worker recorded it (it has no run folder here). */
+  summary?: RunSummary;
+  /** Queued sweeps: where the trial stands on the queue, e.g. `running on gpu-1`. */
+  where?: string;
 }
 
 /** runs/<sweep-id>/sweep.json. */
@@ -47,6 +53,10 @@ export interface SweepState {
   file: string;
   /** The parent MLflow run. */
   mlflowRunId?: string;
+  /** Queued sweeps (`pipe run --queue`): the queue name; the trials ran on workers. */
+  queue?: string;
+  /** Queued sweeps: the experiment of the parent and trial runs on the MLflow server. */
+  experiment?: string;
   /** ms since the Unix epoch. */
   createdAt: number;
   mode: 'grid' | 'random';
@@ -61,6 +71,8 @@ export interface TrialResult {
   status: 'finished' | 'failed' | 'killed';
   backend?: string;
   error?: string;
+  /** For failed trials: whether another attempt could help (src/sweep/trial-failure.ts). */
+  failure?: FailureKind;
   /** Wall time of the whole trial process's run, s. */
   seconds: number;
 }

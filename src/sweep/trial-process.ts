@@ -40,7 +40,13 @@ export interface TrialExit {
 /** A started trial. */
 export interface TrialProcess {
   readonly done: Promise<TrialExit>;
-  /** Asks the trial to stop after its current batch (SIGINT); its run ends KILLED. */
+  /** The trial process's id (undefined when it could not start). */
+  readonly pid: number | undefined;
+  /**
+   * Asks the trial to stop after its current batch; its run ends KILLED. Untied trials get one
+   * SIGINT; tied ones get their stdin closed (src/cli/trial-entry.ts), which never adds up with
+   * a signal the trial got directly (a SIGTERM to the whole process group) to a "quit now".
+   */
   interrupt(): void;
 }
 
@@ -111,10 +117,13 @@ export function launchTrial(l: TrialLaunch, mode: LaunchMode = {}): TrialProcess
       else resolve({ status: 'failed', error: lastError ?? (signal ? `killed by ${signal}` : `exit code ${code}`) });
     });
   });
+  child.stdin?.on('error', () => undefined); // a tied trial that exited first: nothing left to stop
   return {
     done,
+    pid: child.pid,
     interrupt: () => {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGINT');
+      if (mode.tied) child.stdin!.end();
+      else if (child.exitCode === null && child.signalCode === null) child.kill('SIGINT');
     },
   };
 }
