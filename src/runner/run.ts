@@ -4,7 +4,8 @@
  * run the stages under listr2 (independent branches concurrently up to `jobs`), and end the
  * run FINISHED, FAILED or KILLED (end time always set).
  */
-import { mkdir, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { userInfo } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
@@ -137,10 +138,9 @@ export async function runPipeline(file: string, opts: RunOptions): Promise<RunRe
   if (opts.runId !== undefined && !/^\d{8}T\d{6}-[0-9a-f]+$/.test(opts.runId)) throw new PipelineError('PIPE_USAGE', `run id '${opts.runId}': expected YYYYMMDDTHHMMSS-<hex>`);
   const runId = resumed?.runId ?? opts.runId ?? `${new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '')}-${randomBytes(3).toString('hex')}`;
   const runDir = join(runsDir(), runId);
-  await mkdir(runDir, { recursive: true });
-  const resolvedPath = join(runDir, 'resolved.yaml');
-  await writeFile(resolvedPath, stringify(config));
   const git = await gitInfo(resolve(file));
+  // Nothing goes under runs/<id> before the tracking store has taken the run (a refusal leaves no orphan folder).
+  const hadRunDir = existsSync(runDir);
   const tracker: Tracker = await openTracker(trackingUri, runsDir(), {
     experiment: config.experiment ?? config.name,
     runName: opts.runName ?? `${config.name}-${runId}`,
@@ -158,7 +158,13 @@ export async function runPipeline(file: string, opts: RunOptions): Promise<RunRe
       'pipe.run_dir': runDir,
       ...opts.tags,
     },
+  }).catch(async (e: unknown) => {
+    if (!hadRunDir) await rm(runDir, { recursive: true, force: true });
+    throw e;
   });
+  await mkdir(runDir, { recursive: true });
+  const resolvedPath = join(runDir, 'resolved.yaml');
+  await writeFile(resolvedPath, stringify(config));
   await tracker.logParams(flattenParams(config));
   await tracker.logArtifact(resolve(file), 'pipeline');
   await tracker.logArtifact(resolvedPath, 'pipeline');

@@ -8,7 +8,7 @@
  * Anchors: Hydra multirun (one job per combination), DVC `exp run --queue` (resumable queue).
  */
 import { existsSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import { userInfo } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Override } from '../config/overrides.js';
@@ -100,9 +100,14 @@ export async function runSweep(file: string, opts: SweepOptions): Promise<SweepR
   const store = resolveStore(trackingUri, runsDir());
   const sweepId = previous?.sweepId ?? newRunId();
   const sweepDir = join(runsDir(), sweepId);
-  await mkdir(sweepDir, { recursive: true });
   const n = trials.length;
-  const tracker = await startParent(prepared, file, sweepId, sweepDir, out);
+  // The sweep folder is made once the tracking store has taken the parent run (a refusal leaves no orphan folder).
+  const hadDir = existsSync(sweepDir);
+  const tracker = await startParent(prepared, file, sweepId, sweepDir, out).catch(async (e: unknown) => {
+    if (!hadDir) await rm(sweepDir, { recursive: true, force: true });
+    throw e;
+  });
+  await mkdir(sweepDir, { recursive: true });
   const records = initialRecords(prepared, opts.force ?? false);
   for (const r of records) if (r.status === 'finished' && !(await stillFinished(r))) r.status = 'pending';
   const state: SweepState = {

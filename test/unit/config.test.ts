@@ -4,12 +4,12 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { truncateSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadPipeline } from '../../src/config/load.js';
 import { compileDag } from '../../src/dag/compile.js';
 import { PipelineError } from '../../src/errors.js';
-import { makeTree, REPO } from '../utils.js';
+import { makeTree, REPO, runCliIn } from '../utils.js';
 
 async function errorOf(yaml: string): Promise<string> {
   const root = makeTree({ 'p.yaml': yaml });
@@ -193,4 +193,21 @@ test('dataset facts for the static checks come from the dataset definitions (and
   const root = makeTree({ 'train/a/x.png': '', 'train/b/x.png': '', 'train/.hidden/x.png': '', 'train/notes.txt': '' });
   assert.deepEqual(datasetFacts({ dataset: 'imagefolder', source: root, image_size: [20, 30] }), { classes: 2, shape: [20, 30, 3] });
   assert.deepEqual(datasetFacts({ dataset: 'imagefolder', source: join(root, 'missing'), channels: 1 }), {});
+});
+
+test('a run or sweep the tracking store refuses at start leaves nothing under runs/ (exit 2, no stack trace)', async () => {
+  const stages = 'stages:\n  data: { kind: download, with: { dataset: mnist, source: /nonexistent } }\n';
+  const root = makeTree({
+    'p.yaml': `name: refused\n${stages}`,
+    's.yaml': `name: refused\n${stages}sweep:\n  stages.data.with.subset.train: [10, 20]\n`,
+    blocker: 'a file, not a folder\n',
+  });
+  for (const f of ['p.yaml', 's.yaml']) {
+    const r = await runCliIn(root, ['run', f], { MLFLOW_TRACKING_URI: `file://${join(root, 'blocker', 'store')}` });
+    assert.equal(r.exitCode, 2, r.stderr);
+    assert.match(r.stderr, /^pipe: cannot mkdir <root>\/blocker/m);
+    assert.doesNotMatch(r.stderr, /internal error|\n\s+at /);
+    const runs = join(root, 'runs');
+    assert.deepEqual(existsSync(runs) ? readdirSync(runs) : [], [], f);
+  }
 });
