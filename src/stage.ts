@@ -5,7 +5,8 @@
  * `ctx.report`, and reporters do the rest.
  * Anchor: Vitest `defineConfig` (identity helper for inference), listr2 shared AbortController.
  */
-import type { PipelineConfig, StageKindName } from './config/types.js';
+import type { PipelineConfig } from './config/types.js';
+import type { StageKindName } from './stage-kinds.js';
 import type { EngineInfo } from './engine/backend.js';
 
 /** What a stage can report while it runs. */

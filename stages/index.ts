@@ -1,5 +1,5 @@
 /**
- * The stage kinds, one literal table, handed by the CLI to the runner (src/runner/stage.ts
+ * The stage kinds, one literal table, handed by the CLI to the runner (src/stage.ts
  * StageTable). Registration is explicit: nothing registers itself by being imported.
  * Anchor: Vitest `ReportersMap`, listr2 `RENDERERS`.
  */

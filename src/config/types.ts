@@ -1,13 +1,12 @@
 /**
  * The resolved pipeline config: what the schemas in schemas/ accept, with their defaults
- * filled in. NOTE: hand-written mirror of the schemas; keep in step with schemas/*.json.
+ * filled in. NOTE: hand-written mirror of the schemas; keep in step with schemas/*.json. The
+ * stage kinds come from src/stage-kinds.ts (the schema's kind enum is checked against it).
  */
+import type { StageKindName } from '../stage-kinds.js';
 
 /** Backends the engine can run on. */
 export type BackendName = 'auto' | 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
-
-/** Stage kinds, one file each in stages/. */
-export type StageKindName = 'download' | 'augment' | 'build-model' | 'freeze-train' | 'unfreeze-train' | 'evaluate' | 'plot';
 
 /** One stage entry of the pipeline file. */
 export interface StageConfig {

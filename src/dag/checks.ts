@@ -9,23 +9,16 @@
  */
 import { issueAt, type ConfigIssue } from '../config/load.js';
 import type { SourceFile } from '../config/source.js';
-import type { PipelineConfig, StageKindName } from '../config/types.js';
+import type { PipelineConfig } from '../config/types.js';
+import type { StageKindName } from '../stage-kinds.js';
 import type { OpSpec } from '../data/transforms.js';
 import { outputSize } from '../data/transforms.js';
 import { datasetFacts } from '../data/datasets.js';
 import { MODELS } from '../models/registry.js';
+import { STAGE_KINDS } from '../stage-kinds.js';
 import { dataIssues } from './data-checks.js';
 import { storeLimitIssues } from './store-limits.js';
 
-/** Upstream kinds each kind reads: one of each inner list must be an ancestor. */
-const REQUIRES: Partial<Record<StageKindName, StageKindName[][]>> = {
-  augment: [['download']],
-  'build-model': [['download']],
-  'freeze-train': [['augment', 'freeze-train', 'unfreeze-train'], ['build-model', 'freeze-train', 'unfreeze-train']],
-  'unfreeze-train': [['augment', 'freeze-train', 'unfreeze-train'], ['build-model', 'freeze-train', 'unfreeze-train']],
-  evaluate: [['freeze-train', 'unfreeze-train']],
-  plot: [['freeze-train', 'unfreeze-train']],
-};
 
 /** The semantic issues of a compiled pipeline (empty when fine). */
 export function semanticIssues(config: PipelineConfig, ancestorsOf: (name: string) => string[], source?: SourceFile): ConfigIssue[] {
@@ -35,7 +28,7 @@ export function semanticIssues(config: PipelineConfig, ancestorsOf: (name: strin
   const isTrain = (n: string): boolean => kindOf(n) === 'freeze-train' || kindOf(n) === 'unfreeze-train';
   for (const [name, stage] of Object.entries(config.stages)) {
     const anc = ancestorsOf(name);
-    for (const kinds of REQUIRES[stage.kind] ?? []) {
+    for (const kinds of STAGE_KINDS[stage.kind].inputs as readonly (readonly StageKindName[])[]) {
       if (!anc.some((a) => kinds.includes(kindOf(a)))) {
         at(['stages', name, 'needs'], `stage '${name}' (${stage.kind}) reads the output of ${/^[aeiou]/.test(kinds[0]!) ? 'an' : 'a'} ${kinds.join(' or ')} stage, but none is upstream of it; add one to its needs (directly or through another stage)`);
       }

@@ -13,7 +13,8 @@
 import { issueAt, type ConfigIssue } from '../config/load.js';
 import type { SourceFile } from '../config/source.js';
 import { didYouMean } from '../config/suggest.js';
-import type { PipelineConfig, StageKindName } from '../config/types.js';
+import type { PipelineConfig } from '../config/types.js';
+import type { StageKindName } from '../stage-kinds.js';
 import { datasetFacts } from '../data/datasets.js';
 import { buildTransform, type OpSpec } from '../data/transforms.js';
 import { MODELS } from '../models/registry.js';

@@ -17,8 +17,15 @@ import type { DownloadProgress } from './download.js';
 import { imageFolderFingerprint, loadImageFolder } from './imagefolder.js';
 import { FASHION_MNIST, MNIST, loadMnistFamily, type MnistFamilySpec } from './mnist-family.js';
 
-/** Datasets the download stage knows. */
-export type DatasetName = 'fashion-mnist' | 'mnist' | 'cifar10' | 'cifar100' | 'imagefolder';
+/** The built-in datasets by name, by loader: the dataset catalog (schemas/stages/download.schema.json's enum is checked against it). */
+const MNIST_CATALOG = { 'fashion-mnist': FASHION_MNIST, mnist: MNIST } as const;
+const CIFAR_CATALOG = { cifar10: CIFAR10, cifar100: CIFAR100 } as const;
+
+/** Datasets the download stage knows: the built-in ones and `imagefolder` (a folder of class folders). */
+export type DatasetName = keyof typeof MNIST_CATALOG | keyof typeof CIFAR_CATALOG | 'imagefolder';
+
+/** Every DatasetName, built-in ones first. */
+export const DATASET_NAMES: readonly DatasetName[] = [...Object.keys(MNIST_CATALOG), ...Object.keys(CIFAR_CATALOG), 'imagefolder'] as DatasetName[];
 
 /** What to load (the download stage's params, resolved). */
 export interface DatasetRequest {
@@ -42,8 +49,8 @@ export interface LoadHooks {
   onNote?: (line: string) => void;
 }
 
-const MNIST_FAMILY: Record<string, MnistFamilySpec> = { 'fashion-mnist': FASHION_MNIST, mnist: MNIST };
-const CIFARS: Record<string, CifarSpec> = { cifar10: CIFAR10, cifar100: CIFAR100 };
+const MNIST_FAMILY: Record<string, MnistFamilySpec> = MNIST_CATALOG;
+const CIFARS: Record<string, CifarSpec> = CIFAR_CATALOG;
 
 /** What is known of a download stage's data before loading it; a field is absent when unknown. */
 export interface DatasetFacts {

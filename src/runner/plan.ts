@@ -3,7 +3,8 @@
  * params, upstream stages or implementation versions changed since the last run of this
  * pipeline. Anchor: DVC `repo/reproduce.py` `plan_repro` and its "didn't change, skipping" log.
  */
-import type { PipelineConfig, StageKindName } from '../config/types.js';
+import type { PipelineConfig } from '../config/types.js';
+import type { StageKindName } from '../stage-kinds.js';
 import { ancestors, type Dag } from '../dag/compile.js';
 import { paramDiff, stageKey, type KeyParts, type Lock, type StageIndex } from './cache.js';
 import { stageOf, type StageTable } from '../stage.js';

@@ -6,7 +6,8 @@
  */
 import { mkdir, rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { PipelineConfig, StageKindName } from '../config/types.js';
+import type { PipelineConfig } from '../config/types.js';
+import { readableKinds, type StageKindName } from '../stage-kinds.js';
 import { ancestors, type Dag } from '../dag/compile.js';
 import type { EngineInfo } from '../engine/backend.js';
 import { PipelineError } from '../errors.js';
@@ -70,7 +71,10 @@ export async function runStageTask(a: StageTaskArgs): Promise<StageOutcome> {
       if (a.tracker.logInputs) pending.push(a.tracker.logInputs([d]));
     },
   };
+  const readable = readableKinds(node.config.kind);
   const upstreamOf = (kinds: StageKindName[]): unknown => {
+    const undeclared = kinds.filter((k) => !readable.has(k));
+    if (undeclared.length) throw new Error(`stage kind ${node.config.kind} reads ${undeclared.join(', ')}, which its row in src/stage-kinds.ts does not declare`);
     const hit = ancestors(dag, name).find((n) => kinds.includes(dag.nodes.get(n)!.config.kind));
     return hit === undefined ? undefined : a.outputs.get(hit);
   };

@@ -4,8 +4,9 @@
  * (tfjs layers format, saved by the stage) plus state.json (history, best epoch, counters).
  */
 import * as tf from '@tensorflow/tfjs';
-import { readFile, rename, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import writeFileAtomic from 'write-file-atomic';
 import { toSingleModel } from '../models/model-files.js';
 import type { Classifier } from '../models/registry.js';
 import { BestModel } from './best.js';
@@ -46,9 +47,7 @@ export interface TrainStateJson {
 
 /** Writes `<dir>/state.json` atomically. */
 export async function writeStateJson(dir: string, s: TrainStateJson): Promise<void> {
-  const path = join(dir, 'state.json');
-  await writeFile(`${path}.tmp`, JSON.stringify(s));
-  await rename(`${path}.tmp`, path);
+  await writeFileAtomic(join(dir, 'state.json'), JSON.stringify(s));
 }
 
 /** Reads `<dir>/state.json`. */
