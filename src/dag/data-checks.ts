@@ -7,8 +7,9 @@
  *   the image size, grayscale input): each op's own `outShape` check, run on the known shape;
  * - an evaluate stage asks for the `val` split only when its data holds one out (`val_fraction`);
  * - `unfreeze: { from: <block> }` names a block of the architecture upstream (MODELS[arch].blocks).
- * A check whose fact is unknown before loading (an imagefolder without `image_size`, a folder
- * not there yet) is skipped here; the stage checks it when it runs.
+ * An imagefolder without `image_size` has a known channel count but no known size: its ops get
+ * the channel checks only. A check whose fact is unknown before loading (the size then, the
+ * class count of a folder not there yet) is left to the stage.
  */
 import { issueAt, type ConfigIssue } from '../config/load.js';
 import type { SourceFile } from '../config/source.js';
@@ -38,6 +39,9 @@ export function dataIssues(config: PipelineConfig, ancestorsOf: (name: string) =
       at(['stages', name, 'with', 'num_classes'], `num_classes is ${w['num_classes']}, but the data of stage '${data!.stage}' (${data!.dataset}) has ${facts.classes} classes; leave num_classes out to use the data's count`);
     }
     if (stage.kind === 'augment' && facts.shape) checkOps(name, w as { train?: OpSpec[]; test?: OpSpec[] }, facts.shape, `stage '${data!.stage}' loads ${facts.shape.join('x')} ${data!.dataset} images`, at);
+    else if (stage.kind === 'augment' && facts.channels !== undefined) {
+      checkOps(name, w as { train?: OpSpec[]; test?: OpSpec[] }, [ANY_SIDE, ANY_SIDE, facts.channels], `stage '${data!.stage}' loads ${facts.channels}-channel ${data!.dataset} images`, at, true);
+    }
     if (stage.kind === 'evaluate' && Array.isArray(w['splits']) && data && data.w['val_fraction'] === undefined) {
       const i = (w['splits'] as string[]).indexOf('val');
       if (i >= 0) at(['stages', name, 'with', 'splits', i], `the data of stage '${data.stage}' has no val split; set val_fraction in that download stage, or drop val`);
@@ -56,15 +60,24 @@ export function dataIssues(config: PipelineConfig, ancestorsOf: (name: string) =
   return issues;
 }
 
-/** Runs each op's shape check on the known image shape, split by split. */
-function checkOps(name: string, w: { train?: OpSpec[]; test?: OpSpec[] }, shape: [number, number, number], loads: string, at: At): void {
+/** Stand-in image side when only the channels are known: no crop or padding is too large for it. */
+const ANY_SIDE = 1 << 20;
+
+/**
+ * Runs each op's shape check on the image shape, split by split. With `channelsOnly` (the size
+ * is a stand-in) only the channel checks count: normalize and fill values per channel, grayscale.
+ */
+function checkOps(name: string, w: { train?: OpSpec[]; test?: OpSpec[] }, shape: [number, number, number], loads: string, at: At, channelsOnly = false): void {
   for (const split of ['train', 'test'] as const) {
     let s: [number, number, number] = shape;
     for (const [i, spec] of (w[split] ?? []).entries()) {
       try {
         s = buildTransform(spec).outShape(s);
       } catch (e) {
-        at(['stages', name, 'with', split, i], `${(e as Error).message} (${split} images are ${s.join('x')} at this op; ${loads})`);
+        const message = (e as Error).message;
+        if (channelsOnly && !/channel/.test(message)) break; // depends on the size, which is not known yet
+        const here = channelsOnly ? `${s[2]}-channel` : s.join('x');
+        at(['stages', name, 'with', split, i], `${message} (${split} images are ${here} at this op; ${loads})`);
         break;
       }
     }

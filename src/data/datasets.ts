@@ -58,6 +58,8 @@ export interface DatasetFacts {
   classes?: number;
   /** Image shape [height, width, channels] (NHWC without N). */
   shape?: [number, number, number];
+  /** Channels of the images (known even where the size is not: an imagefolder without image_size). */
+  channels?: number;
 }
 
 /**
@@ -67,7 +69,7 @@ export interface DatasetFacts {
  */
 export function datasetFacts(p: { dataset: string; source?: string; image_size?: number | [number, number]; channels?: 1 | 3 }): DatasetFacts {
   const spec = MNIST_FAMILY[p.dataset] ?? CIFARS[p.dataset];
-  if (spec) return { classes: spec.classes.length, shape: [...spec.shape] };
+  if (spec) return { classes: spec.classes.length, shape: [...spec.shape], channels: spec.shape[2] };
   if (p.dataset !== 'imagefolder') return {};
   const size = p.image_size;
   const shape: [number, number, number] | undefined = size === undefined ? undefined : typeof size === 'number' ? [size, size, p.channels ?? 3] : [size[0], size[1], p.channels ?? 3];
@@ -79,7 +81,7 @@ export function datasetFacts(p: { dataset: string; source?: string; image_size?:
   } catch {
     classes = undefined; // unreadable now: the download stage reports it
   }
-  return { ...(classes !== undefined ? { classes } : {}), ...(shape ? { shape } : {}) };
+  return { ...(classes !== undefined ? { classes } : {}), ...(shape ? { shape } : {}), channels: p.channels ?? 3 };
 }
 
 const sha = (s: string): string => createHash('sha256').update(s).digest('hex');

@@ -139,3 +139,14 @@ describe('a sweep that validate refuses, plan and run refuse with the same repor
     });
   }
 });
+
+it('validate and plan of a valid sweep: every trial checked, exit 0', async () => {
+  const stages = 'stages:\n  data: { kind: download, with: { dataset: mnist } }\n  aug: { kind: augment, needs: [data] }\n  model: { kind: build-model, needs: [data], with: { arch: mini_resnet } }\n  head: { kind: freeze-train, needs: [aug, model] }\n';
+  const root = makeTree({ 'p.yaml': `name: ok\n${stages}sweep:\n  stages.head.with.optimizer.lr: [0.1, 0.01]\n` });
+  const v = await runInProcess(root, ['validate', 'p.yaml', '--sweep', 'stages.head.with.epochs=1,2']);
+  assert.deepEqual(v, { stdout: "'p.yaml' is valid: 4 stages (data -> aug -> model -> head)\nsweep: 4 trials, each valid (lr=0.1,epochs=1, lr=0.1,epochs=2, lr=0.01,epochs=1, lr=0.01,epochs=2)\n", stderr: '', exitCode: 0 });
+  const p = await runInProcess(root, ['plan', 'p.yaml', '--format', 'mermaid']);
+  assert.equal(p.exitCode, 0, p.stderr);
+  assert.match(p.stdout, /^flowchart LR\n/);
+  assert.doesNotMatch(p.stdout, /sweep:/);
+});

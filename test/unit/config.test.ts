@@ -186,13 +186,13 @@ test('nesting that exhausts the parser is one located error, its quoted line cut
 test('dataset facts for the static checks come from the dataset definitions (and the imagefolder listing)', async () => {
   const { datasetFacts } = await import('../../src/data/datasets.js');
   // Published facts: Fashion-MNIST/MNIST 10 classes of 28x28 grey; CIFAR-10/100 10/100 classes of 32x32 RGB.
-  assert.deepEqual(datasetFacts({ dataset: 'fashion-mnist' }), { classes: 10, shape: [28, 28, 1] });
-  assert.deepEqual(datasetFacts({ dataset: 'mnist' }), { classes: 10, shape: [28, 28, 1] });
-  assert.deepEqual(datasetFacts({ dataset: 'cifar10' }), { classes: 10, shape: [32, 32, 3] });
-  assert.deepEqual(datasetFacts({ dataset: 'cifar100' }), { classes: 100, shape: [32, 32, 3] });
+  assert.deepEqual(datasetFacts({ dataset: 'fashion-mnist' }), { classes: 10, shape: [28, 28, 1], channels: 1 });
+  assert.deepEqual(datasetFacts({ dataset: 'mnist' }), { classes: 10, shape: [28, 28, 1], channels: 1 });
+  assert.deepEqual(datasetFacts({ dataset: 'cifar10' }), { classes: 10, shape: [32, 32, 3], channels: 3 });
+  assert.deepEqual(datasetFacts({ dataset: 'cifar100' }), { classes: 100, shape: [32, 32, 3], channels: 3 });
   const root = makeTree({ 'train/a/x.png': '', 'train/b/x.png': '', 'train/.hidden/x.png': '', 'train/notes.txt': '' });
-  assert.deepEqual(datasetFacts({ dataset: 'imagefolder', source: root, image_size: [20, 30] }), { classes: 2, shape: [20, 30, 3] });
-  assert.deepEqual(datasetFacts({ dataset: 'imagefolder', source: join(root, 'missing'), channels: 1 }), {});
+  assert.deepEqual(datasetFacts({ dataset: 'imagefolder', source: root, image_size: [20, 30] }), { classes: 2, shape: [20, 30, 3], channels: 3 });
+  assert.deepEqual(datasetFacts({ dataset: 'imagefolder', source: join(root, 'missing'), channels: 1 }), { channels: 1 });
 });
 
 test('a run or sweep the tracking store refuses at start leaves nothing under runs/ (exit 2, no stack trace)', async () => {
