@@ -2,13 +2,14 @@
  * `pipe validate` and `pipe plan`: what they print for a file that passes every check run makes
  * before any work (the file, its `--set` overrides, the compiled graph and, for a sweep, every
  * trial, through the same checkSweep as `pipe run`). Errors propagate to the caller (exit 2).
+ * `pipe validate` loads no TensorFlow.js (nor the stages, which need it); `pipe plan` loads the
+ * stage table for the cache keys (bench/startup.ts measures both).
  */
 import { parseOverride } from '../config/overrides.js';
 import { PipelineError } from '../errors.js';
-import { compilePipeline, planFile } from '../runner/run.js';
+import { compilePipeline, planFile } from '../runner/compile.js';
 import { formatPlan } from '../runner/plan.js';
 import { checkSweep, type CheckedSweep } from '../sweep/prepare.js';
-import { stageKinds } from '../../stages/index.js';
 
 /** Options shared by validate and plan. */
 export interface CheckCliOpts {
@@ -49,6 +50,7 @@ export async function validateReport(file: string, opts: CheckCliOpts): Promise<
 export async function planReport(file: string, opts: CheckCliOpts & { format?: string; force?: boolean; from?: string }): Promise<string> {
   const format = opts.format ?? 'text';
   if (format !== 'text' && format !== 'mermaid' && format !== 'dot') throw new PipelineError('PIPE_USAGE', `--format ${format}: expected text, mermaid or dot`);
+  const { stageKinds } = await import('../../stages/index.js');
   const { config, dag, plan } = await planFile(file, { stages: stageKinds, overrides: (opts.set ?? []).map(parseOverride), force: opts.force, from: opts.from });
   const sweep = await checkedSweep(file, opts);
   const head = format === 'text' ? `plan for '${file}' (${config.name}), stages in order:\n` : '';

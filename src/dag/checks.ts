@@ -14,7 +14,7 @@ import type { StageKindName } from '../stage-kinds.js';
 import type { OpSpec } from '../data/transforms.js';
 import { outputSize } from '../data/transforms.js';
 import { datasetFacts } from '../data/datasets.js';
-import { MODELS } from '../models/registry.js';
+import { MODEL_CATALOG as MODELS } from '../models/catalog.js';
 import { STAGE_KINDS } from '../stage-kinds.js';
 import { dataIssues } from './data-checks.js';
 import { storeLimitIssues } from './store-limits.js';

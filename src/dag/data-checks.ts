@@ -6,7 +6,7 @@
  * - every augment op fits the images it gets (normalize/fill values per channel, padding for
  *   the image size, grayscale input): each op's own `outShape` check, run on the known shape;
  * - an evaluate stage asks for the `val` split only when its data holds one out (`val_fraction`);
- * - `unfreeze: { from: <block> }` names a block of the architecture upstream (MODELS[arch].blocks).
+ * - `unfreeze: { from: <block> }` names a block of the architecture upstream (the model catalog's blocks, src/models/catalog.ts).
  * An imagefolder without `image_size` has a known channel count but no known size: its ops get
  * the channel checks only. A check whose fact is unknown before loading (the size then, the
  * class count of a folder not there yet) is left to the stage.
@@ -18,7 +18,7 @@ import type { PipelineConfig } from '../config/types.js';
 import type { StageKindName } from '../stage-kinds.js';
 import { datasetFacts } from '../data/datasets.js';
 import { buildTransform, type OpSpec } from '../data/transforms.js';
-import { MODELS } from '../models/registry.js';
+import { MODEL_CATALOG as MODELS } from '../models/catalog.js';
 
 type At = (path: (string | number)[], message: string) => void;
 

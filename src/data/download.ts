@@ -7,7 +7,6 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { getGlobalDispatcher, interceptors, request } from 'undici';
 
 /** Expected digest of the downloaded bytes (hex). */
 export interface Checksum {
@@ -90,6 +89,7 @@ async function fetchOnce(
   opts: { onProgress?: (p: DownloadProgress) => void; signal?: AbortSignal; timeoutMs?: number },
 ): Promise<boolean> {
   const have = await sizeOf(part);
+  const { getGlobalDispatcher, interceptors, request } = await import('undici'); // loaded on first use: `pipe validate` needs no HTTP stack
   const res = await request(url, {
     method: 'GET',
     headers: have > 0 ? { range: `bytes=${have}-` } : {},

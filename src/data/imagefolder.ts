@@ -9,7 +9,6 @@ import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join, relative } from 'node:path';
-import sharp from 'sharp';
 import { DatasetError, type Dataset, type ImageSplit } from './dataset.js';
 
 /** File name endings read as images (case-insensitive); other files are skipped, as torchvision does. */
@@ -77,6 +76,7 @@ export async function imageFolderFingerprint(opts: ImageFolderOptions): Promise<
 /** Decodes one file to raw HWC uint8. @throws DatasetError naming the file. */
 async function decode(path: string, buf: Buffer, o: ImageFolderOptions): Promise<{ data: Buffer; h: number; w: number }> {
   const channels = o.channels ?? 3;
+  const sharp = (await import('sharp')).default; // loaded on first use: `pipe validate` needs no libvips
   try {
     let img = sharp(buf, { failOn: 'error' }).removeAlpha();
     if (o.imageSize) img = img.resize(o.imageSize[1], o.imageSize[0], { fit: 'fill', kernel: 'linear' });

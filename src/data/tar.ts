@@ -6,7 +6,6 @@
  * check turns a silent strip into an error.) gzip is detected by node-tar.
  */
 import { mkdir, rm } from 'node:fs/promises';
-import { extract } from 'tar';
 import { DatasetError } from './dataset.js';
 
 /** Why an entry path is refused, or '' when it is safe. */
@@ -27,6 +26,7 @@ export async function extractTar(archive: string, target: string, what: string):
   await mkdir(target, { recursive: true });
   const refused: string[] = [];
   try {
+    const { extract } = await import('tar'); // loaded on first use
     await extract({
       file: archive,
       cwd: target,

@@ -6,6 +6,7 @@
  * channels, 2x2/2 average pool), final BN + ReLU. BatchNorm eps 1e-5.
  */
 import type { Rng } from '../rng.js';
+import { CATALOG } from './catalog.js';
 import type { ModelEntry } from './model-entry.js';
 import { Net, type Backbone, type BackboneInput, type T } from './torch-net.js';
 import { hubCfg } from './pretrained.js';
@@ -53,11 +54,7 @@ export function densenet(l: DenseLayout, inp: BackboneInput, init: Rng | 'zeros'
 /** The DenseNet family's registry entries. */
 export const DENSENETS: Record<string, ModelEntry> = {
   densenet121: {
-    family: 'densenet',
-    description: 'torchvision DenseNet-121 (growth 32, blocks 6/12/24/16)',
-    minInputSize: 29, // torchvision DenseNet121_Weights meta min_size (29, 29)
-    blocks: ['stem', ...DENSENET121.blocks.flatMap((_, b, all) => (b < all.length - 1 ? [`denseblock${b + 1}`, `transition${b + 1}`] : [`denseblock${b + 1}`])), 'norm5'],
-    classifier: 'classifier',
+    ...CATALOG.densenet121,
     pretrained: ['imagenet'],
     publishedParams: 7_978_856,
     imagenet: hubCfg({

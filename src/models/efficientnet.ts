@@ -12,6 +12,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Rng } from '../rng.js';
+import { CATALOG } from './catalog.js';
 import type { ModelEntry } from './model-entry.js';
 import { Net, type Act, type Backbone, type BackboneInput, type T } from './torch-net.js';
 import { hubCfg } from './pretrained.js';
@@ -80,17 +81,10 @@ export function mbNet(stages: MbStage[], act: Act, inp: BackboneInput, init: Rng
   return net.finish(x, name);
 }
 
-/** The block names mbNet gives a network of these stages. */
-const mbBlocks = (stages: MbStage[]): string[] => ['stem', ...stages.map((_, i) => `blocks_${i}`), 'conv_head'];
-
 /** The family's registry entries (timm-trained weights: timm's RandAugment recipe, not torchvision's). */
 export const EFFICIENTNETS: Record<string, ModelEntry> = {
   mobilenet_v2: {
-    family: 'efficientnet',
-    description: 'MobileNetV2 1.0 (timm mobilenetv2_100; = torchvision mobilenet_v2)',
-    minInputSize: 1, // torchvision MobileNet_V2_Weights meta min_size (1, 1)
-    blocks: mbBlocks(MOBILENET_V2),
-    classifier: 'classifier',
+    ...CATALOG.mobilenet_v2,
     pretrained: ['imagenet'],
     publishedParams: 3_504_872,
     imagenet: hubCfg({
@@ -106,11 +100,7 @@ export const EFFICIENTNETS: Record<string, ModelEntry> = {
     build: (inp, init) => mbNet(MOBILENET_V2, 'relu6', inp, init, 'mobilenet_v2'),
   },
   efficientnet_b0: {
-    family: 'efficientnet',
-    description: 'EfficientNet-B0 (timm efficientnet_b0; = torchvision efficientnet_b0)',
-    minInputSize: 1, // torchvision EfficientNet_B0_Weights meta min_size (1, 1)
-    blocks: mbBlocks(EFFICIENTNET_B0),
-    classifier: 'classifier',
+    ...CATALOG.efficientnet_b0,
     pretrained: ['imagenet'],
     publishedParams: 5_288_548,
     imagenet: hubCfg({

@@ -7,6 +7,7 @@
  * Minimum input 75x75 (torchvision Inception_V3_Weights meta min_size).
  */
 import type { Rng } from '../rng.js';
+import { CATALOG } from './catalog.js';
 import type { ModelEntry } from './model-entry.js';
 import { Net, type Backbone, type BackboneInput, type T } from './torch-net.js';
 import { hubCfg } from './pretrained.js';
@@ -101,11 +102,7 @@ export function inceptionV3(inp: BackboneInput, init: Rng | 'zeros'): Backbone {
 /** The Inception family's registry entries. */
 export const INCEPTIONS: Record<string, ModelEntry> = {
   inception_v3: {
-    family: 'inception',
-    description: 'torchvision Inception v3 without the auxiliary classifier (299 px native)',
-    minInputSize: 75,
-    blocks: ['stem', 'Mixed_5b', 'Mixed_5c', 'Mixed_5d', 'Mixed_6a', 'Mixed_6b', 'Mixed_6c', 'Mixed_6d', 'Mixed_6e', 'Mixed_7a', 'Mixed_7b', 'Mixed_7c'],
-    classifier: 'fc',
+    ...CATALOG.inception_v3,
     pretrained: ['imagenet'],
     // torchvision documents 27,161,264 with AuxLogits (3,326,696 of them); the published file has none.
     publishedParams: 23_834_568,

@@ -10,6 +10,7 @@
  */
 import { Rng } from '../rng.js';
 import { basicBlock, convBn } from './blocks.js';
+import { CATALOG } from './catalog.js';
 import type { ModelEntry } from './model-entry.js';
 import { RepeatChannels } from './layers.js';
 import { Net, type Backbone, type BackboneInput, type T } from './torch-net.js';
@@ -95,12 +96,8 @@ export function resnet(layout: ResnetLayout, inp: BackboneInput, init: Rng | 'ze
 const tvResnet = (hubId: string, commit: string, sha256: string, sizeBytes: number) =>
   hubCfg({ hubId, commit, sha256, sizeBytes, classifier: 'fc', firstConv: 'conv1', interpolation: 'bilinear', origin: 'torchvision' });
 
-const entry = (arch: keyof typeof RESNET_LAYOUTS, description: string, extra: Partial<ModelEntry> = {}): ModelEntry => ({
-  family: 'resnet',
-  description,
-  minInputSize: 1, // torchvision ResNet*_Weights meta min_size (1, 1)
-  blocks: ['stem', ...RESNET_LAYOUTS[arch].counts.map((_, i) => `layer${i + 1}`)],
-  classifier: 'fc',
+const entry = (arch: keyof typeof RESNET_LAYOUTS, extra: Partial<ModelEntry> = {}): ModelEntry => ({
+  ...CATALOG[arch],
   pretrained: extra.imagenet ? ['imagenet'] : [],
   build: (inp, init) => resnet(RESNET_LAYOUTS[arch], inp, init, arch),
   ...extra,
@@ -108,19 +105,19 @@ const entry = (arch: keyof typeof RESNET_LAYOUTS, description: string, extra: Pa
 
 /** The ResNet family's registry entries. Weights: torchvision's originals as timm `<arch>.tv_in1k`. */
 export const RESNETS: Record<string, ModelEntry> = {
-  mini_resnet: { family: 'resnet', description: 'small ResNet for quick runs on 28x28 data (no pretrained weights)', minInputSize: 8, blocks: ['stem', 'layer1', 'layer2', 'layer3'], classifier: 'fc', pretrained: [], build: (inp, init) => miniResnet(inp, init === 'zeros' ? new Rng(0) : init) },
-  resnet18: entry('resnet18', 'torchvision ResNet-18 (BasicBlock [2,2,2,2])', {
+  mini_resnet: { ...CATALOG.mini_resnet, pretrained: [], build: (inp, init) => miniResnet(inp, init === 'zeros' ? new Rng(0) : init) },
+  resnet18: entry('resnet18', {
     publishedParams: 11_689_512,
     imagenet: tvResnet('timm/resnet18.tv_in1k', 'a987fd6b60f845221bfff84b6f0191273ba56ead', '694f673df6520a3158624e8a89af086f59923ee4cd7436fe5bc3bc71d295ad81', 46_807_446),
   }),
-  resnet34: entry('resnet34', 'torchvision ResNet-34 (BasicBlock [3,4,6,3])', {
+  resnet34: entry('resnet34', {
     publishedParams: 21_797_672,
     imagenet: tvResnet('timm/resnet34.tv_in1k', 'c983eba7f5e69bc3548a626d1b0b0b914e5de3a6', '0bb82595a564991a9d424708b33f5d843f5aaed7f6c0886ff10849ff97022235', 87_278_522),
   }),
-  resnet50: entry('resnet50', 'torchvision ResNet-50 v1.5 (Bottleneck [3,4,6,3], stride on the 3x3)', {
+  resnet50: entry('resnet50', {
     publishedParams: 25_557_032,
     imagenet: tvResnet('timm/resnet50.tv_in1k', 'aa6c2d36d56bc0209040c02b5a7b7d7bf11d57b8', '5d061a3c593d795bfe682d9b152bafbcf550579873492def3515b46db1189888', 102_469_840),
   }),
-  test_resnet18: entry('test_resnet18', 'ResNet-18 layout at widths 8/16/32/64, 8-ch stem (tests; goldens slim18)'),
-  test_resnet50: entry('test_resnet50', 'ResNet-50 layout at widths 8/16/32/64, 8-ch stem (tests; goldens slim50)'),
+  test_resnet18: entry('test_resnet18'),
+  test_resnet50: entry('test_resnet50'),
 };

@@ -8,6 +8,7 @@
  * (a 7x7 'valid' conv on the 7x7 map is exactly torchvision's Linear on the NCHW flatten).
  */
 import type { Rng } from '../rng.js';
+import { CATALOG } from './catalog.js';
 import type { ModelEntry } from './model-entry.js';
 import { AdaptiveAvgPool2d } from './layers.js';
 import { Net, type Backbone, type BackboneInput, type T } from './torch-net.js';
@@ -52,12 +53,7 @@ function indexOf(cfg: Array<number | 'M'>, i: number): number {
 /** The VGG family's registry entries. */
 export const VGGS: Record<string, ModelEntry> = {
   vgg16: {
-    family: 'vgg',
-    description: 'torchvision VGG-16 (no BatchNorm), FC layers as convs',
-    minInputSize: 32, // torchvision VGG16_Weights meta min_size (32, 32)
-    // block1, then one more after every 'M' but the last, then pre_logits
-    blocks: ['block1', ...VGG16_CFG.slice(0, -1).filter((v) => v === 'M').map((_, i) => `block${i + 2}`), 'pre_logits'],
-    classifier: 'head.fc',
+    ...CATALOG.vgg16,
     pretrained: ['imagenet'],
     publishedParams: 138_357_544,
     imagenet: hubCfg({

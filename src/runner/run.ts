@@ -12,10 +12,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import { Listr } from 'listr2';
 import { parse as parseYaml, stringify } from 'yaml';
 import { readFile } from 'node:fs/promises';
-import { loadPipeline } from '../config/load.js';
 import type { Override } from '../config/overrides.js';
 import type { PipelineConfig } from '../config/types.js';
-import { compileDag, type Dag } from '../dag/compile.js';
 import { initEngine, type EngineInfo } from '../engine/backend.js';
 import { PipelineError, StageFailedError } from '../errors.js';
 import { runsDir } from '../paths.js';
@@ -27,9 +25,12 @@ import type { Tracker } from '../tracking/tracker.js';
 import { failureTags } from '../tracking/layout.js';
 import { paramDiff, previousLocks, readLock, StageIndex, writeLock, type Lock } from './cache.js';
 import { gitInfo } from './git.js';
-import { planPipeline, type PlanEntry } from './plan.js';
+import type { PlanEntry } from './plan.js';
 import type { StageTable } from '../stage.js';
 import { runStageTask, type StageOutcome } from './stage-task.js';
+import { compilePipeline, planFile } from './compile.js';
+
+export { compilePipeline, planFile };
 
 /** Options of `pipe run`. */
 export interface RunOptions {
@@ -70,21 +71,6 @@ export interface RunResult {
   outputs: Map<string, unknown>;
 }
 
-
-/** Loads, validates and compiles a pipeline file (with overrides). */
-export async function compilePipeline(file: string, overrides: Override[] = []): Promise<{ config: PipelineConfig; dag: Dag }> {
-  const { config, source } = await loadPipeline(file, overrides);
-  return { config, dag: compileDag(config, source) };
-}
-
-/** Plans a pipeline against the stage cache under runs/ (used by `pipe plan` and `pipe run`). */
-export async function planFile(file: string, opts: { stages: StageTable; overrides?: Override[]; force?: boolean; from?: string }): Promise<{ config: PipelineConfig; dag: Dag; plan: PlanEntry[] }> {
-  const { config, dag } = await compilePipeline(file, opts.overrides);
-  if (opts.from !== undefined && !dag.nodes.has(opts.from)) throw new PipelineError('PIPE_USAGE', `--from ${opts.from}: no such stage; stages: ${dag.order.join(', ')}`);
-  const previous = (await previousLocks(runsDir(), config.name))[0];
-  const plan = await planPipeline(config, dag, { stages: opts.stages, force: opts.force, from: opts.from, index: new StageIndex(runsDir()), previous });
-  return { config, dag, plan };
-}
 
 const unfinished = (l: Lock): boolean => Object.values(l.stages).some((s) => s.status !== 'done');
 

@@ -12,7 +12,7 @@ import { runsDir } from '../paths.js';
 import type { PlanEntry } from '../runner/plan.js';
 import { loadPipeline } from '../config/load.js';
 import { compileDag } from '../dag/compile.js';
-import { planFile } from '../runner/run.js';
+import { planFile } from '../runner/compile.js';
 import type { StageTable } from '../stage.js';
 import { expandSweep, type Trial } from './expand.js';
 import { mergeSweep, parseSweepArg, sweepFromConfig, type SweepSpec } from './spec.js';
