@@ -43,8 +43,10 @@ async function modelJsons(dir: string, depth = 0): Promise<Array<{ dir: string; 
   const found: Array<{ dir: string; mtimeMs: number }> = [];
   const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
   for (const e of entries) {
-    if (!e.isDirectory() || e.name === 'mlruns' || e.name.startsWith('.')) continue;
+    if (e.name === 'mlruns' || e.name.startsWith('.')) continue;
     const sub = join(dir, e.name);
+    // A stage reused from another run is a link to that run's folder (src/runner/stage-task.ts).
+    if (!e.isDirectory() && !(e.isSymbolicLink() && (await stat(sub).catch(() => undefined))?.isDirectory())) continue;
     const mj = join(sub, 'model.json');
     const st = await stat(mj).catch(() => undefined);
     if (st?.isFile()) found.push({ dir: sub, mtimeMs: st.mtimeMs });

@@ -4,8 +4,8 @@
  * After a failure, stages that depend on it are skipped (and named); with fail-fast (the
  * default) no new stage starts either. Anchor: DVC `_reproduce` / `handle_error`.
  */
-import { mkdir, rmdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir, rmdir, symlink } from 'node:fs/promises';
+import { dirname, join, relative } from 'node:path';
 import type { PipelineConfig } from '../config/types.js';
 import { readableKinds, type StageKindName } from '../stage-kinds.js';
 import { ancestors, type Dag } from '../dag/compile.js';
@@ -16,6 +16,7 @@ import type { Tracker } from '../tracking/tracker.js';
 import type { LockEntry, StageIndex } from './cache.js';
 import type { PlanEntry } from './plan.js';
 import { isImportant, ProgressThrottle } from './progress.js';
+import { readStageRecord, replayStageRecord, StageRecorder } from './stage-record.js';
 import { stageOf, type StageContext, type StageReport, type StageTable } from '../stage.js';
 
 /** How a stage ended. */
@@ -78,9 +79,12 @@ export async function runStageTask(a: StageTaskArgs): Promise<StageOutcome> {
     const hit = ancestors(dag, name).find((n) => kinds.includes(dag.nodes.get(n)!.config.kind));
     return hit === undefined ? undefined : a.outputs.get(hit);
   };
+  const outDir = join(a.runDir, name);
+  // What the stage reports is kept in its folder (tracked.json); a run reusing the folder logs it again.
+  const recorder = new StageRecorder(outDir, report);
   const ctx: StageContext<unknown> = {
-    name, key: entry.key, params: node.config.with, pipeline: a.config, outDir: join(a.runDir, name), seed: a.config.seed,
-    signal: a.signal, engine: a.engine, report,
+    name, key: entry.key, params: node.config.with, pipeline: a.config, outDir, seed: a.config.seed,
+    signal: a.signal, engine: a.engine, report: recorder.report,
     maybeUpstream: <T>(...kinds: StageKindName[]) => upstreamOf(kinds) as T | undefined,
     upstream: <T>(...kinds: StageKindName[]) => {
       const v = upstreamOf(kinds);
@@ -93,11 +97,18 @@ export async function runStageTask(a: StageTaskArgs): Promise<StageOutcome> {
     let reused = false;
     if (entry.decision === 'skip' && def.load) {
       await mkdir(ctx.outDir, { recursive: true });
+      const record = await readStageRecord(entry.reuseDir!);
+      if (record) recorder.mode = 'quiet'; // tracked.json has what load would report again
       try {
         a.outputs.set(name, await def.load(ctx, entry.reuseDir!));
         reused = true;
-        await rmdir(ctx.outDir).catch(() => undefined); // keep no empty folder for a reused stage
+        if (entry.reuseDir !== ctx.outDir) {
+          // Another run's folder: this run logs what the stage logged there, and links to it.
+          if (record) replayStageRecord(record, entry.reuseDir!, report);
+          await linkReused(ctx.outDir, entry.reuseDir!);
+        }
       } catch (e) {
+        recorder.reset();
         if (a.signal.aborted) throw e;
         // A cache entry that no longer loads (files deleted or never written) is rebuilt, not trusted.
         task.output = `cached outputs in ${entry.reuseDir} do not load (${(e as Error).message.split('\n')[0]}); running the stage again`;
@@ -107,12 +118,13 @@ export async function runStageTask(a: StageTaskArgs): Promise<StageOutcome> {
     if (reused) {
       task.title = `${task.title} [cached]`;
       task.output = `unchanged: reused ${entry.reuseDir}`;
-      if (entry.reuseDir !== ctx.outDir) report.tags({ [`pipe.stage.${name}.reused_from`]: entry.reuseDir! });
+      if (entry.reuseDir !== ctx.outDir) report.tags({ [`pipe.reused.${name}`]: entry.reuseDir! });
     } else {
       await a.onStatus('running');
       await mkdir(ctx.outDir, { recursive: true });
       a.outputs.set(name, await def.run(ctx));
-      report.metric(`stage_seconds.${name}`, (Date.now() - t0) / 1000, 0);
+      ctx.report.metric(`stage_seconds.${name}`, (Date.now() - t0) / 1000, 0);
+      await recorder.save();
       // Delivered (or spooled) before the stage counts as done: a finished stage is never run, nor logged, again.
       await Promise.all(pending);
       await a.tracker.flush();
@@ -129,4 +141,19 @@ export async function runStageTask(a: StageTaskArgs): Promise<StageOutcome> {
     await Promise.allSettled(pending);
     await a.tracker.flush().catch(() => undefined);
   }
+}
+
+/**
+ * Makes a reused stage's folder in this run a relative symbolic link to the folder it reuses
+ * (runs/<new>/<stage> -> ../<old>/<stage>), so the run folder holds every stage's outputs
+ * (`pipe predict runs/<new>` finds the best model) without copying them. Leaves things as they
+ * are when the folder is not empty or links are not possible here.
+ */
+async function linkReused(outDir: string, reuseDir: string): Promise<void> {
+  try {
+    await rmdir(outDir);
+  } catch {
+    return;
+  }
+  await symlink(relative(dirname(outDir), reuseDir), outDir, 'dir').catch(() => undefined);
 }

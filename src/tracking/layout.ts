@@ -2,11 +2,14 @@
  * How a pipe run is laid out in MLflow's web UI. The UI (MLflow 3.x run page, "Model metrics"
  * tab) groups metric charts into sections named by the part of the key before its last `/`, and
  * shows keys under `system/` in its own "System metrics" tab, as MLflow's system-metrics logging
- * does (mlflow/system_metrics, keys like `system/cpu_utilization_percentage`). So:
+ * does (mlflow/system_metrics, keys like `system/cpu_utilization_percentage`). Sections are
+ * sorted by name (plain string order), the unsectioned "Model metrics" last (seen in MLflow
+ * 3.6's UI; scripts/mlflow-screenshots.sh shows it), so the learning curves get the section
+ * `curves`, which sorts first. So:
  *
  * | pipe's metric name                        | MLflow key                              | UI section           |
  * |-------------------------------------------|-----------------------------------------|----------------------|
- * | batch_loss, train_/test_loss, _accuracy, lr, best_test_accuracy | unchanged         | Model metrics (first) |
+ * | batch_loss, train_loss, test_loss, train_accuracy, test_accuracy, lr | curves/<name> | curves (first)      |
  * | eval_<split>_<figure>                     | eval/<split>_<figure>                   | eval                 |
  * | eval_<split>_<figure>.<class>             | eval/per_class/<split>_<figure>.<class> | eval/per_class       |
  * | eval_<split>_images_per_second            | system/eval_<split>_images_per_second   | System metrics       |
@@ -19,12 +22,15 @@
 
 /** Metrics that describe the machine or the speed of the run, not the model: the UI's System metrics tab. */
 const SYSTEM = new Set(['epoch_seconds', 'images_per_second', 'rss_bytes', 'tensor_bytes']);
+/** The learning curves: per iteration (batch_loss) and per epoch. */
+const CURVES = new Set(['batch_loss', 'train_loss', 'test_loss', 'train_accuracy', 'test_accuracy', 'lr']);
 /** Sizes of the model. */
 const MODEL = new Set(['total_params', 'learnable_params', 'trainable_params']);
 
 /** The MLflow key of pipe's metric `name` (see the table above); unknown names stay as they are. */
 export function mlflowMetricKey(name: string): string {
   if (name.includes('/')) return name;
+  if (CURVES.has(name)) return `curves/${name}`;
   if (SYSTEM.has(name) || name.startsWith('stage_seconds.')) return `system/${name}`;
   if (MODEL.has(name)) return `model/${name}`;
   const ev = /^eval_(.*)$/.exec(name);

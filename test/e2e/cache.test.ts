@@ -102,7 +102,7 @@ test('an interrupted run is finished by --resume without redoing finished stages
   assert.equal(again.exitCode, 2);
   assert.match(again.stderr, /that run finished; nothing to resume/);
   // Every epoch logged exactly once across the interruption: 1 freeze + 12 unfreeze epochs.
-  assert.deepEqual(run.metrics['test_accuracy']!.map((p) => p.step), Array.from({ length: 13 }, (_, i) => i + 1));
+  assert.deepEqual(run.metrics['curves/test_accuracy']!.map((p) => p.step), Array.from({ length: 13 }, (_, i) => i + 1));
   assert.equal(readdirSync(join(store)).filter((d) => d !== '0' && d !== '.trash').flatMap((e) => readdirSync(join(store, e)).filter((r) => /^[0-9a-f]{32}$/.test(r))).length, 1);
 });
 

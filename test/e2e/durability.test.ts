@@ -11,6 +11,7 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { join } from 'node:path';
 import { FileStore, type MetricPoint } from '../../src/tracking/file/store.js';
+import { mlflowMetricKey } from '../../src/tracking/layout.js';
 import { FakeMlflow } from '../fake-mlflow.js';
 import { FASHION_MNIST_DIR, makeTree, REPO, runCliIn } from '../utils.js';
 
@@ -89,7 +90,8 @@ async function killAndResume(root: string, points: Moment[], env: Record<string,
 
 /** Asserts every metric of a finished run has each expected step exactly once. */
 function assertExactlyOnce(metrics: Record<string, { step: number }[]>): void {
-  const steps = (k: string): number[] => (metrics[k] ?? []).map((p) => p.step).sort((a, b) => a - b);
+  // Named as the stages report them; the MLflow keys follow src/tracking/layout.ts.
+  const steps = (k: string): number[] => (metrics[mlflowMetricKey(k)] ?? []).map((p) => p.step).sort((a, b) => a - b);
   assert.deepEqual(steps('batch_loss'), STEPS, 'batch_loss: steps 0..19, each once');
   for (const k of ['train_loss', 'train_accuracy', 'test_loss', 'test_accuracy', 'lr', 'epoch_seconds', 'trainable_params']) assert.deepEqual(steps(k), EPOCHS, `${k}: epochs 1..5, each once`);
   for (const [k, points] of Object.entries(metrics)) {

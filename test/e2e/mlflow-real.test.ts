@@ -10,7 +10,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, realpathSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parse } from 'yaml';
@@ -100,8 +100,8 @@ function ok(r: CliResult): void {
 
 /** The learning curves a run's state.json holds, as the server should have them: key -> [step, value][]. */
 function expectedCurves(s: StateJson): Record<string, [number, number][]> {
-  const out: Record<string, [number, number][]> = { batch_loss: s.iterationLosses.map((v, i) => [i, v]) };
-  for (const k of ['train_loss', 'test_loss', 'train_accuracy', 'test_accuracy', 'lr']) out[k] = s.epochs.map((e) => [Number(e['epoch']), Number(e[k])]);
+  const out: Record<string, [number, number][]> = { 'curves/batch_loss': s.iterationLosses.map((v, i) => [i, v]) };
+  for (const k of ['train_loss', 'test_loss', 'train_accuracy', 'test_accuracy', 'lr']) out[`curves/${k}`] = s.epochs.map((e) => [Number(e['epoch']), Number(e[k])]);
   return out;
 }
 
@@ -284,4 +284,47 @@ test('a FAILED run says why: pipe.error and the note on the server, and `pipe ru
   const lines = listed.stdout.trimEnd().split('\n');
   assert.match(lines[1]!, /^\d{8}T\d{6}-[0-9a-f]+\s+realtiny-\S+\s+FAILED\s/);
   assert.equal(lines[2], `  -> ${reason}`);
+});
+
+test('a cached rerun is a complete run: the reused stages\' metrics, tags, inputs and artifacts, and a model to predict with', { skip }, async () => {
+  const name = experimentName('cached');
+  const root = await project(name);
+  ok(await runCliIn(root, ['run', 'p.yaml', '--plain'], env(root)));
+  const again = await runCliIn(root, ['run', 'p.yaml', '--plain'], env(root));
+  ok(again);
+  assert.match(again.stdout, /reused from the stage cache: data, aug, model, head, finetune, eval, plots/);
+  const [firstDir, secondDir] = runDirs(root);
+  const c = new MlflowClient(URI);
+  try {
+    const [first, second] = await Promise.all((await serverRuns(c, name)).map((r) => c.getRun(r.info.run_id)));
+    assert.equal(second!.info.status, 'FINISHED');
+    // Every metric key with the same steps and values (the resource figures are the first run's, as measured then).
+    const keys = (r: Run): string[] => [...new Set((r.data.metrics ?? []).map((m) => m.key))].sort();
+    assert.deepEqual(keys(second!), keys(first!));
+    for (const key of keys(first!)) {
+      assert.deepEqual(points(await c.getMetricHistory(second!.info.run_id, key)), points(await c.getMetricHistory(first!.info.run_id, key)), key);
+    }
+    // Tags: the same, but for the run's own identity and the reuse notes.
+    const own = /^(mlflow\.runName|pipe\.client_run_id|pipe\.run_dir|pipe\.reused\..*)$/;
+    const strip = (t: Record<string, string>): Record<string, string> => Object.fromEntries(Object.entries(t).filter(([k]) => !own.test(k)));
+    assert.deepEqual(strip(tagsOf(second!)), strip(tagsOf(first!)));
+    assert.equal(tagsOf(second!)['pipe.reused.finetune'], join(firstDir!, 'finetune'));
+    assert.equal((second!.inputs?.dataset_inputs ?? []).length, 2);
+    // Artifacts: the same files, byte for byte (pipeline/resolved.yaml is the one thing each run writes itself).
+    const a1 = await artifacts(c, first!), a2 = await artifacts(c, second!);
+    assert.deepEqual([...a2.keys()].sort(), [...a1.keys()].sort());
+    for (const [path, bytes] of a1) assert.equal(sha(a2.get(path)!), sha(bytes), path);
+  } finally {
+    await c.close();
+  }
+  // The second run's folder links each reused stage to the first run's, so predict finds the model there.
+  assert.equal(realpathSync(join(secondDir!, 'finetune')), realpathSync(join(firstDir!, 'finetune')));
+  const image = join(root, 'images', 'test', 'class1', '0.png');
+  const [p1, p2] = await Promise.all([firstDir, secondDir].map((d) => runCliIn(root, ['predict', d!, image, '--json'], env(root))));
+  assert.equal(p2!.exitCode, 0, p2!.stderr);
+  const { model: m2, ...rest2 } = JSON.parse(p2!.stdout) as { model: string };
+  const { model: m1, ...rest1 } = JSON.parse(p1!.stdout) as { model: string };
+  assert.equal(m2, join(secondDir!, 'finetune', 'best-model').replace(root, '<root>'));
+  assert.equal(m1, join(firstDir!, 'finetune', 'best-model').replace(root, '<root>'));
+  assert.deepEqual(rest2, rest1);
 });

@@ -59,12 +59,12 @@ test('pipe run against an MLflow server: params, metrics, tags, artifacts, statu
   assert.equal(run.tags.get('pipe.run_dir'), runDir);
 
   // Metrics: 384 images / 64 = 6 batches per epoch, 3 epochs: iterations 0..17, epochs 1..3.
-  assert.deepEqual(history(run, 'batch_loss').map((p) => p.step), Array.from({ length: 18 }, (_, i) => i));
-  assert.ok(history(run, 'batch_loss').every((p) => Number.isFinite(p.value) && p.value > 0));
-  assert.deepEqual(history(run, 'test_accuracy').map((p) => p.step), [1, 2, 3]);
-  assert.deepEqual(history(run, 'lr').map((p) => p.value), [0.003, 0.002, 0.002]);
+  assert.deepEqual(history(run, 'curves/batch_loss').map((p) => p.step), Array.from({ length: 18 }, (_, i) => i));
+  assert.ok(history(run, 'curves/batch_loss').every((p) => Number.isFinite(p.value) && p.value > 0));
+  assert.deepEqual(history(run, 'curves/test_accuracy').map((p) => p.step), [1, 2, 3]);
+  assert.deepEqual(history(run, 'curves/lr').map((p) => p.value), [0.003, 0.002, 0.002]);
   const best = Number(run.tags.get('pipe.best_epoch'));
-  const bestAcc = history(run, 'test_accuracy').find((p) => p.step === best)!.value;
+  const bestAcc = history(run, 'curves/test_accuracy').find((p) => p.step === best)!.value;
   assert.ok(Math.abs(history(run, 'eval/test_accuracy')[0]!.value - bestAcc) < 1e-9);
 
   // Artifacts, through the proxy under the run's artifact root.

@@ -122,7 +122,7 @@ test('two workers, one killed mid-trial: every trial finishes exactly once, the 
       const child = children.find((c) => c.info.run_id === row['mlflow_run_id'])!;
       assert.equal(child.info.status, 'FINISHED');
       assert.equal(child.tags.get('pipe.sweep.trial'), row['trial']);
-      const acc = child.points.filter((p) => p.key === 'test_accuracy').sort((a, b) => b.value - a.value || a.step - b.step)[0]!;
+      const acc = child.points.filter((p) => p.key === 'curves/test_accuracy').sort((a, b) => b.value - a.value || a.step - b.step)[0]!;
       assert.ok(Math.abs(Number(row['best_test_accuracy']) - acc.value) < 1e-9, `${row['trial']}: ${row['best_test_accuracy']} != ${acc.value}`);
       assert.equal(Number(row['best_epoch']), acc.step);
       const secs = child.points.filter((p) => p.key === 'system/epoch_seconds').reduce((s, p) => s + p.value, 0);

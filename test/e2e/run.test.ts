@@ -55,16 +55,16 @@ test('pipe run: all seven stages, tracked in the local MLflow store', { skip: !e
   assert.equal(run.tags['pipe.unfreeze_epoch'], '2');
   assert.equal(run.tags['pipe.freeze.trainable_params'], '650');
   // 384 images / 64 = 6 batches per epoch, 3 epochs: iterations 0..17, epochs 1..3.
-  assert.deepEqual(run.metrics['batch_loss']!.map((p) => p.step), Array.from({ length: 18 }, (_, i) => i));
-  assert.deepEqual(run.metrics['test_accuracy']!.map((p) => p.step), [1, 2, 3]);
-  assert.deepEqual(run.metrics['lr']!.map((p) => p.value), [0.003, 0.002, 0.002]);
+  assert.deepEqual(run.metrics['curves/batch_loss']!.map((p) => p.step), Array.from({ length: 18 }, (_, i) => i));
+  assert.deepEqual(run.metrics['curves/test_accuracy']!.map((p) => p.step), [1, 2, 3]);
+  assert.deepEqual(run.metrics['curves/lr']!.map((p) => p.value), [0.003, 0.002, 0.002]);
   const trainable = run.metrics['model/trainable_params']!.map((p) => p.value);
   assert.equal(trainable[0], 650);
   assert.ok(trainable[1]! > 650, 'unfreezing grows the trainable set');
   // The evaluate stage scores the best epoch's weights: its accuracy equals that epoch's.
   const best = Number(run.tags['pipe.best_epoch']);
-  const bestAcc = run.metrics['test_accuracy']!.find((p) => p.step === best)!.value;
-  assert.equal(bestAcc, Math.max(...run.metrics['test_accuracy']!.map((p) => p.value)));
+  const bestAcc = run.metrics['curves/test_accuracy']!.find((p) => p.step === best)!.value;
+  assert.equal(bestAcc, Math.max(...run.metrics['curves/test_accuracy']!.map((p) => p.value)));
   assert.ok(Math.abs(run.metrics['eval/test_accuracy']![0]!.value - bestAcc) < 1e-9);
   assert.equal((100 * bestAcc).toFixed(2), acc[1]);
   // Artifacts: pipeline, resolved config, report, plots, best model.

@@ -88,7 +88,7 @@ test('a 3-trial sweep, 3 at once: child runs under a parent, shared stages once,
     const row = rows.find((x) => x['trial'] === t.name)!;
     const m = children[i]!.metrics;
     const at = (k: string): Map<number, number> => new Map((m[k] ?? []).map((p: MetricPoint) => [p.step, p.value]));
-    const acc = [...at('test_accuracy')].sort((a, b) => b[1] - a[1] || a[0] - b[0])[0]!;
+    const acc = [...at('curves/test_accuracy')].sort((a, b) => b[1] - a[1] || a[0] - b[0])[0]!;
     const secs = at('system/epoch_seconds');
     const ips = at('system/images_per_second');
     const total = [...secs.values()].reduce((a, b) => a + b, 0);

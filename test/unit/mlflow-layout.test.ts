@@ -8,9 +8,9 @@ import { createHash } from 'node:crypto';
 import { splitDigest } from '../../stages/download.js';
 import { EXPERIMENT_TAGS, mlflowMetricKey } from '../../src/tracking/layout.js';
 
-test('metric keys: learning curves stay first, evaluation and per-class in sections, resources under system/', () => {
+test('metric keys: learning curves first (section curves), evaluation and per-class in sections, resources under system/', () => {
   const table: Record<string, string> = {
-    batch_loss: 'batch_loss', train_loss: 'train_loss', test_loss: 'test_loss', train_accuracy: 'train_accuracy', test_accuracy: 'test_accuracy', lr: 'lr',
+    batch_loss: 'curves/batch_loss', train_loss: 'curves/train_loss', test_loss: 'curves/test_loss', train_accuracy: 'curves/train_accuracy', test_accuracy: 'curves/test_accuracy', lr: 'curves/lr',
     best_test_accuracy: 'best_test_accuracy',
     eval_test_accuracy: 'eval/test_accuracy', eval_test_top5_accuracy: 'eval/test_top5_accuracy', eval_val_macro_f1: 'eval/val_macro_f1', eval_test_images: 'eval/test_images',
     'eval_test_f1.Ankle boot': 'eval/per_class/test_f1.Ankle boot', 'eval_train_support.猫': 'eval/per_class/train_support.猫',
