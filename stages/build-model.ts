@@ -6,6 +6,7 @@
 import type { Dataset } from '../src/data/dataset.js';
 import type { AugmentedData } from '../src/data/batches.js';
 import { buildClassifier, ensureWeights, paramCounts, preprocessingFor, type Classifier } from '../src/models/registry.js';
+import { PipelineError } from '../src/errors.js';
 import { Rng } from '../src/rng.js';
 import { defineStage, type StageContext } from '../src/stage.js';
 import { join } from 'node:path';
@@ -30,7 +31,12 @@ function build(ctx: StageContext<BuildModelParams>, weights = ctx.params.weights
   const { channels } = data.train;
   const height = aug?.train.height ?? data.train.height;
   const width = aug?.train.width ?? data.train.width;
-  return buildClassifier(p.arch, { height, width, channels }, p.num_classes ?? data.classes.length, weights, new Rng(ctx.seed + 1));
+  if (weights !== 'upstream') return buildClassifier(p.arch, { height, width, channels }, p.num_classes ?? data.classes.length, weights, new Rng(ctx.seed + 1));
+  // The best model of the nearest upstream training stage, as the torch state_dict it saved; a new head.
+  const trained = ctx.maybeUpstream<{ modelDir?: string }>('unfreeze-train', 'freeze-train');
+  if (!trained?.modelDir) throw new PipelineError('PIPE_MODEL', `stages.${ctx.name}.with.weights: upstream needs a freeze-train or unfreeze-train stage among this stage's needs`);
+  const file = join(trained.modelDir, 'model.safetensors');
+  return buildClassifier(p.arch, { height, width, channels }, p.num_classes ?? data.classes.length, file, new Rng(ctx.seed + 1), { newHead: true });
 }
 
 const MB = (n: number): string => (n / 1e6).toFixed(1);

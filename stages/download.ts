@@ -9,7 +9,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import writeFileAtomic from 'write-file-atomic';
 import { deriveSeed } from '../src/data/batches.js';
-import { splitValidation, subsetSplit, type Dataset, type ImageSplit } from '../src/data/dataset.js';
+import { selectClasses, splitValidation, subsetSplit, type Dataset, type ImageSplit } from '../src/data/dataset.js';
 import { compactKey, loadCached, pathFingerprint, readCompactDataset, type CachedDataset, type DatasetName, type DatasetRequest } from '../src/data/datasets.js';
 import { progressLines } from '../src/data/progress.js';
 import { cacheDir } from '../src/paths.js';
@@ -23,6 +23,8 @@ export interface DownloadParams {
   source?: string;
   /** @defaultValue $PIPE_CACHE, else $XDG_CACHE_HOME/pipe, else ~/.cache/pipe */
   cache_dir?: string;
+  /** Keep only these classes (indices or names), relabelled 0..k-1 in this order. */
+  classes?: Array<number | string>;
   /** Keep N images per split, stratified by class, seeded. */
   subset?: { train?: number; test?: number };
   /** Hold out this fraction of train as a validation split (stratified, seeded). */
@@ -42,7 +44,7 @@ interface Manifest {
   files?: CachedDataset['files'];
 }
 
-type Selection = { seed: number; subset?: DownloadParams['subset']; val_fraction?: number };
+type Selection = { seed: number; classes?: DownloadParams['classes']; subset?: DownloadParams['subset']; val_fraction?: number };
 
 function request(p: DownloadParams): DatasetRequest {
   const size = p.image_size;
@@ -52,13 +54,20 @@ function request(p: DownloadParams): DatasetRequest {
 /** Subsets and validation split, each from its own seeded stream; the digest then covers the selection too. */
 function select(full: Dataset, sel: Selection): Dataset {
   const { subset, val_fraction: vf, seed } = sel;
-  let train = subsetSplit(full.train, subset?.train, new Rng(deriveSeed(seed, 1)));
-  const test = subsetSplit(full.test, subset?.test, new Rng(deriveSeed(seed, 2)));
+  let classes = full.classes, base = { train: full.train, test: full.test };
+  if (sel.classes) {
+    const picked = selectClasses(full.classes, [full.train, full.test], sel.classes);
+    [classes, base] = [picked.classes, { train: picked.splits[0]!, test: picked.splits[1]! }];
+  }
+  let train = subsetSplit(base.train, subset?.train, new Rng(deriveSeed(seed, 1)));
+  const test = subsetSplit(base.test, subset?.test, new Rng(deriveSeed(seed, 2)));
   let val;
   if (vf !== undefined) ({ train, val } = splitValidation(train, vf, new Rng(deriveSeed(seed, 3))));
   const selected = train !== full.train || test !== full.test || val !== undefined;
-  const digest = selected ? createHash('sha256').update(full.digest).update(JSON.stringify({ subset: subset ?? null, val_fraction: vf ?? null, seed })).digest('hex') : full.digest;
-  return { ...full, train, test, ...(val ? { val } : {}), digest };
+  const digest = selected
+    ? createHash('sha256').update(full.digest).update(JSON.stringify({ subset: subset ?? null, val_fraction: vf ?? null, seed, ...(sel.classes ? { classes: sel.classes } : {}) })).digest('hex')
+    : full.digest;
+  return { ...full, classes, train, test, ...(val ? { val } : {}), digest };
 }
 
 /**
@@ -90,7 +99,7 @@ async function run(ctx: StageContext<DownloadParams>): Promise<Dataset> {
     onDownload: progressLines((line) => ctx.report.progress(line)),
     onNote: (line) => ctx.report.progress(`${p.dataset}: ${line}`),
   });
-  const sel: Selection = { seed: ctx.seed, subset: p.subset, val_fraction: p.val_fraction };
+  const sel: Selection = { seed: ctx.seed, ...(p.classes ? { classes: p.classes } : {}), subset: p.subset, val_fraction: p.val_fraction };
   let data: Dataset;
   try {
     data = select(loaded.dataset, sel);

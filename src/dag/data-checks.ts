@@ -35,8 +35,10 @@ export function dataIssues(config: PipelineConfig, ancestorsOf: (name: string) =
     const w = stage.with;
     const data = dataOf(name);
     const facts = data ? datasetFacts(data.w as Parameters<typeof datasetFacts>[0]) : {};
-    if (stage.kind === 'build-model' && typeof w['num_classes'] === 'number' && facts.classes !== undefined && w['num_classes'] !== facts.classes) {
-      at(['stages', name, 'with', 'num_classes'], `num_classes is ${w['num_classes']}, but the data of stage '${data!.stage}' (${data!.dataset}) has ${facts.classes} classes; leave num_classes out to use the data's count`);
+    // A download stage's `classes:` selection keeps that many classes.
+    const classes = Array.isArray(data?.w['classes']) ? (data!.w['classes'] as unknown[]).length : facts.classes;
+    if (stage.kind === 'build-model' && typeof w['num_classes'] === 'number' && classes !== undefined && w['num_classes'] !== classes) {
+      at(['stages', name, 'with', 'num_classes'], `num_classes is ${w['num_classes']}, but the data of stage '${data!.stage}' (${data!.dataset}) has ${classes} classes; leave num_classes out to use the data's count`);
     }
     if (stage.kind === 'augment' && facts.shape) checkOps(name, w as { train?: OpSpec[]; test?: OpSpec[] }, facts.shape, `stage '${data!.stage}' loads ${facts.shape.join('x')} ${data!.dataset} images`, at);
     else if (stage.kind === 'augment' && facts.channels !== undefined) {

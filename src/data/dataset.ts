@@ -89,6 +89,30 @@ export function stratifiedPick(labels: ArrayLike<number>, n: number, rng: Rng): 
 }
 
 /**
+ * Keeps the images of the given classes (indices into `classes`, or names), in the split's
+ * order, relabelled 0..k-1 in the order given; returns the kept class names in that order too.
+ * @throws RangeError naming an unknown class or a repeated one.
+ */
+export function selectClasses(classes: readonly string[], splits: ImageSplit[], wanted: Array<number | string>): { classes: string[]; splits: ImageSplit[] } {
+  const idx = wanted.map((w) => {
+    const i = typeof w === 'number' ? w : classes.indexOf(w);
+    if (!Number.isInteger(i) || i < 0 || i >= classes.length) throw new RangeError(`classes: ${JSON.stringify(w)} is not a class of this dataset; its classes are 0..${classes.length - 1}: ${classes.join(', ')}`);
+    return i;
+  });
+  const dup = idx.find((i, k) => idx.indexOf(i) !== k);
+  if (dup !== undefined) throw new RangeError(`classes: '${classes[dup]}' (${dup}) is listed twice`);
+  const relabel = new Map(idx.map((c, k) => [c, k]));
+  const out = splits.map((s) => {
+    const keep: number[] = [];
+    for (let i = 0; i < s.count; i++) if (relabel.has(s.labels[i]!)) keep.push(i);
+    const t = takeIndices(s, keep);
+    for (let i = 0; i < t.count; i++) t.labels[i] = relabel.get(t.labels[i]!)!;
+    return t;
+  });
+  return { classes: idx.map((i) => classes[i]!), splits: out };
+}
+
+/**
  * A stratified subset of `n` images (all of the split when n is undefined or >= count), in the
  * split's order.
  */

@@ -17,8 +17,8 @@ import type { Backbone, BackboneInput } from './torch-net.js';
 import type { DownloadProgress } from '../data/download.js';
 import { cachedWeightsPath, fetchPretrained, type FetchedWeights, type Preprocessing } from './pretrained.js';
 import { RESNETS } from './resnet.js';
-import { Safetensors, SafetensorsError } from './safetensors.js';
-import { loadTorchWeights, WeightsMismatchError } from './torch-weights.js';
+import { encodeSafetensors, Safetensors, SafetensorsError } from './safetensors.js';
+import { exportTorchWeights, loadTorchWeights, WeightsMismatchError, type BoundModel } from './torch-weights.js';
 import { VGGS } from './vgg.js';
 
 export type { ModelEntry } from './model-entry.js';
@@ -114,11 +114,11 @@ export function preprocessingFor(arch: string, weights: string): (Preprocessing 
 /**
  * Builds `arch` with a head of `numClasses` logits and loads `weights` ('none', 'imagenet' once
  * downloaded, or a path to a torch state_dict in safetensors). The file's classifier is kept when
- * it has `numClasses` outputs and re-initialised otherwise.
+ * it has `numClasses` outputs and re-initialised otherwise (always with `opts.newHead`).
  * @throws PipelineError PIPE_MODEL for an unknown name, a too-small input, unavailable weights,
  *   or a weights file that does not fit (each missing/unexpected/mis-shaped tensor named).
  */
-export function buildClassifier(arch: string, inp: BackboneInput, numClasses: number, weights: string, rng: Rng): Classifier {
+export function buildClassifier(arch: string, inp: BackboneInput, numClasses: number, weights: string, rng: Rng, opts: { newHead?: boolean } = {}): Classifier {
   const entry = entryOf(arch);
   if (Math.min(inp.height, inp.width) < entry.minInputSize) {
     throw new PipelineError('PIPE_MODEL', `${arch} needs inputs of at least ${entry.minInputSize}x${entry.minInputSize} px; the data is ${inp.height}x${inp.width} (add a resize op to the augment stage)`);
@@ -134,20 +134,35 @@ export function buildClassifier(arch: string, inp: BackboneInput, numClasses: nu
   const head = tf.model({ inputs: featIn, outputs: logits, name: 'head' });
   const c: Classifier = { arch, backbone, head, numClasses, reinitialized: ['head_fc'], weights: { source: weights, loaded: 0, skipped: [] } };
   if (file) {
-    c.weights = { source: weights, file, ...loadFile(c, entry, file) };
+    c.weights = { source: weights, file, ...loadFile(c, entry, file, opts.newHead ?? false) };
     if (c.weights.skipped.length === 0) c.reinitialized = [];
   }
   c.preprocessing = preprocessingFor(arch, weights);
   return c;
 }
 
-function loadFile(c: Classifier, entry: ModelEntry, file: string): { loaded: number; skipped: string[] } {
+/** The classifier's weights bound to torch modules: the backbone's bindings and the head as `entry.classifier`. */
+function torchGroups(c: Classifier, entry: ModelEntry): BoundModel[] {
+  return [{ model: c.backbone.model, bindings: c.backbone.bindings }, { model: c.head, bindings: [{ layer: 'head_fc', torch: entry.classifier, kind: 'dense' as const }] }];
+}
+
+/**
+ * The classifier as a PyTorch state_dict in safetensors (torchvision's key names and layouts,
+ * BN counters included), loadable by `buildClassifier(arch, ..., path)` and by torch.
+ * @throws PipelineError PIPE_MODEL when the architecture has no PyTorch counterpart.
+ */
+export function torchStateDict(c: Classifier): Uint8Array {
+  const entry = entryOf(c.arch);
+  if (c.backbone.bindings.length === 0) throw new PipelineError('PIPE_MODEL', `${c.arch} has no PyTorch counterpart, so it cannot be exported as a torch state_dict`);
+  return encodeSafetensors(exportTorchWeights(torchGroups(c, entry)));
+}
+
+function loadFile(c: Classifier, entry: ModelEntry, file: string, newHead: boolean): { loaded: number; skipped: string[] } {
   try {
     const st = Safetensors.read(file);
     const fc = st.tensors.get(`${entry.classifier}.weight`);
-    const keepHead = fc !== undefined && fc.shape[0] === c.numClasses;
-    const groups = [{ model: c.backbone.model, bindings: c.backbone.bindings }, { model: c.head, bindings: [{ layer: 'head_fc', torch: entry.classifier, kind: 'dense' as const }] }];
-    return loadTorchWeights(st, groups, keepHead ? [] : [entry.classifier]);
+    const keepHead = !newHead && fc !== undefined && fc.shape[0] === c.numClasses;
+    return loadTorchWeights(st, torchGroups(c, entry), keepHead ? [] : [entry.classifier]);
   } catch (e) {
     if (e instanceof WeightsMismatchError || e instanceof SafetensorsError) throw new PipelineError('PIPE_MODEL', `${c.arch}: ${e.message}`);
     if ((e as NodeJS.ErrnoException).code) throw new PipelineError('PIPE_MODEL', `${c.arch}: cannot read weights file '${file}': ${(e as Error).message}`);

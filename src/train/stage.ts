@@ -6,7 +6,8 @@
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { AugmentedData } from '../data/batches.js';
-import type { Classifier } from '../models/registry.js';
+import writeFileAtomic from 'write-file-atomic';
+import { torchStateDict, type Classifier } from '../models/registry.js';
 import { saveClassifier } from '../models/model-files.js';
 import type { StageContext } from '../stage.js';
 import { BestModel } from './best.js';
@@ -63,10 +64,19 @@ function bestFor(p: TrainParams, c: Classifier, prev: TrainState | undefined): B
   return best;
 }
 
+/**
+ * The training stage this one continues: the nearest upstream one, unless a build-model stage
+ * is nearer (a new model built on a trained one's weights starts a new chain).
+ */
+function previousTraining(ctx: StageContext<TrainParams>): TrainState | undefined {
+  const near = ctx.maybeUpstream<TrainState | Classifier>('build-model', 'freeze-train', 'unfreeze-train');
+  return near !== undefined && 'classifier' in near ? near : undefined;
+}
+
 /** Runs one training phase as a stage. */
 export async function runTrainingStage(ctx: StageContext<TrainParams>, phase: 'freeze' | 'unfreeze'): Promise<TrainState> {
   const p = ctx.params;
-  const prev = ctx.maybeUpstream<TrainState>('freeze-train', 'unfreeze-train');
+  const prev = previousTraining(ctx);
   const c = prev?.classifier ?? ctx.upstream<Classifier>('build-model');
   const state: TrainState = prev
     ? { ...prev, best: bestFor(p, c, prev), epochs: [...prev.epochs], iterationLosses: [...prev.iterationLosses], last: undefined }
@@ -126,6 +136,12 @@ export async function runTrainingStage(ctx: StageContext<TrainParams>, phase: 'f
     classes: state.data.dataset.classes, arch: c.arch, best_epoch: state.best.epoch,
     preprocess: { test: state.data.test.specs, input_size: [state.data.test.height, state.data.test.width] },
   });
+  // Torch-layout nets also get their best model as a PyTorch state_dict (build-model's `weights: upstream`).
+  if (c.backbone.bindings.length > 0) {
+    const st = join(state.modelDir, 'model.safetensors');
+    await writeFileAtomic(st, Buffer.from(torchStateDict(c)));
+    files.push(st);
+  }
   for (const f of files) ctx.report.artifact(f, 'best-model');
   await rm(join(ctx.outDir, 'checkpoint'), { recursive: true, force: true }); // finished: state.json + best-model suffice
   const b = state.best;
@@ -138,7 +154,7 @@ export async function runTrainingStage(ctx: StageContext<TrainParams>, phase: 'f
 
 /** Rebuilds a finished training stage's state from its folder (no training). */
 export async function loadTrainingStage(ctx: StageContext<TrainParams>, dir: string, phase: 'freeze' | 'unfreeze'): Promise<TrainState> {
-  const prev = ctx.maybeUpstream<TrainState>('freeze-train', 'unfreeze-train');
+  const prev = previousTraining(ctx);
   const classifier = prev?.classifier ?? ctx.upstream<Classifier>('build-model');
   const data = prev?.data ?? ctx.upstream<AugmentedData>('augment');
   const modelDir = join(dir, 'best-model');
