@@ -54,6 +54,16 @@ void max_pool_grad(char* heap, size_t heap_len, const double* p);
 // p = [xOff, outOff, n, C, meanOff, varOff, offsetOff, scaleOff, eps, meanN, varN, offsetN, scaleN].
 void batch_norm(char* heap, size_t heap_len, const double* p);
 
+// Training-mode batch normalisation over the last axis of x (rows x C, NHWC), in closed form
+// (batch_norm_train.cc): y = (x - mean) * gamma / sqrt(var + eps) + beta with the batch's mean
+// and biased variance, which are written out too (for the running statistics).
+// p = [xOff, yOff, meanOff, varOff, gammaOff, betaOff, rows, C, eps].
+void batch_norm_train(char* heap, size_t heap_len, const double* p);
+
+// Its gradient: dx, dgamma = sum(dy * xhat), dbeta = sum(dy), from x, dy and the forward's mean
+// and biased variance. p = [xOff, dyOff, meanOff, varOff, gammaOff, dxOff, dgammaOff, dbetaOff, rows, C, eps].
+void batch_norm_train_grad(char* heap, size_t heap_len, const double* p);
+
 // One Adam step (tfjs-core AdamOptimizer's float32 arithmetic, in its order) into new arrays:
 // m' = m*b1 + g*c1, v' = v*b2 + (g*g)*c2, w' = ((m'/a1) / (sqrt(v'/a2) + eps)) * nlr + w, where
 // c1 = 1 - b1, c2 = 1 - b2 (rounded to float32 by the caller), a1 = 1 - b1^t and a2 = 1 - b2^t

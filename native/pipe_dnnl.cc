@@ -8,7 +8,8 @@
 //
 // Exports (synchronous; `heap` an ArrayBuffer, `p` a Float64Array laid out as native.h says):
 //   conv(kind, heap, p)  matmul(heap, p)  binary(heap, p)  unary(heap, p)
-//   reduceRows(heap, p)  maxPoolGrad(heap, p)  batchNorm(heap, p)  adam(heap, p)  implInfo(kind, p) -> string
+//   reduceRows(heap, p)  maxPoolGrad(heap, p)  batchNorm(heap, p)  batchNormTrain(heap, p)
+//   batchNormTrainGrad(heap, p)  adam(heap, p)  implInfo(kind, p) -> string
 //   setThreads(n)  threads() -> number
 // A failure (unsupported shape, an operand outside the heap, a oneDNN error) throws a JS Error
 // with code PIPE_NATIVE; the JS side then falls back to the wasm kernel.
@@ -139,6 +140,8 @@ napi_value Init(napi_env env, napi_value exports) {
       {"reduceRows", nullptr, heap_call<pipe_native::reduce_rows, 5>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"maxPoolGrad", nullptr, heap_call<pipe_native::max_pool_grad, 15>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"batchNorm", nullptr, heap_call<pipe_native::batch_norm, 13>, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"batchNormTrain", nullptr, heap_call<pipe_native::batch_norm_train, 9>, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"batchNormTrainGrad", nullptr, heap_call<pipe_native::batch_norm_train_grad, 11>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"adam", nullptr, heap_call<pipe_native::adam, 16>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"implInfo", nullptr, ImplInfo, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},

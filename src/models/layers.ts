@@ -1,5 +1,6 @@
 /** Custom tfjs layers used by the zoo, registered for (de)serialisation. */
 import * as tf from '@tensorflow/tfjs';
+import { batchNormTrain } from '../engine/native/batch-norm-train.js';
 
 /**
  * Repeats a single-channel NHWC input to `channels` channels (grayscale datasets into nets
@@ -126,13 +127,20 @@ export class BatchNorm2d extends tf.layers.Layer {
       if (!(kwargs['training'] ?? false) || !this.trainable) {
         return tf.batchNorm(x, this.movingMean.read(), this.movingVariance.read(), this.beta.read(), this.gamma.read(), this.epsilon);
       }
-      // Per-channel mean and biased variance, summed per image first and then over the batch
-      // (shorter float32 accumulation chains; torch accumulates these sums in double).
-      const inner = [...Array(x.rank - 2).keys()].map((a) => a + 1);
-      const mean = tf.mean(tf.mean(x, inner, true), 0, true);
-      const variance = tf.reshape(tf.mean(tf.mean(tf.square(tf.sub(x, mean)), inner, true), 0), [-1]);
-      const meanC = tf.reshape(mean, [-1]);
-      const y = tf.batchNorm(x, meanC, variance, this.beta.read(), this.gamma.read(), this.epsilon);
+      // One fused kernel each way where the backend has it (the native route), else tfjs ops.
+      const fused = batchNormTrain(x, this.gamma.read(), this.beta.read(), this.epsilon);
+      let y: tf.Tensor, meanC: tf.Tensor, variance: tf.Tensor;
+      if (fused) {
+        ({ y, mean: meanC, variance } = fused);
+      } else {
+        // Per-channel mean and biased variance, summed per image first and then over the batch
+        // (shorter float32 accumulation chains; torch accumulates these sums in double).
+        const inner = [...Array(x.rank - 2).keys()].map((a) => a + 1);
+        const mean = tf.mean(tf.mean(x, inner, true), 0, true);
+        variance = tf.reshape(tf.mean(tf.mean(tf.square(tf.sub(x, mean)), inner, true), 0), [-1]);
+        meanC = tf.reshape(mean, [-1]);
+        y = tf.batchNorm(x, meanC, variance, this.beta.read(), this.gamma.read(), this.epsilon);
+      }
       const n = x.size / (x.shape[x.rank - 1] as number);
       const m = this.momentum;
       // The running buffers are updated in double precision and rounded once, as torch does

@@ -15,6 +15,8 @@ import '@tensorflow/tfjs-backend-wasm';
 import { initEngine } from '../../src/engine/backend.js';
 import { registerBatchNormGrad, registerWasmKernels, setKernelRoute } from '../../src/engine/kernels/register.js';
 import { createAdam } from '../../src/engine/native/adam.js';
+import { batchNormTrain } from '../../src/engine/native/batch-norm-train.js';
+import { BatchNorm2d } from '../../src/models/layers.js';
 import { liveTaps } from '../../src/engine/kernels/live-taps.js';
 import { convKernelConfigs } from '../../src/engine/native/conv-kernels.js';
 import { loadDnnl, selfTest, type DnnlAddon } from '../../src/engine/native/dnnl.js';
@@ -152,6 +154,49 @@ describe('strided 1x1 filter gradients', { skip: nativeSkip(DNNL) }, () => {
         (x, w) => weightedSum(tf.conv2d(x as tf.Tensor4D, w as tf.Tensor4D, 2, 'valid')),
         [data([8, 16, 16, 4], 120 + k), data([1, 1, 4, 8], 130 + k)], ['dx', 'dW']));
     }
+  });
+});
+
+describe('fused training-mode BatchNorm matches the composite form on cpu', { skip: nativeSkip(DNNL) }, () => {
+  before(() => assertNative(DNNL));
+  /** Batch norm with the batch's statistics written out as tfjs ops (the definition; autodiff gives its gradient). */
+  const composite = (x: tf.Tensor, g: tf.Tensor, b: tf.Tensor, eps: number): tf.Tensor => {
+    const axes = [...Array(x.rank - 1).keys()];
+    const mean = tf.mean(x, axes), variance = tf.mean(tf.square(tf.sub(x, mean)), axes);
+    return tf.add(tf.mul(tf.div(tf.sub(x, mean), tf.sqrt(tf.add(variance, eps))), g), b);
+  };
+  const onRoute = (x: tf.Tensor, g: tf.Tensor, b: tf.Tensor, eps: number): tf.Tensor => {
+    if (tf.getBackend() === 'cpu') return composite(x, g, b, eps);
+    const r = batchNormTrain(x, g, b, eps);
+    assert.ok(r, 'the fused kernel is registered on the native route');
+    return r.y;
+  };
+  // 2x5x5x3: one thread; 8x32x32x32 (2^18 values): the threaded sums.
+  for (const [shape, eps, seed] of [[[2, 5, 5, 3], 1e-5, 1], [[8, 32, 32, 32], 1e-3, 2]] as const) {
+    it(`y, dx, dgamma, dbeta for x ${shape.join('x')}, eps ${eps}`, async () => {
+      setKernelRoute('native');
+      const C = shape[3];
+      // Inputs with a non-zero mean and unequal channel scales, so that centring matters.
+      const inputs = [data([...shape], 140 + seed, -1, 3), data([C], 150 + seed, 0.5, 1.5), data([C], 160 + seed)];
+      await sameValues((x, g, b) => onRoute(x!, g!, b!, eps), inputs);
+      await compareBackends((x, g, b) => weightedSum(onRoute(x!, g!, b!, eps)), inputs, ['dx', 'dgamma', 'dbeta'], 1e-4);
+    });
+  }
+
+  it('BatchNorm2d in training: the same output and running statistics on both', async () => {
+    setKernelRoute('native');
+    const run = async (backend: 'cpu' | 'wasm'): Promise<Float32Array[]> => {
+      assert.ok(await tf.setBackend(backend));
+      const layer = new BatchNorm2d({ momentum: 0.1, epsilon: 1e-5 });
+      const x = tf.tensor(data([4, 6, 6, 5], 171, -2, 4).values, [4, 6, 6, 5]);
+      const y = layer.apply(x, { training: true }) as tf.Tensor;
+      const out = [Float32Array.from(y.dataSync()), ...layer.getWeights().map((w) => Float32Array.from(w.dataSync()))];
+      tf.dispose([x, y]);
+      layer.dispose();
+      return out;
+    };
+    const ref = await run('cpu'), got = await run('wasm');
+    ref.forEach((r, i) => assert.ok(maxRelErr(got[i]!, r) <= 1e-5, `output ${i}: ${maxRelErr(got[i]!, r).toExponential(2)}`));
   });
 });
 

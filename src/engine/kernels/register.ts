@@ -19,6 +19,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { fusedBatchNormGradConfig } from '../batch-norm-grad.js';
 import { ADAM_KERNEL, adamKernelConfig } from '../native/adam.js';
+import { BN_TRAIN_GRAD_KERNEL, BN_TRAIN_KERNEL, batchNormTrainGradConfig, batchNormTrainKernelConfigs } from '../native/batch-norm-train.js';
 import { loadDnnl, type DnnlStatus } from '../native/dnnl.js';
 import { TFJS_VERSION } from '../native/heap.js';
 import { CONV_KERNEL_NAMES, convKernelConfigs } from '../native/conv-kernels.js';
@@ -75,10 +76,11 @@ export function setKernelRoute(route: KernelRoute | 'auto'): { route: KernelRout
     const o = originals[n];
     if (o) replace(o);
   }
-  if (tf.getKernel(ADAM_KERNEL, 'wasm')) tf.unregisterKernel(ADAM_KERNEL, 'wasm');
+  for (const k of [ADAM_KERNEL, BN_TRAIN_KERNEL, BN_TRAIN_GRAD_KERNEL]) if (tf.getKernel(k, 'wasm')) tf.unregisterKernel(k, 'wasm');
   if (dnnl?.addon) {
     const fallbacks = Object.fromEntries(NATIVE_NAMES.map((n) => [n, tf.getKernel(n, 'wasm')]));
-    const configs = [...convKernelConfigs(dnnl.addon, fallbacks), ...pointwiseKernelConfigs(dnnl.addon, fallbacks), adamKernelConfig(dnnl.addon)];
+    const configs = [...convKernelConfigs(dnnl.addon, fallbacks), ...pointwiseKernelConfigs(dnnl.addon, fallbacks), adamKernelConfig(dnnl.addon), ...batchNormTrainKernelConfigs(dnnl.addon)];
+    if (!tf.getGradient(BN_TRAIN_KERNEL)) tf.registerGradient(batchNormTrainGradConfig);
     configs.forEach(replace);
     names.push(...configs.map((c) => c.kernelName).filter((n) => !names.includes(n)));
     current = { route: 'native', names, detail: `native route: oneDNN addon on ${dnnl.threads} thread${dnnl.threads === 1 ? '' : 's'} for convolutions, matMuls and large element-wise ops, WebAssembly SIMD (1 thread) for the rest` };

@@ -33,6 +33,10 @@ export interface DnnlAddon {
   maxPoolGrad(heap: ArrayBuffer, p: Float64Array): void;
   /** p: [xOff, outOff, n, C, meanOff, varOff, offsetOff, scaleOff, eps, meanN, varN, offsetN, scaleN]. */
   batchNorm(heap: ArrayBuffer, p: Float64Array): void;
+  /** p: [xOff, yOff, meanOff, varOff, gammaOff, betaOff, rows, C, eps]. */
+  batchNormTrain(heap: ArrayBuffer, p: Float64Array): void;
+  /** p: [xOff, dyOff, meanOff, varOff, gammaOff, dxOff, dgammaOff, dbetaOff, rows, C, eps]. */
+  batchNormTrainGrad(heap: ArrayBuffer, p: Float64Array): void;
   /** p: [wOff, gOff, mOff, vOff, newWOff, newMOff, newVOff, n, a1Off, a2Off, b1, c1, b2, c2, eps, nlr]. */
   adam(heap: ArrayBuffer, p: Float64Array): void;
   /** oneDNN's implementation name for a conv (kind 0-2) or matmul (kind 3) parameter set. */
