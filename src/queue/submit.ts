@@ -163,7 +163,7 @@ export async function runQueuedSweep(file: string, queueUrl: string, opts: Queue
     }));
     const earlier = (await Promise.all(jobIds.map((id) => queue.getJob(id)))).filter((j) => j !== undefined).length;
     await queue.addBulk(jobs);
-    out.write(`pipe: sweep ${sweepId}: ${trials.length} trials queued on ${target.display} (queue ${queueName()}${earlier ? `; ${earlier} already queued by an earlier submit of this sweep, followed as they are` : ''}); ${parentId ? 'reopened its' : ''} parent MLflow run ${parent.runId} on ${maskSecrets(trackingUri)}\n`);
+    out.write(`pipe: sweep ${sweepId}: ${trials.length} trials queued on ${target.display} (queue ${queueName()}${earlier ? `; ${earlier} already queued by an earlier submit of this sweep, followed as they are` : ''}); ${parentId ? 'reopened its parent' : 'parent'} MLflow run ${parent.runId} on ${maskSecrets(trackingUri)}\n`);
     out.write(`pipe: start workers with: pipe worker${opts.queueHint ?? ''}\n`);
     const views: JobView[] = trials.map((t, i) => ({ id: jobIds[i]!, name: t.name, index: t.index, state: 'waiting', attempts: 0 }));
     const final = await followJobs(queue, views, trials.length, out, { pollMs: opts.pollMs, signal: opts.signal, onChange: (v) => writeSweep(sweepDir, state(v)) });

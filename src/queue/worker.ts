@@ -111,11 +111,26 @@ export async function runWorker(queueUrl: string, opts: WorkerOptions = {}): Pro
   const running = new Set<TrialProcess>();
   let stopping = false;
 
+  // The job's heartbeat starts as soon as the worker holds the job (before the MLflow look-ups),
+  // so nobody reads the previous attempt's last heartbeat as this worker's silence.
   const processor = async (job: Job<TrialJobData, TrialJobResult>, token?: string): Promise<TrialJobResult> => {
+    const prev = (typeof job.progress === 'object' ? job.progress : {}) as Partial<TrialJobProgress>;
+    const { pid: _pid, ...kept } = prev;
+    const progress: Partial<TrialJobProgress> = { ...kept, worker: name, attempt: job.attemptsMade + 1, heartbeat: Date.now(), heartbeatMs };
+    await job.updateProgress(progress);
+    const beat = setInterval(() => void job.updateProgress({ ...progress, heartbeat: Date.now() }).catch(() => undefined), heartbeatMs);
+    try {
+      return await runJob(job, token, prev, progress);
+    } finally {
+      clearInterval(beat);
+    }
+  };
+
+  /** Runs the trial of `job`; `progress` (the job's heartbeat content) is updated in place. */
+  const runJob = async (job: Job<TrialJobData, TrialJobResult>, token: string | undefined, prev: Partial<TrialJobProgress>, progress: Partial<TrialJobProgress>): Promise<TrialJobResult> => {
     const d = job.data;
     const head = `trial ${d.index}/${d.total} ${d.name} (job ${job.id}, attempt ${job.attemptsMade + 1})`;
     if (sha256(d.content) !== d.sha256) throw new UnrecoverableError(`the pipeline content of job ${job.id} does not match its sha256; the job is corrupt`);
-    const prev = (typeof job.progress === 'object' ? job.progress : {}) as Partial<TrialJobProgress>;
     const earlier = await settleEarlierAttempts(client, d.experiment, job.id!, prev.worker !== undefined && prev.heartbeat !== undefined ? { worker: prev.worker, at: prev.heartbeat } : undefined);
     if (earlier.closed.length) out.write(`pipe worker: ${head}: closed the run(s) ${earlier.closed.join(', ')} of an earlier attempt as KILLED\n`);
     if (earlier.finished) {
@@ -131,8 +146,8 @@ export async function runWorker(queueUrl: string, opts: WorkerOptions = {}): Pro
     const setsHash = sha256(JSON.stringify(sets));
     const resumed = await resumableRun(prev, setsHash);
     const runId = resumed ?? newRunId();
-    const progress: TrialJobProgress = { worker: name, runId, attempt: job.attemptsMade + 1, setsHash, heartbeat: Date.now(), heartbeatMs };
-    await job.updateProgress(progress);
+    Object.assign(progress, { runId, setsHash });
+    await job.updateProgress({ ...progress, heartbeat: Date.now() });
     out.write(`pipe worker: ${head}: ${resumed ? `continuing run ${runId} from its last checkpoint` : `started, run ${runId}`}\n`);
     const trial = launchQueuedTrial({
       file, sets, runId, name: d.name, resume: resumed !== undefined,
@@ -141,11 +156,7 @@ export async function runWorker(queueUrl: string, opts: WorkerOptions = {}): Pro
     });
     if (trial.pid !== undefined) progress.pid = trial.pid;
     running.add(trial);
-    const beat = setInterval(() => void job.updateProgress({ ...progress, heartbeat: Date.now() }).catch(() => undefined), heartbeatMs);
-    const exit = await trial.done.finally(() => {
-      clearInterval(beat);
-      running.delete(trial);
-    });
+    const exit = await trial.done.finally(() => running.delete(trial));
     const runDir = join(runsDir(), runId);
     const mlflowRunId = (await readLock(runDir))?.mlflowRunId;
     if (exit.status === 'killed' && stopping && token) {

@@ -3,8 +3,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { PipelineError } from '../../src/errors.js';
-import { sha256, trialJobId } from '../../src/queue/job.js';
-import { maskSecrets, parseQueueUrl, requireTrackingServer } from '../../src/queue/url.js';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { workerName } from '../../src/queue/admin.js';
+import { formatTime, sha256, stoppedAnswering, trialJobId } from '../../src/queue/job.js';
+import { maskSecrets, parseQueueUrl, queueHint, queueUrl, requireTrackingServer } from '../../src/queue/url.js';
 
 test('redis:// with user, password and db; defaults for port and db', () => {
   const t = parseQueueUrl('redis://alice:p%40ss@redis.example:6380/4');
@@ -37,4 +41,40 @@ test('job ids: the sweep key prefix and the config hash; sha256 of the file text
   assert.equal(trialJobId('0123456789abcdef0123', 'feedface00000000'), '0123456789abcdef-feedface00000000');
   assert.equal(sha256('abc'), 'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad'); // FIPS 180-2 example
   assert.equal(sha256('é'), createHash('sha256').update(Buffer.from([0xc3, 0xa9])).digest('hex'));
+});
+
+test('the queue URL comes from --queue, else PIPE_QUEUE_URL; neither is an exit-2 usage error', () => {
+  assert.equal(queueUrl('redis://a:1/0', { PIPE_QUEUE_URL: 'redis://b:2/0' }), 'redis://a:1/0');
+  assert.equal(queueUrl(true, { PIPE_QUEUE_URL: 'redis://b:2/0' }), 'redis://b:2/0');
+  assert.equal(queueUrl(undefined, { PIPE_QUEUE_URL: 'redis://b:2/0' }), 'redis://b:2/0');
+  assert.throws(() => queueUrl(undefined, {}), (e: unknown) => e instanceof PipelineError && e.exitCode === 2 && /set PIPE_QUEUE_URL/.test(e.message));
+});
+
+test('the password comes from the URL, else the first line of PIPE_QUEUE_PASSWORD_FILE, else PIPE_QUEUE_PASSWORD', () => {
+  const file = join(mkdtempSync(join(tmpdir(), 'pipe-pw-')), 'redis-password');
+  writeFileSync(file, 's3cret from a file\nsecond line ignored\n');
+  assert.equal(parseQueueUrl('redis://h:1/0', { PIPE_QUEUE_PASSWORD_FILE: file, PIPE_QUEUE_PASSWORD: 'from env' }).connection.password, 's3cret from a file');
+  assert.equal(parseQueueUrl('redis://h:1/0', { PIPE_QUEUE_PASSWORD: 'from env' }).connection.password, 'from env');
+  assert.equal(parseQueueUrl('redis://:inurl@h:1/0', { PIPE_QUEUE_PASSWORD: 'from env' }).connection.password, 'inurl');
+  assert.equal(parseQueueUrl('redis://h:1/0', {}).connection.password, undefined);
+  assert.equal(parseQueueUrl('redis://h:1/0', { PIPE_QUEUE_PASSWORD: 'x' }).display, 'redis://h:1/0', 'nothing to mask: the password is not in the URL');
+  assert.throws(() => parseQueueUrl('redis://h:1/0', { PIPE_QUEUE_PASSWORD_FILE: join(tmpdir(), 'no-such-pipe-pw') }), (e: unknown) => e instanceof PipelineError && e.exitCode === 2 && /PIPE_QUEUE_PASSWORD_FILE .*cannot read it \(ENOENT\)/.test(e.message));
+});
+
+test('suggested commands work as printed: no --queue when it came from the environment, never a masked password', () => {
+  assert.equal(queueHint(undefined), '');
+  assert.equal(queueHint(true), '');
+  assert.equal(queueHint('redis://h:1/0'), ' --queue redis://h:1/0');
+  assert.equal(queueHint('redis://:pw@h:1/0'), ' --queue <the same URL>');
+});
+
+test('a worker stopped answering after 3 missed heartbeats; times in UTC to the second; worker names from client names', () => {
+  const p = { worker: 'w', runId: 'r', attempt: 1, setsHash: 'x', heartbeat: 1_000_000, heartbeatMs: 100 };
+  assert.equal(stoppedAnswering(p, 1_000_300), undefined);
+  assert.equal(stoppedAnswering(p, 1_000_301), 1_000_000);
+  assert.equal(stoppedAnswering({ worker: 'w' }, 9e12), undefined, 'no heartbeat recorded: unknown, not silent');
+  assert.equal(stoppedAnswering(0), undefined);
+  assert.equal(formatTime(Date.UTC(2026, 11, 3, 10, 41, 7, 999)), '2026-12-03 10:41:07 UTC');
+  assert.equal(workerName('bull:cGlwZS10cmlhbHM=:w:gpu-1:x'), 'gpu-1:x');
+  assert.equal(workerName('bull:cGlwZS10cmlhbHM='), 'bull:cGlwZS10cmlhbHM=');
 });
