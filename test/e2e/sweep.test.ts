@@ -169,11 +169,14 @@ test('a sweep stopped by Ctrl-C is continued by rerunning it, without redoing fi
 });
 
 test('a failing trial: fail-fast stops the sweep; --keep-going --parallel 2 runs the rest and reports it', { skip }, async () => {
-  const root = makeTree({ 'p.yaml': pipeline('sweepfail') });
-  const sweep = ['--sweep', 'stages.finetune.with.unfreeze={from: nope},all'];
+  // Trial 1 reads a source folder whose files are corrupt: valid config (validate cannot know), a
+  // failure at run time in stage 'data'. Trial 2 reads the real data.
+  const corrupt = Object.fromEntries(['train-images-idx3-ubyte.gz', 'train-labels-idx1-ubyte.gz', 't10k-images-idx3-ubyte.gz', 't10k-labels-idx1-ubyte.gz'].map((f) => [`bad/${f}`, 'not gzip data\n']));
+  const root = makeTree({ 'p.yaml': pipeline('sweepfail'), ...corrupt });
+  const sweep = ['--sweep', `stages.data.with.source=bad,${DATA_DIR}`];
   const ff = await runCliIn(root, ['run', 'p.yaml', ...sweep]);
   assert.equal(ff.exitCode, 1, ff.stderr + ff.stdout);
-  assert.match(ff.stdout, /✗ trial 1\/2 unfreeze=\{ from: nope \}: FAILED after [\d.]+ s: stage 'finetune' failed: unfreeze\.from 'nope' is not a block of mini_resnet/);
+  assert.match(ff.stdout, /✗ trial 1\/2 source=bad: FAILED after [\d.]+ s: stage 'data' failed: .*train-images-idx3-ubyte\.gz/);
   const s1 = sweepOf(root).state;
   assert.deepEqual(s1.trials.map((t) => t.status), ['failed', 'pending']);
   assert.equal(s1.trials[1]!.runId, undefined, 'trial 2 never started');
@@ -182,7 +185,7 @@ test('a failing trial: fail-fast stops the sweep; --keep-going --parallel 2 runs
   assert.equal(kg.exitCode, 1, kg.stderr + kg.stdout);
   const live = kg.stdout.indexOf('✗ trial 1/2');
   assert.ok(live >= 0 && live < kg.stdout.search(/^trial +status/m), 'the failure is reported before the table');
-  assert.match(kg.stdout, /1 of 2 trials did not finish: unfreeze=\{ from: nope \} \(failed: stage 'finetune' failed/);
+  assert.match(kg.stdout, /1 of 2 trials did not finish: source=bad \(failed: stage 'data' failed/);
   const s2 = sweepOf(root).state;
   assert.deepEqual(s2.trials.map((t) => t.status), ['failed', 'finished']);
   assert.equal(s2.trials[0]!.runId, s1.trials[0]!.runId, 'the failed trial reran in its run folder');
@@ -190,5 +193,6 @@ test('a failing trial: fail-fast stops the sweep; --keep-going --parallel 2 runs
   assert.equal((await fs.readRun(s2.mlflowRunId!)).meta['status'], 4, 'parent FAILED');
   const artifacts = fileURLToPath(String((await fs.readRun(s2.mlflowRunId!)).meta['artifact_uri']));
   const rows = parseCsv(readFileSync(join(artifacts, 'comparison', 'comparison.csv'), 'utf8'));
-  assert.deepEqual(rows.map((r) => [r['trial'], r['status']]), [['unfreeze=all', 'FINISHED'], ['unfreeze={ from: nope }', 'FAILED']]);
+  const label = `source=${DATA_DIR}`;
+  assert.deepEqual(rows.map((r) => [r['trial'], r['status']]), [[label, 'FINISHED'], ['source=bad', 'FAILED']]);
 });
