@@ -9,10 +9,49 @@ import type { PipelineConfig } from './config/types.js';
 import type { StageKindName } from './stage-kinds.js';
 import type { EngineInfo } from './engine/backend.js';
 
-/** What a stage can report while it runs. */
+/** A finished training epoch (global epoch numbering across the freeze and unfreeze phases). */
+export interface EpochSummary {
+  /** 1-based global epoch. */
+  epoch: number;
+  /** The global epoch the stage ends at (when it does not stop early). */
+  epochs: number;
+  train_loss: number;
+  /** In [0, 1]. */
+  train_accuracy: number;
+  test_loss: number;
+  /** In [0, 1]. */
+  test_accuracy: number;
+  /** Learning rate the epoch trained with, when known. */
+  lr?: number;
+  /** Training throughput, images/s. */
+  images_per_second: number;
+}
+
+/** Live progress of a training stage within an epoch. */
+export interface BatchProgress {
+  /** 1-based global epoch. */
+  epoch: number;
+  /** The global epoch the stage ends at. */
+  epochs: number;
+  /** 1-based batch within the epoch. */
+  batch: number;
+  batches: number;
+  /** Training loss of this batch (mean over its images, nats). */
+  loss: number;
+  images_per_second: number;
+}
+
+/**
+ * What a stage can report while it runs; each call becomes a typed event of the run
+ * (src/runner/events.ts) that reporters (terminal, JSON stream, tracker) turn into output.
+ */
 export interface StageReport {
   /** One line of live progress (throttled by the reporter). */
   progress(text: string): void;
+  /** A training batch done (the live line; throttled by the reporter). */
+  batch(b: BatchProgress): void;
+  /** A training epoch done (kept on screen, one line each). */
+  epoch(e: EpochSummary): void;
   /** A metric point; `step` is the global iteration or epoch, as the metric's name says. */
   metric(key: string, value: number, step: number): void;
   /** Run tags (strings). */

@@ -45,6 +45,8 @@ function printError(e: unknown): number {
 
 interface RunCliOpts extends ConfigOpts {
   plain?: boolean;
+  quiet?: boolean;
+  logFormat?: string;
   force?: boolean;
   from?: string;
   resume?: boolean | string;
@@ -66,9 +68,11 @@ async function cmdRun(file: string, opts: RunCliOpts): Promise<number> {
     if (swept !== undefined) return swept;
     const jobs = opts.jobs === undefined ? 1 : Number(opts.jobs);
     if (!Number.isInteger(jobs) || jobs < 1) throw new PipelineError('PIPE_USAGE', `--jobs ${opts.jobs}: expected a whole number >= 1`);
+    const logFormat = opts.logFormat ?? 'text';
+    if (logFormat !== 'text' && logFormat !== 'json') throw new PipelineError('PIPE_USAGE', `--log-format ${logFormat}: expected text or json`);
     const { runPipeline } = await runner();
     const r = await runPipeline(file, {
-      stages: await stageTable(), overrides: overridesOf(opts), plain: opts.plain, force: opts.force, from: opts.from, resume: opts.resume,
+      stages: await stageTable(), overrides: overridesOf(opts), plain: opts.plain, quiet: opts.quiet, logFormat, force: opts.force, from: opts.from, resume: opts.resume,
       jobs, keepGoing: opts.keepGoing, signal: controller.signal,
     });
     const reused = r.plan.filter((e) => e.decision === 'skip').map((e) => e.name);
@@ -78,9 +82,11 @@ async function cmdRun(file: string, opts: RunCliOpts): Promise<number> {
       evalOut ? `test accuracy: ${(100 * evalOut.test_accuracy).toFixed(2)}% (loss ${evalOut.test_loss.toFixed(4)}, ${evalOut.images} images${evalOut.best_epoch !== undefined ? `, best epoch ${evalOut.best_epoch}` : ''})` : undefined,
       reused.length ? `reused from the stage cache: ${reused.join(', ')}` : undefined,
       `run: ${r.runId}  outputs: ${r.runDir}`,
+      r.reportHtml !== undefined ? `report: ${r.reportHtml}` : undefined,
+      r.bestModel !== undefined ? `best model: ${r.bestModel}` : undefined,
       isServerUri(r.store) ? `MLflow server: ${r.store}` : `MLflow store: ${r.store}  (browse: mlflow server --backend-store-uri ${r.store})`,
     ];
-    process.stdout.write(`${lines.filter((l) => l !== undefined).join('\n')}\n`);
+    if (logFormat !== 'json') process.stdout.write(`${lines.filter((l) => l !== undefined).join('\n')}\n`);
     return 0;
   } catch (e) {
     return printError(e);
@@ -126,7 +132,9 @@ export async function main(argv: string[]): Promise<number> {
     .option('--resume [run-id]', 'continue the newest unfinished run of this pipeline (or the given run)')
     .option('-j, --jobs <n>', 'stages to run at once (independent branches)', '1')
     .option('--keep-going', 'after a failure, go on with the stages that do not depend on it')
-    .option('--plain', 'line-per-event output even on a terminal')
+    .option('--plain', 'line-per-event output even on a terminal (the default when stdout is not one)')
+    .option('-q, --quiet', 'no progress output; only the summary at the end (and errors)')
+    .option('--log-format <format>', "text (default) or json: the run's events as one JSON object per line on stdout, for scripts")
     .option('--sweep <path=v1,v2>', 'sweep a config value over a list (repeatable; the grid of all combinations), e.g. --sweep stages.model.with.arch=resnet18,resnet50', collect)
     .option('--parallel <n>', 'sweep trials to run at once, each in its own process (default 1)')
     .option('--queue [url]', 'put the sweep trials on a Redis queue (redis://[user@]host:port/db or rediss://; default $PIPE_QUEUE_URL, password from $PIPE_QUEUE_PASSWORD_FILE or $PIPE_QUEUE_PASSWORD) for `pipe worker`s; needs an http(s) MLFLOW_TRACKING_URI')

@@ -2,7 +2,8 @@
  * Runs a pipeline: load + validate + compile (nothing is written when that fails), pick the
  * engine, plan (reuse unchanged stages from the stage cache), start or resume the tracked run,
  * run the stages under listr2 (independent branches concurrently up to `jobs`), and end the
- * run FINISHED, FAILED or KILLED (end time always set).
+ * run FINISHED, FAILED or KILLED (end time always set). What happens is emitted as typed events
+ * (events.ts) that the reporters (reporters.ts: tracker, terminal, JSON stream) subscribe to.
  */
 import { existsSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
@@ -14,6 +15,7 @@ import { parse as parseYaml, stringify } from 'yaml';
 import { readFile } from 'node:fs/promises';
 import type { Override } from '../config/overrides.js';
 import type { PipelineConfig } from '../config/types.js';
+import type { Dag } from '../dag/compile.js';
 import { initEngine, type EngineInfo } from '../engine/backend.js';
 import { PipelineError, StageFailedError } from '../errors.js';
 import { runsDir } from '../paths.js';
@@ -28,6 +30,8 @@ import { gitInfo } from './git.js';
 import type { PlanEntry } from './plan.js';
 import type { StageTable } from '../stage.js';
 import { runStageTask, type StageOutcome } from './stage-task.js';
+import { RunEvents } from './events.js';
+import { jsonReporter, outputMode, TerminalReporter, TrackingReporter, type OutputMode } from './reporters.js';
 import { compilePipeline, planFile } from './compile.js';
 
 export { compilePipeline, planFile };
@@ -47,10 +51,14 @@ export interface RunOptions {
   jobs?: number;
   /** After a failure, keep running the stages that do not depend on it. */
   keepGoing?: boolean;
-  /** Force the plain line-per-event output (default: when stdout is not a terminal). */
+  /** Force the plain line-per-event output (default: when `out` is not a terminal with columns). */
   plain?: boolean;
+  /** `json`: the run's events as one JSON object per line on `out` (src/runner/events.ts), nothing else. @defaultValue 'text' */
+  logFormat?: 'text' | 'json';
+  /** No progress output at all (errors still reach the caller). */
+  quiet?: boolean;
   /** Where progress goes. @defaultValue process.stdout */
-  out?: NodeJS.WritableStream & { isTTY?: boolean };
+  out?: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
   signal?: AbortSignal;
   /** Id of a new run (runs/<runId>), format `YYYYMMDDTHHMMSS-<hex>`. @defaultValue now + random hex */
   runId?: string;
@@ -69,6 +77,10 @@ export interface RunResult {
   plan: PlanEntry[];
   /** Each stage's output, by stage name. */
   outputs: Map<string, unknown>;
+  /** The plot stage's report.html, when the pipeline has one. */
+  reportHtml?: string;
+  /** The best model folder of the last training stage (what `pipe predict` loads). */
+  bestModel?: string;
 }
 
 
@@ -110,35 +122,93 @@ async function findResumable(file: string, config: PipelineConfig, resume: true 
  */
 export async function runPipeline(file: string, opts: RunOptions): Promise<RunResult> {
   const out = opts.out ?? process.stdout;
+  const events = new RunEvents();
+  const mode = outputMode(out, opts);
+  const terminal = mode === 'live' || mode === 'plain' ? new TerminalReporter(mode, out) : undefined;
+  if (terminal) events.subscribe(terminal.on);
+  if (mode === 'json') events.subscribe(jsonReporter(out));
+
   const { config, dag, plan } = await planFile(file, opts);
   const trackingUri = process.env['MLFLOW_TRACKING_URI'] || undefined;
-  const tracking = resolveStore(trackingUri, runsDir()); // checked before any work
+  const store = resolveStore(trackingUri, runsDir()); // checked before any work
   const resumed = opts.resume ? await findResumable(file, config, opts.resume) : undefined;
   const engine = await initEngine(config.engine.backend);
-  out.write(`pipe: engine ${engine.description}\n`);
+  events.emit({ type: 'note', text: `engine ${engine.description}` });
   if (isServerUri(trackingUri)) {
     const { replayPendingSpools } = await import('./pending-spools.js');
-    for (const line of await replayPendingSpools(runsDir())) out.write(`pipe: ${line}\n`);
+    for (const text of await replayPendingSpools(runsDir())) events.emit({ type: 'note', text });
   }
-
   if (opts.runId !== undefined && !/^\d{8}T\d{6}-[0-9a-f]+$/.test(opts.runId)) throw new PipelineError('PIPE_USAGE', `run id '${opts.runId}': expected YYYYMMDDTHHMMSS-<hex>`);
   const runId = resumed?.runId ?? opts.runId ?? `${new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '')}-${randomBytes(3).toString('hex')}`;
   const runDir = join(runsDir(), runId);
+  const tracker = await startTrackedRun(file, config, { runId, runDir, engine, trackingUri, resumed, opts });
+  const tracking = new TrackingReporter(tracker);
+  events.subscribe(tracking.on);
+
+  const lock: Lock = resumed ?? { pipeline: config.name, file, runId, mlflowRunId: tracker.runId, createdAt: Date.now(), stages: {} };
+  for (const e of plan) {
+    const reused = e.decision === 'skip' && e.reuseDir !== join(runDir, e.name);
+    lock.stages[e.name] = { kind: e.kind, key: e.key, parts: e.parts, outDir: e.reuseDir ?? join(runDir, e.name), status: e.decision === 'skip' ? 'done' : 'pending', ...(reused ? { reusedFrom: e.reuseDir } : {}) };
+  }
+  let lockWrite = writeLock(runDir, lock);
+  const saveLock = (): Promise<void> => (lockWrite = lockWrite.then(() => writeLock(runDir, lock)));
+  await lockWrite;
+
+  const controller = new AbortController();
+  const onAbort = (): void => controller.abort();
+  opts.signal?.addEventListener('abort', onAbort);
+  if (opts.signal?.aborted) controller.abort(); // interrupted while the run was being set up
+  const outputs = new Map<string, unknown>();
+  events.emit({
+    type: 'run-start', runId, runDir, pipeline: config.name, engine: engine.description, store,
+    stages: plan.map((e) => ({ name: e.name, kind: e.kind, decision: e.decision, reason: e.reason, ...epochsOf(config, e.name) })),
+  });
+  const end = (status: 'FINISHED' | 'FAILED' | 'KILLED', error?: string): void =>
+    events.emit({ type: 'run-end', status, runId, runDir, store, ...productsOf(plan, outputs), ...(error !== undefined ? { error } : {}) });
+  let failures: StageFailure[] = [];
+  try {
+    failures = await runStages({ opts, mode, terminal, plan, dag, config, runDir, engine, events, tracking, outputs, signal: controller.signal, lock, saveLock });
+    if (controller.signal.aborted) throw new PipelineError('PIPE_INTERRUPTED', 'interrupted', 130);
+    if (failures.length) throw stagesFailedError(failures, lock);
+    await tracker.end('FINISHED');
+    end('FINISHED');
+  } catch (e) {
+    const killed = e instanceof PipelineError && e.code === 'PIPE_INTERRUPTED';
+    const reason = failureReason(failures, e);
+    lock.failure = { status: killed ? 'KILLED' : 'FAILED', reason };
+    await saveLock().catch(() => undefined);
+    await tracker.setTags(failureTags(lock.failure.status, reason, config.description)).catch(() => undefined);
+    await tracker.end(killed ? 'KILLED' : 'FAILED').catch(() => undefined);
+    end(lock.failure.status, e instanceof Error ? e.message : String(e));
+    throw e;
+  } finally {
+    await lockWrite;
+    opts.signal?.removeEventListener('abort', onAbort);
+  }
+  return { runId, runDir, store, engine, plan, outputs, ...productsOf(plan, outputs) };
+}
+
+/**
+ * Opens the tracked run (new, or the resumed one) with the run's tags, then writes
+ * resolved.yaml and logs the params and the pipeline files. Nothing goes under runs/<id> before
+ * the tracking store has taken the run (a refusal leaves no orphan folder).
+ */
+async function startTrackedRun(file: string, config: PipelineConfig, r: { runId: string; runDir: string; engine: EngineInfo; trackingUri: string | undefined; resumed: Lock | undefined; opts: RunOptions }): Promise<Tracker> {
+  const { runDir, opts } = r;
   const git = await gitInfo(resolve(file));
-  // Nothing goes under runs/<id> before the tracking store has taken the run (a refusal leaves no orphan folder).
   const hadRunDir = existsSync(runDir);
-  const tracker: Tracker = await openTracker(trackingUri, runsDir(), {
+  const tracker: Tracker = await openTracker(r.trackingUri, runsDir(), {
     experiment: config.experiment ?? config.name,
-    runName: opts.runName ?? `${config.name}-${runId}`,
+    runName: opts.runName ?? `${config.name}-${r.runId}`,
     user: safeUser(),
     runDir,
-    resumeRunId: resumed?.mlflowRunId,
+    resumeRunId: r.resumed?.mlflowRunId,
     tags: {
       'mlflow.source.name': file,
       'mlflow.source.type': 'LOCAL',
       ...(config.description ? { 'mlflow.note.content': config.description } : {}),
       ...(git ? { 'mlflow.source.git.commit': git.commit, 'mlflow.source.git.branch': git.branch, 'pipe.git.dirty': String(git.dirty) } : {}),
-      'pipe.backend': engine.backend,
+      'pipe.backend': r.engine.backend,
       'pipe.version': TOOL_VERSION,
       'pipe.config_hash': createHash('sha256').update(JSON.stringify(config)).digest('hex').slice(0, 16),
       'pipe.run_dir': runDir,
@@ -154,49 +224,49 @@ export async function runPipeline(file: string, opts: RunOptions): Promise<RunRe
   await tracker.logParams(flattenParams(config));
   await tracker.logArtifact(resolve(file), 'pipeline');
   await tracker.logArtifact(resolvedPath, 'pipeline');
+  return tracker;
+}
 
-  const lock: Lock = resumed ?? { pipeline: config.name, file, runId, mlflowRunId: tracker.runId, createdAt: Date.now(), stages: {} };
-  for (const e of plan) {
-    const reused = e.decision === 'skip' && e.reuseDir !== join(runDir, e.name);
-    lock.stages[e.name] = { kind: e.kind, key: e.key, parts: e.parts, outDir: e.reuseDir ?? join(runDir, e.name), status: e.decision === 'skip' ? 'done' : 'pending', ...(reused ? { reusedFrom: e.reuseDir } : {}) };
-  }
-  let lockWrite = writeLock(runDir, lock);
-  const saveLock = (): Promise<void> => (lockWrite = lockWrite.then(() => writeLock(runDir, lock)));
-  await lockWrite;
+/** A stage that failed, with its error. */
+interface StageFailure {
+  stage: string;
+  error: unknown;
+}
 
-  const controller = new AbortController();
-  const onAbort = (): void => controller.abort();
-  opts.signal?.addEventListener('abort', onAbort);
-  if (opts.signal?.aborted) controller.abort(); // interrupted while the run was being set up
-  const tty = !opts.plain && Boolean(out.isTTY);
-  const outputs = new Map<string, unknown>();
+/**
+ * Runs (or reuses) every stage as a listr2 task, independent branches concurrently up to
+ * `jobs`; listr2 renders them live on a terminal, line by line elsewhere, and not at all for
+ * the JSON stream or `--quiet` (the reporters print instead).
+ * @returns the failed stages in the order they failed (empty when every stage finished).
+ */
+async function runStages(r: {
+  opts: RunOptions; mode: OutputMode; terminal: TerminalReporter | undefined; plan: PlanEntry[]; dag: Dag; config: PipelineConfig; runDir: string; engine: EngineInfo;
+  events: RunEvents; tracking: TrackingReporter; outputs: Map<string, unknown>; signal: AbortSignal; lock: Lock; saveLock: () => Promise<void>;
+}): Promise<StageFailure[]> {
+  const { opts, dag } = r;
   const outcomes = new Map<string, Promise<StageOutcome>>();
   const settle = new Map<string, (o: StageOutcome) => void>();
-  for (const n of dag.order) outcomes.set(n, new Promise((r) => settle.set(n, r)));
-  let firstFailure: { stage: string; error: unknown } | undefined;
-  const failures: { stage: string; error: unknown }[] = [];
+  for (const n of dag.order) outcomes.set(n, new Promise((res) => settle.set(n, res)));
+  const failures: StageFailure[] = [];
   const index = new StageIndex(runsDir());
-
   const tasks = new Listr(
-    plan.map((entry) => ({
+    r.plan.map((entry) => ({
       title: `${entry.name} (${entry.kind})`,
       task: async (_: unknown, task: { output: string; title: string; skip: (m?: string) => void }) => {
+        r.terminal?.attach(entry.name, task);
         const outcome = await runStageTask({
-          stages: opts.stages, entry, dag, config, runDir, engine, tracker, tty, index, outputs, outcomes, task,
-          signal: controller.signal,
-          stopNew: () => firstFailure !== undefined && !opts.keepGoing,
+          stages: opts.stages, entry, dag, config: r.config, runDir: r.runDir, engine: r.engine, events: r.events, tracking: r.tracking, index,
+          outputs: r.outputs, outcomes, task, signal: r.signal,
+          stopNew: () => failures.length > 0 && !opts.keepGoing,
           onStatus: (status) => {
-            lock.stages[entry.name]!.status = status;
-            return saveLock();
+            r.lock.stages[entry.name]!.status = status;
+            return r.saveLock();
           },
         });
-        if (outcome.status === 'failed') {
-          failures.push({ stage: entry.name, error: outcome.error });
-          firstFailure ??= failures[0];
-        }
+        if (outcome.status === 'failed') failures.push({ stage: entry.name, error: outcome.error });
         settle.get(entry.name)!(outcome);
-        if (outcome.status === 'failed') throw outcome.error; // listr marks the task failed; exitOnError is off
-
+        // listr marks the task failed (exitOnError is off); the message itself is printed once, by the CLI
+        if (outcome.status === 'failed') throw new Error('see the error below');
       },
       rendererOptions: { persistentOutput: true },
     })),
@@ -204,45 +274,48 @@ export async function runPipeline(file: string, opts: RunOptions): Promise<RunRe
       concurrent: Math.max(1, opts.jobs ?? 1),
       exitOnError: false,
       registerSignalListeners: false,
-      renderer: 'default',
-      rendererOptions: { collapseSubtasks: false, collapseSkips: false },
-      fallbackRenderer: 'simple',
-      fallbackRendererCondition: !tty,
+      renderer: r.mode === 'live' ? 'default' : r.mode === 'plain' ? 'simple' : 'silent',
+      rendererOptions: { collapseSubtasks: false, collapseSkips: false, showErrorMessage: false },
     },
   );
+  await tasks.run();
+  return failures;
+}
 
-  try {
-    await tasks.run();
-    if (controller.signal.aborted) throw new PipelineError('PIPE_INTERRUPTED', 'interrupted', 130);
-    if (firstFailure) {
-      const skipped = Object.entries(lock.stages).filter(([, s]) => s.status === 'skipped').map(([n]) => n);
-      const e = new StageFailedError(firstFailure.stage, firstFailure.error);
-      if (failures.length > 1) {
-        const why = (f: { error: unknown }): string => (f.error instanceof Error ? f.error.message : String(f.error));
-        e.message = `${failures.length} stages failed:\n${failures.map((f) => `  ${f.stage}: ${why(f)}`).join('\n')}`;
-      }
-      if (skipped.length === 1) e.message += `\nStage ${skipped[0]} was skipped due to ${failures.length > 1 ? 'these failures' : 'this failure'}.`;
-      else if (skipped.length) e.message += `\nStages ${skipped.join(', ')} were skipped due to ${failures.length > 1 ? 'these failures' : 'this failure'}.`;
-      throw e;
-    }
-    await tracker.end('FINISHED');
-  } catch (e) {
-    const killed = e instanceof PipelineError && e.code === 'PIPE_INTERRUPTED';
-    const reason = failureReason(failures, e);
-    lock.failure = { status: killed ? 'KILLED' : 'FAILED', reason };
-    await saveLock().catch(() => undefined);
-    await tracker.setTags(failureTags(lock.failure.status, reason, config.description)).catch(() => undefined);
-    await tracker.end(killed ? 'KILLED' : 'FAILED').catch(() => undefined);
-    throw e;
-  } finally {
-    await lockWrite;
-    opts.signal?.removeEventListener('abort', onAbort);
+/** The error a run with failed stages ends with: each failure, and the stages skipped because of them. */
+function stagesFailedError(failures: StageFailure[], lock: Lock): StageFailedError {
+  const skipped = Object.entries(lock.stages).filter(([, s]) => s.status === 'skipped').map(([n]) => n);
+  const e = new StageFailedError(failures[0]!.stage, failures[0]!.error);
+  if (failures.length > 1) {
+    const why = (f: { error: unknown }): string => (f.error instanceof Error ? f.error.message : String(f.error));
+    e.message = `${failures.length} stages failed:\n${failures.map((f) => `  ${f.stage}: ${why(f)}`).join('\n')}`;
   }
-  return { runId, runDir, store: tracking, engine, plan, outputs };
+  if (skipped.length === 1) e.message += `\nStage ${skipped[0]} was skipped due to ${failures.length > 1 ? 'these failures' : 'this failure'}.`;
+  else if (skipped.length) e.message += `\nStages ${skipped.join(', ')} were skipped due to ${failures.length > 1 ? 'these failures' : 'this failure'}.`;
+  return e;
+}
+
+/** `{ epochs }` of a training stage (its `with.epochs`), else nothing. */
+function epochsOf(config: PipelineConfig, stage: string): { epochs?: number } {
+  const s = config.stages[stage]!;
+  const n = (s.with as { epochs?: unknown }).epochs;
+  return (s.kind === 'freeze-train' || s.kind === 'unfreeze-train') && typeof n === 'number' ? { epochs: n } : {};
+}
+
+/** What a user opens after a run: the report.html of the plot stage and the best model of the last training stage to finish. */
+function productsOf(plan: PlanEntry[], outputs: Map<string, unknown>): { reportHtml?: string; bestModel?: string } {
+  let reportHtml: string | undefined;
+  let bestModel: string | undefined;
+  for (const e of plan) {
+    const o = outputs.get(e.name) as { report?: unknown; modelDir?: unknown } | undefined;
+    if (e.kind === 'plot' && typeof o?.report === 'string') reportHtml = o.report;
+    if ((e.kind === 'freeze-train' || e.kind === 'unfreeze-train') && typeof o?.modelDir === 'string') bestModel = o.modelDir;
+  }
+  return { ...(reportHtml !== undefined ? { reportHtml } : {}), ...(bestModel !== undefined ? { bestModel } : {}) };
 }
 
 /** `stage: message` per failed or interrupted stage (`; `-joined), else the error's own message. */
-function failureReason(failures: { stage: string; error: unknown }[], e: unknown): string {
+function failureReason(failures: StageFailure[], e: unknown): string {
   const msg = (x: unknown): string => (x instanceof Error ? x.message : String(x));
   return failures.length ? failures.map((f) => `${f.stage}: ${msg(f.error)}`).join('; ') : msg(e);
 }

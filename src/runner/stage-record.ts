@@ -47,6 +47,8 @@ export class StageRecorder {
     const on = (): boolean => this.mode === 'record';
     this.report = {
       progress: (text) => target.progress(text),
+      batch: (b) => target.batch(b),
+      epoch: (e) => target.epoch(e),
       metric: (k, v, step) => {
         if (!on()) return;
         this.rec.metrics.push([k, toJson(v), step]);

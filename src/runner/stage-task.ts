@@ -1,6 +1,7 @@
 /**
  * One stage as a listr2 task: wait for its upstream stages, then reuse its cached outputs or run
- * it, wiring its reports to the tracker and the terminal, and record the outcome.
+ * it, turning its reports into run events (events.ts; the reporters log and print them), and
+ * record the outcome.
  * After a failure, stages that depend on it are skipped (and named); with fail-fast (the
  * default) no new stage starts either. Anchor: DVC `_reproduce` / `handle_error`.
  */
@@ -11,11 +12,10 @@ import { readableKinds, type StageKindName } from '../stage-kinds.js';
 import { ancestors, type Dag } from '../dag/compile.js';
 import type { EngineInfo } from '../engine/backend.js';
 import { PipelineError } from '../errors.js';
-import { mlflowMetricKey } from '../tracking/layout.js';
-import type { Tracker } from '../tracking/tracker.js';
 import type { LockEntry, StageIndex } from './cache.js';
 import type { PlanEntry } from './plan.js';
-import { isImportant, ProgressThrottle } from './progress.js';
+import type { RunEvents } from './events.js';
+import type { TrackingReporter } from './reporters.js';
 import { readStageRecord, replayStageRecord, StageRecorder } from './stage-record.js';
 import { stageOf, type StageContext, type StageReport, type StageTable } from '../stage.js';
 
@@ -33,12 +33,14 @@ export interface StageTaskArgs {
   config: PipelineConfig;
   runDir: string;
   engine: EngineInfo;
-  tracker: Tracker;
-  tty: boolean;
+  events: RunEvents;
+  /** Delivers the stage's records before the stage counts as done. */
+  tracking: TrackingReporter;
   index: StageIndex;
   outputs: Map<string, unknown>;
   outcomes: Map<string, Promise<StageOutcome>>;
-  task: { output: string; title: string; skip: (message?: string) => void };
+  /** The stage's listr2 task (its state: skipped, failed). */
+  task: { skip: (message?: string) => void };
   signal: AbortSignal;
   /** True once a failure should stop new stages (fail-fast). */
   stopNew: () => boolean;
@@ -54,24 +56,23 @@ export async function runStageTask(a: StageTaskArgs): Promise<StageOutcome> {
   const bad = ups.filter(([, o]) => o.status !== 'done').map(([d]) => d);
   if (bad.length || a.stopNew() || a.signal.aborted) {
     await a.onStatus('skipped');
-    task.skip(bad.length ? `upstream ${bad.join(', ')} did not finish` : a.signal.aborted ? 'interrupted' : 'an earlier stage failed');
+    const reason = bad.length ? `upstream ${bad.join(', ')} did not finish` : a.signal.aborted ? 'interrupted' : 'an earlier stage failed';
+    a.events.emit({ type: 'stage-skip', stage: name, reason });
+    task.skip(reason);
     return { status: 'skipped' };
   }
   const def = stageOf(a.stages, node.config.kind);
-  const pending: Promise<void>[] = [];
-  const throttle = new ProgressThrottle(a.tty);
+  const stage = name;
   const report: StageReport = {
-    progress: (text) => {
-      if (throttle.shouldShow(text, isImportant(text))) task.output = text;
-    },
-    metric: (k, v, step) => a.tracker.metric(mlflowMetricKey(k), v, step),
-    tags: (t) => void pending.push(a.tracker.setTags(t)),
-    artifact: (p, art) => void pending.push(a.tracker.logArtifact(p, art)),
-    dataset: (d) => {
-      pending.push(a.tracker.setTags({ [`pipe.dataset.${d.context}`]: `${d.name} (${d.count} images, sha256 ${d.digest}, from ${d.source})` }));
-      if (a.tracker.logInputs) pending.push(a.tracker.logInputs([d]));
-    },
+    progress: (text) => a.events.emit({ type: 'stage-progress', stage, text }),
+    batch: (b) => a.events.emit({ type: 'stage-batch', stage, ...b }),
+    epoch: (e) => a.events.emit({ type: 'stage-epoch', stage, ...e }),
+    metric: (key, value, step) => a.events.emit({ type: 'stage-metric', stage, key, value, step }),
+    tags: (tags) => a.events.emit({ type: 'stage-tags', stage, tags }),
+    artifact: (path, artifactPath) => a.events.emit({ type: 'stage-artifact', stage, path, ...(artifactPath !== undefined ? { artifactPath } : {}) }),
+    dataset: (dataset) => a.events.emit({ type: 'stage-dataset', stage, dataset }),
   };
+  a.events.emit({ type: 'stage-start', stage, kind: node.config.kind });
   const readable = readableKinds(node.config.kind);
   const upstreamOf = (kinds: StageKindName[]): unknown => {
     const undeclared = kinds.filter((k) => !readable.has(k));
@@ -111,13 +112,12 @@ export async function runStageTask(a: StageTaskArgs): Promise<StageOutcome> {
         recorder.reset();
         if (a.signal.aborted) throw e;
         // A cache entry that no longer loads (files deleted or never written) is rebuilt, not trusted.
-        task.output = `cached outputs in ${entry.reuseDir} do not load (${(e as Error).message.split('\n')[0]}); running the stage again`;
+        report.progress(`cached outputs in ${entry.reuseDir} do not load (${(e as Error).message.split('\n')[0]}); running the stage again`);
         Object.assign(entry, { decision: 'run', reason: 'cached outputs did not load', reuseDir: undefined });
       }
     }
     if (reused) {
-      task.title = `${task.title} [cached]`;
-      task.output = `unchanged: reused ${entry.reuseDir}`;
+      a.events.emit({ type: 'stage-reused', stage, from: entry.reuseDir! });
       if (entry.reuseDir !== ctx.outDir) report.tags({ [`pipe.reused.${name}`]: entry.reuseDir! });
     } else {
       await a.onStatus('running');
@@ -126,20 +126,19 @@ export async function runStageTask(a: StageTaskArgs): Promise<StageOutcome> {
       ctx.report.metric(`stage_seconds.${name}`, (Date.now() - t0) / 1000, 0);
       await recorder.save();
       // Delivered (or spooled) before the stage counts as done: a finished stage is never run, nor logged, again.
-      await Promise.all(pending);
-      await a.tracker.flush();
+      await a.tracking.settle(stage);
       await a.index.record(entry.key, ctx.outDir);
     }
     await a.onStatus('done');
+    a.events.emit({ type: 'stage-finish', stage, seconds: (Date.now() - t0) / 1000, reused });
     return { status: 'done' };
   } catch (e) {
     await a.onStatus(a.signal.aborted ? 'pending' : 'failed');
     const err = a.signal.aborted ? new PipelineError('PIPE_INTERRUPTED', 'interrupted', 130) : e;
-    task.output = `failed: ${err instanceof Error ? err.message : String(err)}`;
+    a.events.emit({ type: 'stage-fail', stage, message: err instanceof Error ? err.message : String(err) });
     return { status: 'failed', error: err };
   } finally {
-    await Promise.allSettled(pending);
-    await a.tracker.flush().catch(() => undefined);
+    await a.tracking.settle(stage, true);
   }
 }
 

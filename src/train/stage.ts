@@ -107,15 +107,16 @@ export async function runTrainingStage(ctx: StageContext<TrainParams>, phase: 'f
       // this run (--resume); the stage key guards against changed params or upstream stages.
       checkpointDir: join(ctx.outDir, 'checkpoint'), resume: true, fingerprint: ctx.key,
       onResume: (done) => ctx.report.progress(`${phase}: continuing from the epoch ${state.lastEpoch + done} checkpoint`),
-      onIteration: (i) => ctx.report.progress(`epoch ${i.epoch} batch ${i.batch}/${i.batches} loss ${i.loss.toFixed(4)} ${i.imagesPerSecond.toFixed(0)} images/s`),
+      onIteration: (i) => ctx.report.batch({ epoch: i.epoch, epochs: state.lastEpoch + p.epochs, batch: i.batch, batches: i.batches, loss: i.loss, images_per_second: i.imagesPerSecond }),
       // Metrics go to the tracker once the epoch's checkpoint holds them (a kill never loses or doubles a step).
       onCommit: ({ losses, epochs }) => {
         for (const l of losses) ctx.report.metric('batch_loss', l.loss, l.step);
         for (const e of epochs) for (const [k, v] of Object.entries(e)) if (typeof v === 'number' && k !== 'epoch') ctx.report.metric(k, v, e.epoch);
       },
-      onEpoch: (e) => {
-        ctx.report.progress(`epoch ${e.epoch}: train loss ${e.train_loss.toFixed(4)} acc ${(100 * e.train_accuracy).toFixed(2)}% | test loss ${e.test_loss.toFixed(4)} acc ${(100 * e.test_accuracy).toFixed(2)}% | ${e.images_per_second.toFixed(0)} images/s`);
-      },
+      onEpoch: (e) => ctx.report.epoch({
+        epoch: e.epoch, epochs: state.lastEpoch + p.epochs, train_loss: e.train_loss, train_accuracy: e.train_accuracy,
+        test_loss: e.test_loss, test_accuracy: e.test_accuracy, lr: e.lr, images_per_second: e.images_per_second,
+      }),
     });
     state.epochs.push(...r.epochs);
     state.iterationLosses.push(...r.iterationLosses);

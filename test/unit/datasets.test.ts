@@ -165,7 +165,7 @@ describe('download stage on an image folder', () => {
     const ctx = {
       name: 'data', params: { dataset: 'imagefolder', source: root, cache_dir: join(tmp, 'stage-cache'), subset: { train: 8 }, val_fraction: 0.25 } satisfies DownloadParams,
       outDir, seed: 5, signal: new AbortController().signal,
-      report: { progress: (l: string) => lines.push(l), metric() {}, tags() {}, artifact() {}, dataset() {} },
+      report: { progress: (l: string) => lines.push(l), batch() {}, epoch() {}, metric() {}, tags() {}, artifact() {}, dataset() {} },
     } as unknown as StageContext<DownloadParams>;
     const data = await download.run(ctx);
     // subset 8 of (6, 4): (5, 3) [floors 4, 3; remainders 8, 2]; val 2 of those: (1, 1) [floors 1, 0; rem 2, 6 -> b].

@@ -1,0 +1,62 @@
+/**
+ * What happens during a run, as typed events: the runner and the stages (through `ctx.report`)
+ * emit them, reporters subscribe (the terminal, the JSON event stream, the tracker). Nothing
+ * that prints or logs needs to know who produced an event. Anchor: listr2's renderer table and
+ * Vitest's reporters.
+ */
+import type { BatchProgress, EpochSummary } from '../stage.js';
+import type { TrackedDataset } from '../tracking/tracker.js';
+
+/** One stage as planned, in the run-start event. */
+export interface PlannedStage {
+  name: string;
+  kind: string;
+  decision: 'run' | 'skip';
+  reason: string;
+  /** Training stages: epochs they train (`with.epochs`). */
+  epochs?: number;
+}
+
+/** Every event of a run. `time` is ms since the Unix epoch. */
+export type RunEvent = { time: number } & (
+  | { type: 'run-start'; runId: string; runDir: string; pipeline: string; engine: string; store: string; stages: PlannedStage[] }
+  | { type: 'note'; text: string }
+  | { type: 'stage-start'; stage: string; kind: string }
+  | { type: 'stage-reused'; stage: string; from: string }
+  | { type: 'stage-progress'; stage: string; text: string }
+  | ({ type: 'stage-batch'; stage: string } & BatchProgress)
+  | ({ type: 'stage-epoch'; stage: string } & EpochSummary)
+  | { type: 'stage-metric'; stage: string; key: string; value: number; step: number }
+  | { type: 'stage-tags'; stage: string; tags: Record<string, string> }
+  | { type: 'stage-artifact'; stage: string; path: string; artifactPath?: string }
+  | { type: 'stage-dataset'; stage: string; dataset: TrackedDataset }
+  | { type: 'stage-finish'; stage: string; seconds: number; reused: boolean }
+  | { type: 'stage-skip'; stage: string; reason: string }
+  | { type: 'stage-fail'; stage: string; message: string }
+  | { type: 'run-end'; status: 'FINISHED' | 'FAILED' | 'KILLED'; runId: string; runDir: string; store: string; reportHtml?: string; bestModel?: string; error?: string }
+);
+
+/** An event without its time (what emitters pass). */
+export type RunEventInput = RunEvent extends infer E ? (E extends { time: number } ? Omit<E, 'time'> : never) : never;
+
+/** A subscriber; it must not throw (a reporter's failure is not the run's). */
+export type Reporter = (e: RunEvent) => void;
+
+/** The run's event bus: synchronous, in emission order. */
+export class RunEvents {
+  private readonly reporters: Reporter[] = [];
+
+  /** Adds a reporter; returns a function that removes it. */
+  subscribe(r: Reporter): () => void {
+    this.reporters.push(r);
+    return () => {
+      const i = this.reporters.indexOf(r);
+      if (i >= 0) this.reporters.splice(i, 1);
+    };
+  }
+
+  emit(e: RunEventInput): void {
+    const ev = { time: Date.now(), ...e } as RunEvent;
+    for (const r of this.reporters) r(ev);
+  }
+}
