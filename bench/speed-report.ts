@@ -43,7 +43,7 @@ export function median(xs: number[]): number {
 
 const load = (l: number | undefined): string => (l === undefined ? '-' : l.toFixed(2));
 const fig = (xs: number[]): string => xs.map((v) => (v >= 100 ? v.toFixed(0) : v.toFixed(1))).join(' / ');
-const ratio = (a: number[], b: number[] | undefined): string => (b && b.length ? (median(a) / median(b)).toPrecision(2) : '-');
+const ratio = (a: number[], b: number[] | undefined): string => (b?.length ? (median(a) / median(b)).toPrecision(2) : '-');
 
 /** A pipe row's runtime: backend, kernel route, optimizer. */
 function label(p: ChildResult): string {

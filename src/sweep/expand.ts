@@ -60,7 +60,7 @@ export function formatValue(value: unknown): string {
     const exp = value.toExponential().replace('e+', 'e');
     return exp.length < plain.length ? exp : plain;
   }
-  if (typeof value === 'string') return /^[^,={}\[\]\s"']+$/.test(value) ? value : JSON.stringify(value);
+  if (typeof value === 'string') return /^[^,={}[\]\s"']+$/.test(value) ? value : JSON.stringify(value);
   return yamlValue(value);
 }
 

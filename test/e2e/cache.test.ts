@@ -86,7 +86,7 @@ test('an interrupted run is finished by --resume without redoing finished stages
   // Resuming with another config is refused: the run must finish on what it started with.
   const changedCfg = await runCliIn(root, ['run', 'p.yaml', '--resume', '--set', 'stages.finetune.with.optimizer.lr=0.005']);
   assert.equal(changedCfg.exitCode, 2, changedCfg.stderr);
-  assert.match(changedCfg.stderr, /^pipe: --resume: the config changed since run \S+ started:\n  stages\.finetune\.with\.optimizer\.lr: "0\.002" -> "0\.005"\n/);
+  assert.match(changedCfg.stderr, /^pipe: --resume: the config changed since run \S+ started:\n {2}stages\.finetune\.with\.optimizer\.lr: "0\.002" -> "0\.005"\n/);
   const resumed = await runCliIn(root, ['run', 'p.yaml', '--resume', '--plain']);
   // data..head are reused, not redone; finetune continues from its last epoch checkpoint.
   assert.equal(resumed.exitCode, 0, resumed.stderr);

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { FileStore, type MetricPoint } from '../../src/tracking/file/store.js';
 import { mlflowMetricKey } from '../../src/tracking/layout.js';
 import { FakeMlflow } from '../fake-mlflow.js';
-import { FASHION_MNIST_DIR, makeTree, REPO, runCliIn } from '../utils.js';
+import { FASHION_MNIST_DIR, makeTree, REPO } from '../utils.js';
 
 const skip = !existsSync(FASHION_MNIST_DIR) && `${FASHION_MNIST_DIR} is missing (apt-get install dataset-fashion-mnist)`;
 

@@ -10,6 +10,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { RunEvent } from '../../src/runner/events.js';
 import { FileStore } from '../../src/tracking/file/store.js';
+import { mlflowMetricKey } from '../../src/tracking/layout.js';
 import { e2ePipeline, FASHION_MNIST_DIR, quickPipeline, runCli } from '../utils.js';
 
 const skip = !existsSync(FASHION_MNIST_DIR) && `${FASHION_MNIST_DIR} is missing (apt-get install dataset-fashion-mnist)`;
@@ -39,9 +40,9 @@ test('--log-format json: every stdout line is an event; stages, epochs, metrics 
   const exp = readdirSync(store).find((d) => d !== '0' && d !== '.trash')!;
   const runId = readdirSync(join(store, exp)).find((d) => /^[0-9a-f]{32}$/.test(d))!;
   const run = await new FileStore(store).readRun(runId);
-  assert.deepEqual(epochs.map((e) => e.test_accuracy), run.metrics['test_accuracy']!.map((p) => p.value));
-  assert.deepEqual(epochs.map((e) => e.lr), run.metrics['lr']!.map((p) => p.value));
-  assert.deepEqual(of('stage-metric').filter((e) => e.key === 'batch_loss').map((e) => e.step), run.metrics['batch_loss']!.map((p) => p.step));
+  assert.deepEqual(epochs.map((e) => e.test_accuracy), run.metrics[mlflowMetricKey('test_accuracy')]!.map((p) => p.value));
+  assert.deepEqual(epochs.map((e) => e.lr), run.metrics[mlflowMetricKey('lr')]!.map((p) => p.value));
+  assert.deepEqual(of('stage-metric').filter((e) => e.key === 'batch_loss').map((e) => e.step), run.metrics[mlflowMetricKey('batch_loss')]!.map((p) => p.step));
 
   const end = of('run-end');
   assert.equal(end.length, 1);

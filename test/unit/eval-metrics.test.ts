@@ -10,7 +10,6 @@ import { argmaxRows, averageMetrics, confusionMatrix, crossEntropy, perClassMetr
 import { confusionCsv, metricSafeNames, splitMetrics, splitReport } from '../../src/eval/split-report.js';
 import { validateKey } from '../../src/tracking/names.js';
 
-const CLASSES = ['cat', 'dog', 'bird'];
 const Y_TRUE = [0, 0, 0, 0, 1, 1, 1, 2, 2, 2];
 const Y_PRED = [0, 0, 1, 2, 1, 1, 0, 2, 2, 1];
 // Softmax probabilities per image (logits = ln p, so softmax gives p back): the predicted class
