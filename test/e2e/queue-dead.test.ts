@@ -38,7 +38,7 @@ test('a killed worker: its trial ends its run KILLED, status names the silent wo
     /** Waits until `worker` runs the trial (its MLflow run RUNNING, its trial's pid in the job). */
     const runningOn = async (worker: string): Promise<{ runId: string; pid: number }> => {
       const runId = await until(async () => (await trialRuns()).find((r) => tagOf(r, 'pipe.queue.worker') === worker && r.info.status === 'RUNNING')?.info.run_id);
-      const pid = await until(async () => ((await jobOf(queue, 'trial-1'))?.progress as Partial<TrialJobProgress>).pid);
+      const pid = await until(async () => ((await jobOf(queue, 'trial-1'))?.progress as Partial<TrialJobProgress> | undefined)?.pid);
       return { runId, pid };
     };
 
