@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import type { RunEvent } from '../../src/runner/events.js';
 import { FileStore } from '../../src/tracking/file/store.js';
 import { makeTree, REPO, runCliIn } from '../utils.js';
 
@@ -31,9 +32,16 @@ function decisions(stdout: string): Record<string, string> {
   return Object.fromEntries([...stdout.matchAll(/^\s+\d+\. (\w+) \[[\w-]+\](?: <- [\w, ]+)?: (run|skip) \((.*)\)$/gm)].map((m) => [m[1]!, `${m[2]} (${m[3]})`]));
 }
 
+/** The events of a `--log-format json` run (src/runner/events.ts), one per stdout line. */
+const eventsOf = (stdout: string): RunEvent[] => stdout.trim().split('\n').map((l) => JSON.parse(l) as RunEvent);
+/** Stage name -> reused, from the stage-finish events. */
+const finished = (evs: RunEvent[]): [string, boolean][] => evs.flatMap((e) => (e.type === 'stage-finish' ? [[e.stage, e.reused] as [string, boolean]] : []));
+/** The value of metric `key` the run reported (last point). */
+const metric = (evs: RunEvent[], key: string): number | undefined => evs.filter((e) => e.type === 'stage-metric' && e.key === key).map((e) => (e as { value: number }).value).at(-1);
+
 test('rerun reuses unchanged stages; a param change reruns that stage and its descendants', { skip }, async () => {
   const root = makeTree({ 'p.yaml': pipeline(1) });
-  const first = await runCliIn(root, ['run', 'p.yaml', '--plain']);
+  const first = await runCliIn(root, ['run', 'p.yaml', '--log-format', 'json']);
   assert.equal(first.exitCode, 0, first.stderr);
   const plan = await runCliIn(root, ['plan', 'p.yaml']);
   assert.deepEqual(decisions(plan.stdout), {
@@ -44,11 +52,15 @@ test('rerun reuses unchanged stages; a param change reruns that stage and its de
     data: 'skip (unchanged)', aug: 'skip (unchanged)', model: 'skip (unchanged)', head: 'skip (unchanged)',
     finetune: 'run (params changed: optimizer.lr: 0.002 -> 0.001)', eval: 'run (upstream changed: finetune)',
   });
-  const second = await runCliIn(root, ['run', 'p.yaml', '--plain']);
+  const second = await runCliIn(root, ['run', 'p.yaml', '--log-format', 'json']);
   assert.equal(second.exitCode, 0, second.stderr);
-  assert.match(second.stdout, /reused from the stage cache: data, aug, model, head, finetune, eval/);
+  const [e1, e2] = [eventsOf(first.stdout), eventsOf(second.stdout)];
+  assert.deepEqual(finished(e1), ['data', 'aug', 'model', 'head', 'finetune', 'eval'].map((s) => [s, false]));
+  assert.deepEqual(finished(e2), ['data', 'aug', 'model', 'head', 'finetune', 'eval'].map((s) => [s, true]));
   // Same numbers: the reused stages' outputs are the ones of the first run.
-  assert.equal(/test accuracy: (\S+)/.exec(second.stdout)?.[1], /test accuracy: (\S+)/.exec(first.stdout)?.[1]);
+  const acc = metric(e1, 'eval_test_accuracy');
+  assert.ok(acc !== undefined && acc > 0, first.stdout);
+  assert.equal(metric(e2, 'eval_test_accuracy'), acc);
   const forced = await runCliIn(root, ['plan', 'p.yaml', '--from', 'head']);
   assert.deepEqual(Object.values(decisions(forced.stdout)).map((d) => d.split(' ')[0]), ['skip', 'skip', 'skip', 'run', 'run', 'run']);
   const all = await runCliIn(root, ['plan', 'p.yaml', '--force']);
