@@ -1,8 +1,9 @@
 // Convolutions and matrix products through oneDNN (https://github.com/oneapi-src/oneDNN, v2.x
 // API: op desc -> primitive_desc -> primitive). Activations are NHWC (oneDNN tag nhwc), filters
 // HWIO (tag hwio, or a strided window of it); filters are reordered to the layout oneDNN picks
-// (`any`) on every call, since they change at every training step. Primitives are cached by
-// shape. Strided 1x1 filter gradients bypass oneDNN (conv_bwd_weights_1x1_strided: its kernel
+// (`any`): the forward conv keeps the reordered filter per tensor id (forward_filter; a weight
+// update makes a new tensor, so a stale copy is never used), the other ops reorder on each call.
+// Primitives are cached by shape. Strided 1x1 filter gradients bypass oneDNN (conv_bwd_weights_1x1_strided: its kernel
 // for them is broken in 2.x). Reference semantics: TensorFlow's Conv2D / Conv2DBackpropInput / Conv2DBackpropFilter
 // and BatchMatMul, as tfjs implements them.
 #include <algorithm>
