@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import writeFileAtomic from 'write-file-atomic';
+import { writeDurable } from '../src/fs-durable.js';
 import { deriveSeed } from '../src/data/batches.js';
 import { selectClasses, splitValidation, subsetSplit, type Dataset, type ImageSplit } from '../src/data/dataset.js';
 import { compactKey, loadCached, pathFingerprint, readCompactDataset, type CachedDataset, type DatasetName, type DatasetRequest } from '../src/data/datasets.js';
@@ -111,7 +111,7 @@ async function run(ctx: StageContext<DownloadParams>): Promise<Dataset> {
     counts: { train: data.train.count, test: data.test.count, ...(data.val ? { val: data.val.count } : {}) },
   };
   const path = join(ctx.outDir, 'dataset.json');
-  await writeFileAtomic(path, JSON.stringify(manifest, null, 2));
+  await writeDurable(path, JSON.stringify(manifest, null, 2));
   return finish(ctx, data);
 }
 

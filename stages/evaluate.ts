@@ -5,7 +5,7 @@
  */
 import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import writeFileAtomic from 'write-file-atomic';
+import { writeDurable } from '../src/fs-durable.js';
 import { BatchSource } from '../src/data/batches.js';
 import { collectLogits } from '../src/eval/logits.js';
 import { confusionCsv, splitMetrics, splitReport, type SplitReport } from '../src/eval/split-report.js';
@@ -57,7 +57,7 @@ export default defineStage<EvaluateParams, EvalReport>({
       reports[split] = rep;
       for (const [k, v] of Object.entries(splitMetrics(rep))) ctx.report.metric(k, v, step);
       const csv = join(ctx.outDir, `confusion-matrix-${split}.csv`);
-      await writeFileAtomic(csv, confusionCsv(rep));
+      await writeDurable(csv, confusionCsv(rep));
       ctx.report.artifact(csv, 'evaluation');
       ctx.report.progress(`${split} accuracy ${(100 * rep.accuracy).toFixed(2)}% (top-${rep.top_k} ${(100 * rep.top_k_accuracy).toFixed(2)}%), loss ${rep.loss.toFixed(4)}, macro F1 ${rep.averages.macro.f1.toFixed(4)} on ${rep.images} images`);
     }
@@ -69,7 +69,7 @@ export default defineStage<EvaluateParams, EvalReport>({
       classes, splits: { ...reports, test },
     };
     const path = join(ctx.outDir, 'report.json');
-    await writeFileAtomic(path, JSON.stringify(report, null, 2));
+    await writeDurable(path, JSON.stringify(report, null, 2));
     ctx.report.artifact(path, 'evaluation');
     return report;
   },

@@ -5,7 +5,7 @@
  */
 import { readFile, readdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import writeFileAtomic from 'write-file-atomic';
+import { writeDurable } from '../src/fs-durable.js';
 import { plotEpochMetrics, plotIterationLoss, type ChartFiles } from '../src/plot/charts.js';
 import { plotConfusionMatrix } from '../src/plot/confusion.js';
 import { plotLearningRate } from '../src/plot/lr.js';
@@ -95,7 +95,7 @@ export default defineStage<PlotParams, PlotOutput>({
       figures, evaluation: ev, history: s.epochs, config: ctx.pipeline,
     });
     const report = join(ctx.outDir, 'report.html');
-    await writeFileAtomic(report, html);
+    await writeDurable(report, html);
     ctx.report.artifact(report);
     ctx.report.progress(`wrote ${files.length} chart files and report.html`);
     return { files, report };

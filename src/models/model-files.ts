@@ -6,7 +6,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import writeFileAtomic from 'write-file-atomic';
+import { writeDurable } from '../fs-durable.js';
 import type { Classifier } from './registry.js';
 import './layers.js';
 
@@ -38,8 +38,8 @@ export async function saveClassifier(c: Classifier, dir: string, meta: Record<st
       };
       const data = art.weightData instanceof ArrayBuffer ? new Uint8Array(art.weightData) : Buffer.concat((art.weightData as ArrayBuffer[]).map((b) => new Uint8Array(b)));
       // weights first: a model.json is never there without its weights
-      await writeFileAtomic(paths[1]!, Buffer.from(data.buffer, data.byteOffset, data.byteLength));
-      await writeFileAtomic(paths[0]!, JSON.stringify(json));
+      await writeDurable(paths[1]!, data);
+      await writeDurable(paths[0]!, JSON.stringify(json));
       return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
     }),
   );

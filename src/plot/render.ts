@@ -4,7 +4,7 @@
  */
 import { mkdir } from 'node:fs/promises';
 import * as path from 'node:path';
-import writeFileAtomic from 'write-file-atomic';
+import { writeDurable } from '../fs-durable.js';
 
 import { Resvg } from '@resvg/resvg-js';
 import * as vega from 'vega';
@@ -67,7 +67,7 @@ export async function renderChartFiles(spec: TopLevelSpec, outDir: string, basen
   const svg = await renderSvg(spec);
   const png = svgToPng(svg);
   const files: ChartFiles = { png: path.join(dir, `${basename}.png`), svg: path.join(dir, `${basename}.svg`) };
-  await writeFileAtomic(files.svg, svg);
-  await writeFileAtomic(files.png, png);
+  await writeDurable(files.svg, svg);
+  await writeDurable(files.png, png);
   return files;
 }

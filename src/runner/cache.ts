@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import writeFileAtomic from 'write-file-atomic';
+import { writeDurable } from '../fs-durable.js';
 
 /** JSON with object keys sorted at every level. */
 export function canonicalJson(value: unknown): string {
@@ -62,7 +62,7 @@ export interface Lock {
   failure?: { status: 'FAILED' | 'KILLED'; reason: string };
 }
 
-const writeJsonAtomic = (path: string, value: unknown): Promise<void> => writeFileAtomic(path, JSON.stringify(value, null, 2));
+const writeJsonAtomic = (path: string, value: unknown): Promise<void> => writeDurable(path, JSON.stringify(value, null, 2));
 
 /** Reads runs/<run>/lock.json, or undefined. */
 export async function readLock(runDir: string): Promise<Lock | undefined> {
@@ -81,7 +81,7 @@ export function writeLock(runDir: string, lock: Lock): Promise<void> {
 /**
  * The key -> output folder index of finished stages, shared by all runs under runs/: one small
  * file per key, runs/.cache/keys/<key>, holding the folder. Separate files (each written with
- * writeFileAtomic) make concurrent runs safe (`pipe run --parallel` sweeps, two terminals): a
+ * writeDurable) make concurrent runs safe (`pipe run --parallel` sweeps, two terminals): a
  * writer never rewrites another key's entry, and readers see either the old or the new file,
  * never half of one.
  */
@@ -104,7 +104,7 @@ export class StageIndex {
     await writeFile(join(dir, '.done'), key);
     const path = this.keyPath(key);
     await mkdir(dirname(path), { recursive: true });
-    await writeFileAtomic(path, dir);
+    await writeDurable(path, dir);
   }
 }
 

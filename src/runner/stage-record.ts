@@ -7,7 +7,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { isAbsolute, join, relative, sep } from 'node:path';
-import writeFileAtomic from 'write-file-atomic';
+import { writeDurable } from '../fs-durable.js';
 import type { StageReport } from '../stage.js';
 
 /** The file in a stage folder. */
@@ -81,7 +81,7 @@ export class StageRecorder {
 
   /** Writes tracked.json into the stage folder (atomically). */
   async save(): Promise<void> {
-    await writeFileAtomic(join(this.outDir, RECORD_FILE), JSON.stringify(this.rec));
+    await writeDurable(join(this.outDir, RECORD_FILE), JSON.stringify(this.rec));
   }
 }
 

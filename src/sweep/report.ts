@@ -4,7 +4,7 @@
  */
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import writeFileAtomic from 'write-file-atomic';
+import { writeDurable } from '../fs-durable.js';
 import type { ChartFiles } from '../plot/render.js';
 import { plotComparison } from './charts.js';
 import type { RunSummary } from './collect.js';
@@ -34,6 +34,6 @@ export async function writeComparison(rows: readonly RunSummary[], dir: string, 
     ['comparison.json', JSON.stringify(sortRows(rows), null, 2)],
     ['comparison.html', toHtml(rows, { title: opts.title, facts: opts.facts, figures: svgs.map((svg, i) => ({ title: TITLES[i]!, svg })) })],
   ];
-  for (const [name, text] of files) await writeFileAtomic(join(dir, name), text);
+  for (const [name, text] of files) await writeDurable(join(dir, name), text);
   return { files: [...files.map(([n]) => join(dir, n)), ...charts.flatMap((c) => [c.png, c.svg])], warnings };
 }

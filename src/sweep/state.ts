@@ -8,7 +8,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import writeFileAtomic from 'write-file-atomic';
+import { writeDurable } from '../fs-durable.js';
 import type { PipelineConfig } from '../config/types.js';
 import { canonicalJson } from '../runner/cache.js';
 import type { FailureKind } from './trial-failure.js';
@@ -111,7 +111,7 @@ async function readJson<T>(path: string): Promise<T | undefined> {
   }
 }
 
-const writeJsonAtomic = (path: string, value: unknown): Promise<void> => writeFileAtomic(path, JSON.stringify(value, null, 2));
+const writeJsonAtomic = (path: string, value: unknown): Promise<void> => writeDurable(path, JSON.stringify(value, null, 2));
 
 /** Reads `<dir>/sweep.json`, or undefined. */
 export function readSweep(dir: string): Promise<SweepState | undefined> {

@@ -6,7 +6,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import writeFileAtomic from 'write-file-atomic';
+import { writeDurable } from '../fs-durable.js';
 import { toSingleModel } from '../models/model-files.js';
 import type { Classifier } from '../models/registry.js';
 import { BestModel } from './best.js';
@@ -47,7 +47,7 @@ export interface TrainStateJson {
 
 /** Writes `<dir>/state.json` atomically. */
 export async function writeStateJson(dir: string, s: TrainStateJson): Promise<void> {
-  await writeFileAtomic(join(dir, 'state.json'), JSON.stringify(s));
+  await writeDurable(join(dir, 'state.json'), JSON.stringify(s));
 }
 
 /** Reads `<dir>/state.json`. */

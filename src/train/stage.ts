@@ -6,7 +6,7 @@
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { AugmentedData } from '../data/batches.js';
-import writeFileAtomic from 'write-file-atomic';
+import { writeDurable } from '../fs-durable.js';
 import { torchStateDict, type Classifier } from '../models/registry.js';
 import { saveClassifier } from '../models/model-files.js';
 import type { StageContext } from '../stage.js';
@@ -140,7 +140,7 @@ export async function runTrainingStage(ctx: StageContext<TrainParams>, phase: 'f
   // Torch-layout nets also get their best model as a PyTorch state_dict (build-model's `weights: upstream`).
   if (c.backbone.bindings.length > 0) {
     const st = join(state.modelDir, 'model.safetensors');
-    await writeFileAtomic(st, Buffer.from(torchStateDict(c)));
+    await writeDurable(st, Buffer.from(torchStateDict(c)));
     files.push(st);
   }
   for (const f of files) ctx.report.artifact(f, 'best-model');

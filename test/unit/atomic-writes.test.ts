@@ -1,6 +1,7 @@
 /**
- * The run's small state files (lock.json, the stage-cache index) are written through one
- * writeFileAtomic (the write-file-atomic package: a unique temporary name, fsync, rename), so
+ * The run's small state files (lock.json, the stage-cache index) are written through the one
+ * writeDurable (src/fs-durable.ts, on the write-file-atomic package: a unique temporary name,
+ * fsync, rename), so
  * writers that overlap never trip over each other's temporary file, a reader sees one whole
  * version, and nothing is left beside the file.
  */

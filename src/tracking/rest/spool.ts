@@ -11,9 +11,10 @@
  * acknowledged to anyone).
  */
 import { closeSync, fsyncSync, openSync, writeSync } from 'node:fs';
-import { copyFile, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { PipelineError } from '../../errors.js';
+import { writeDurable } from '../../fs-durable.js';
 import type { DatasetInput, KeyValue, RunStatusName, WireMetric } from './types.js';
 
 /** The server run records are written to. */
@@ -117,11 +118,9 @@ export class Spool {
     }
   }
 
-  /** Writes the progress atomically (temp file, fsync, rename). */
+  /** Writes the progress atomically (writeDurable: temp file, fsync, rename). */
   async saveState(s: SpoolState): Promise<void> {
-    const tmp = `${this.paths.state}.${process.pid}.tmp`;
-    await writeFile(tmp, JSON.stringify(s), { flush: true });
-    await rename(tmp, this.paths.state);
+    await writeDurable(this.paths.state, JSON.stringify(s));
   }
 
   /**
