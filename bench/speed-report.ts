@@ -32,6 +32,42 @@ export interface SpeedReport {
   seconds: number;
   pipe: Array<ChildResult & { loadavg?: number }>;
   torch_results: TorchResult[];
+  /** Per model: pipe as shipped (the default runtime) / PyTorch with 2 threads, and the goals. */
+  models?: Record<string, ModelRatios>;
+}
+
+/** Issue 21's goals, ratios to PyTorch with 2 threads in the same run: training per model, inference for all. */
+export const GOALS: Record<string, { train: number; infer: number }> = {
+  mini_resnet: { train: 0.8, infer: 1.0 },
+  resnet18: { train: 1.2, infer: 1.0 },
+  resnet50: { train: 1.0, infer: 1.0 },
+  cifar_resnet18: { train: 1.0, infer: 1.0 },
+};
+
+/** One model's ratios (medians of the repeats) of pipe as shipped to PyTorch with 2 threads; null when either is missing. */
+export interface ModelRatios {
+  train_vs_torch_2_threads: number | null;
+  infer_vs_torch_2_threads: number | null;
+  goal_train: number | null;
+  goal_infer: number | null;
+  /** True when both goals are met; null without goals or figures. */
+  goals_met: boolean | null;
+}
+
+/** The ratios of pipe's default runtime (`wasm`: the native route when the addon is built) to PyTorch on 2 threads. */
+export function modelRatios(r: SpeedReport): Record<string, ModelRatios> {
+  const out: Record<string, ModelRatios> = {};
+  for (const model of new Set(r.pipe.map((p) => p.model))) {
+    const p = r.pipe.find((x) => x.model === model && x.runtime === 'wasm');
+    const t = r.torch_results.find((x) => x.model === model && x.threads === 2);
+    const rt = (a: number[] | undefined, b: number[] | undefined): number | null => (a?.length && b?.length ? Number((median(a) / median(b)).toFixed(3)) : null);
+    const train = rt(p?.train, t?.train), infer = rt(p?.infer, t?.infer), goal = GOALS[model];
+    out[model] = {
+      train_vs_torch_2_threads: train, infer_vs_torch_2_threads: infer, goal_train: goal?.train ?? null, goal_infer: goal?.infer ?? null,
+      goals_met: goal && train !== null && infer !== null ? train >= goal.train && infer >= goal.infer : null,
+    };
+  }
+  return out;
 }
 
 /** Median of a non-empty list. */
@@ -76,6 +112,13 @@ export function markdown(r: SpeedReport): string {
   for (const p of r.pipe) {
     const t1 = torchOf(p.model, 1), t2 = torchOf(p.model, 2);
     lines.push(`| ${p.model} | ${label(p)} | ${ratio(p.train, t1?.train)} | ${ratio(p.train, t2?.train)} | ${ratio(p.infer, t1?.infer)} | ${ratio(p.infer, t2?.infer)} |`);
+  }
+  const ratios = r.models ?? modelRatios(r);
+  lines.push('', 'Goals (issue 21), pipe as shipped vs PyTorch with 2 threads, this run:', '');
+  lines.push('| model | train ratio | goal | inference ratio | goal | met |', '|---|---|---|---|---|---|');
+  const f = (v: number | null): string => (v === null ? '-' : v.toFixed(2));
+  for (const [m, g] of Object.entries(ratios)) {
+    lines.push(`| ${m} | ${f(g.train_vs_torch_2_threads)} | >= ${f(g.goal_train)} | ${f(g.infer_vs_torch_2_threads)} | >= ${f(g.goal_infer)} | ${g.goals_met === null ? '-' : g.goals_met ? 'yes' : '**missed**'} |`);
   }
   return `${lines.join('\n')}\n`;
 }

@@ -1,7 +1,7 @@
 /**
  * Training and inference speed of pipe next to PyTorch, in the same run, on the same machine.
  *
- *   npx tsc -p . && node dist/bench/speed.js [--models a,b] [--repeats 2] [--no-torch]
+ *   npx tsc -p . && node dist/bench/speed.js [--models a,b] [--runtimes wasm,...] [--repeats 2] [--no-torch]
  *        [--quiet-load 0.5] [--python /usr/bin/python3] [--out bench/results/speed.json]
  *        [--md bench/results/speed.md]
  *
@@ -24,7 +24,7 @@ import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { loadDnnl } from '../src/engine/native/dnnl.js';
 import { runChild, type ChildPlan, type ChildResult } from './speed-child.js';
-import { markdown, type SpeedReport, type TorchResult } from './speed-report.js';
+import { markdown, modelRatios, type SpeedReport, type TorchResult } from './speed-report.js';
 
 const BATCH = 64;
 const SIZE = 32;
@@ -94,6 +94,9 @@ async function main(): Promise<void> {
   const models = arg('models', Object.keys(PLAN).join(',')).split(',');
   const unknown = models.filter((m) => !PLAN[m]);
   if (unknown.length) throw new Error(`--models: unknown ${unknown.join(', ')}; known: ${Object.keys(PLAN).join(', ')}`);
+  const runtimes = arg('runtimes', Object.keys(RUNTIMES).join(',')).split(',');
+  const badRuntime = runtimes.filter((r) => !RUNTIMES[r]);
+  if (badRuntime.length) throw new Error(`--runtimes: unknown ${badRuntime.join(', ')}; known: ${Object.keys(RUNTIMES).join(', ')}`);
   const repeats = Number(arg('repeats', '2'));
   const python = arg('python', '/usr/bin/python3');
   const withTorch = !process.argv.includes('--no-torch');
@@ -111,7 +114,7 @@ async function main(): Promise<void> {
   for (const model of models) {
     for (const [runtime, [warmup, steps]] of Object.entries(PLAN[model]!.runtimes)) {
       const { backend, env, needsAddon } = RUNTIMES[runtime]!;
-      if (needsAddon && !addon) continue;
+      if ((needsAddon && !addon) || !runtimes.includes(runtime)) continue;
       const load = waitQuiet(quietLoad);
       const r = { ...pipeRun({ model, runtime, backend, batch: BATCH_OF[backend] ?? BATCH, size: SIZE, warmup, steps, repeats }, env), loadavg: load };
       report.pipe.push(r);
@@ -128,6 +131,7 @@ async function main(): Promise<void> {
   }
   report.loadavgAfter = loadavg()[0]!;
   report.seconds = (performance.now() - t0) / 1000;
+  report.models = modelRatios(report);
   const out = resolve(arg('out', 'bench/results/speed.json'));
   const md = resolve(arg('md', 'bench/results/speed.md'));
   mkdirSync(dirname(out), { recursive: true });
