@@ -20,7 +20,8 @@ export interface StageInputs {
 export const STAGE_KINDS = {
   download: { inputs: [] },
   augment: { inputs: [['download']] },
-  'build-model': { inputs: [['download']], optional: ['augment'] },
+  // build-model reads a training stage for `weights: upstream` (transfer learning within one pipeline).
+  'build-model': { inputs: [['download']], optional: ['augment', 'freeze-train', 'unfreeze-train'] },
   // A training stage continues an earlier one, or starts from a model and augmented data.
   'freeze-train': { inputs: [['augment', 'freeze-train', 'unfreeze-train'], ['build-model', 'freeze-train', 'unfreeze-train']] },
   'unfreeze-train': { inputs: [['augment', 'freeze-train', 'unfreeze-train'], ['build-model', 'freeze-train', 'unfreeze-train']] },

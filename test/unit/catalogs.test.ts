@@ -46,7 +46,7 @@ describe('catalogs and schemas agree', () => {
 
   it('stage inputs: what each kind reads is declared once (the graph check and ctx.upstream use it)', () => {
     assert.deepEqual(sorted(readableKinds('download')), []);
-    assert.deepEqual(sorted(readableKinds('build-model')), ['augment', 'download']);
+    assert.deepEqual(sorted(readableKinds('build-model')), ['augment', 'download', 'freeze-train', 'unfreeze-train']); // weights: upstream
     assert.deepEqual(sorted(readableKinds('plot')), ['evaluate', 'freeze-train', 'unfreeze-train']);
     assert.deepEqual(sorted(readableKinds('freeze-train')), ['augment', 'build-model', 'freeze-train', 'unfreeze-train']);
   });
