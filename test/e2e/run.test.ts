@@ -131,3 +131,28 @@ test('a non-finite loss: the stage fails naming where, the run is FAILED, no JSO
   assert.match(again.stderr, why);
   assert.doesNotMatch(again.stderr, /\n\s+at /, 'no stack trace');
 });
+
+test('transfer learning within one pipeline: classes selection, a torch-named state_dict from a training stage, weights: upstream with a new head', { skip: !existsSync(DATA_DIR) && `${DATA_DIR} is missing` }, async () => {
+  const norm = '[ { normalize: { mean: [0.3], std: [0.3] } } ]';
+  const yaml = `name: transfer
+seed: 5
+stages:
+  data_a: { kind: download, with: { dataset: fashion-mnist, source: ${DATA_DIR}, classes: [0, 1], subset: { train: 64, test: 32 } } }
+  aug_a: { kind: augment, needs: [data_a], with: { batch_size: 32, train: ${norm}, test: ${norm} } }
+  model_a: { kind: build-model, needs: [data_a], with: { arch: test_resnet18 } }
+  pretrain: { kind: unfreeze-train, needs: [aug_a, model_a], with: { epochs: 1, optimizer: { lr: 0.003 } } }
+  data_b: { kind: download, with: { dataset: fashion-mnist, source: ${DATA_DIR}, classes: [Sandal, Bag], subset: { train: 64, test: 32 } } }
+  aug_b: { kind: augment, needs: [data_b], with: { batch_size: 32, train: ${norm}, test: ${norm} } }
+  model_b: { kind: build-model, needs: [data_b, pretrain], with: { arch: test_resnet18, weights: upstream } }
+  head_b: { kind: freeze-train, needs: [aug_b, model_b], with: { epochs: 1, optimizer: { lr: 0.003 } } }
+  eval_b: { kind: evaluate, needs: [head_b] }
+`;
+  const r = await runCli({ 'p.yaml': yaml }, ['run', 'p.yaml', '--plain']);
+  assert.equal(r.exitCode, 0, r.stderr);
+  const out = r.stdout + r.stderr;
+  assert.match(out, /fashion-mnist: 64 train \/ 32 test images/);
+  assert.match(out, /test_resnet18: .* 2 classes; re-initialised: head_fc, \d+ tensors loaded from .*\/pretrain\/best-model\/model\.safetensors/);
+  const run = readdirSync(join(r.root, 'runs')).find((d) => /^\d{8}T/.test(d))!;
+  const report = JSON.parse(readFileSync(join(r.root, 'runs', run, 'eval_b', 'report.json'), 'utf8')) as { classes: string[] };
+  assert.deepEqual(report.classes, ['Sandal', 'Bag'], 'class names kept, in the order given');
+});
