@@ -26,9 +26,11 @@ export interface JobView {
 const isDone = (v: JobView): boolean => v.state === 'completed' || v.state === 'failed' || v.state === 'unknown';
 
 async function view(queue: Queue<TrialJobData, TrialJobResult>, id: string, prev: JobView): Promise<JobView> {
+  // The state first, then the job: a job read before it completed has no return value yet, and a
+  // view that says completed without a result would never be read again.
+  const state = await queue.getJobState(id);
   const job = (await queue.getJob(id)) as Job<TrialJobData, TrialJobResult> | undefined;
-  if (!job) return { ...prev, state: 'unknown', error: 'the job was removed from the queue (pipe queue drain?)' };
-  const state = await job.getState();
+  if (!job || state === 'unknown') return { ...prev, state: 'unknown', error: 'the job was removed from the queue (pipe queue drain?)' };
   const p = job.progress as Partial<TrialJobProgress> | number;
   const silent = state === 'active' ? stoppedAnswering(p) : undefined;
   const { silentSince: _s, retryInMs: _r, ...rest } = prev;
