@@ -137,6 +137,11 @@ export async function runWorker(queueUrl: string, opts: WorkerOptions = {}): Pro
       out.write(`pipe worker: ${head}: finished in an earlier attempt (MLflow run ${earlier.finished.mlflowRunId}), not run again\n`);
       return { worker: name, runId: earlier.finished.summary.runId, mlflowRunId: earlier.finished.mlflowRunId, summary: earlier.finished.summary, reused: true };
     }
+    if (stopping && token) {
+      // Stopped while looking the job up: hand it back before starting anything.
+      await job.moveToWait(token);
+      throw new WaitingError();
+    }
     if (d.parentRunId) await reopenParent(client, d.parentRunId);
     const dir = join(workDir, d.sha256.slice(0, 16));
     await mkdir(dir, { recursive: true });
@@ -156,6 +161,7 @@ export async function runWorker(queueUrl: string, opts: WorkerOptions = {}): Pro
     });
     if (trial.pid !== undefined) progress.pid = trial.pid;
     running.add(trial);
+    if (stopping) trial.interrupt(); // the stop came while it was starting
     const exit = await trial.done.finally(() => running.delete(trial));
     const runDir = join(runsDir(), runId);
     const mlflowRunId = (await readLock(runDir))?.mlflowRunId;
