@@ -217,9 +217,20 @@ export async function main(argv: string[]): Promise<number> {
     .action(async () => void (code = await (await import('./models.js')).cmdModels()));
   program
     .command('sync')
-    .description("replay a run's MLflow spool (records kept while the tracking server was unreachable)")
-    .argument('<run-dir>', 'the run folder under runs/')
-    .action(async (runDir: string) => void (code = await (await import('./sync.js')).cmdSync(runDir)));
+    .description("replay a run's MLflow spool (records kept while the tracking server was unreachable), or copy every local run to a server (--all --to URL)")
+    .argument('[run-dir]', 'the run folder under runs/')
+    .option('--all', 'copy every run, sweep and artifact of the local MLflow store to the server given by --to (again: only what is missing)')
+    .option('--to <url>', 'the MLflow server to copy to (http(s)://host:port), with --all')
+    .option('--from <dir>', 'the local MLflow store to copy (default: runs/mlruns, or MLFLOW_TRACKING_URI when it names a local store)')
+    .action(async (runDir: string | undefined, o: { all?: boolean; to?: string; from?: string }) => {
+      const sync = await import('./sync.js');
+      if (o.all && runDir === undefined) code = await sync.cmdSyncAll(o.to, o.from);
+      else if (!o.all && runDir !== undefined && o.to === undefined && o.from === undefined) code = await sync.cmdSync(runDir);
+      else {
+        process.stderr.write('pipe: sync: give either a run folder (pipe sync runs/<run-id>) or --all --to URL\n');
+        code = 2;
+      }
+    });
   program
     .command('predict')
     .description('top-k classes of image files with a trained model')

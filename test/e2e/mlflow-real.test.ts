@@ -10,10 +10,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, realpathSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parse } from 'yaml';
+import { FileStore } from '../../src/tracking/file/store.js';
 import { MlflowClient } from '../../src/tracking/rest/client.js';
 import type { Run, WireMetric } from '../../src/tracking/rest/types.js';
 import { flattenParams } from '../../src/tracking/params.js';
@@ -327,4 +328,66 @@ test('a cached rerun is a complete run: the reused stages\' metrics, tags, input
   assert.equal(m2, join(secondDir!, 'finetune', 'best-model').replace(root, '<root>'));
   assert.equal(m1, join(firstDir!, 'finetune', 'best-model').replace(root, '<root>'));
   assert.deepEqual(rest2, rest1);
+});
+
+test('pipe sync --all --to URL copies the local store (runs, a sweep, artifacts) to a real server, idempotently', { skip }, async () => {
+  const name = experimentName('sync');
+  const root = await project(name);
+  writeFileSync(join(root, 's.yaml'), pipeline(name, 'sweep:\n  stages.finetune.with.optimizer.lr: [0.003, 0.001]\n'));
+  // One plain run and a two-trial sweep, all in the local file store (no server).
+  ok(await runCliIn(root, ['run', 'p.yaml', '--plain'], env(root, '')));
+  ok(await runCliIn(root, ['run', 's.yaml'], env(root, '')));
+  const store = new FileStore(join(root, 'runs', 'mlruns'));
+  const local = (await store.listRuns()).filter((r) => r.experimentName === name);
+  assert.equal(local.length, 4, 'a run, a sweep parent and two children');
+
+  const sync = await runCliIn(root, ['sync', '--all', '--to', URI], env(root, ''));
+  assert.equal(sync.exitCode, 0, sync.stderr + sync.stdout);
+  assert.match(sync.stdout, /^pipe: sync: 4 runs copied, 0 already there, \d+ artifact files uploaded/m);
+  const c = new MlflowClient(URI);
+  try {
+    const remote = await serverRuns(c, name);
+    assert.equal(remote.length, 4);
+    const byLocal = new Map(remote.map((r) => [tagsOf(r)['pipe.sync.from']!, r]));
+    for (const l of local) {
+      const src = await store.readRun(l.runId);
+      const dst = await c.getRun(byLocal.get(l.runId)!.info.run_id);
+      assert.equal(dst.info.status, 'FINISHED');
+      assert.equal(dst.info.start_time, src.meta['start_time']);
+      assert.equal(dst.info.end_time, src.meta['end_time']);
+      assert.deepEqual(paramsOf(dst), src.params);
+      const want: Record<string, string> = { ...src.tags, 'pipe.sync.from': l.runId, 'pipe.sync.done': 'true' };
+      if (src.tags['mlflow.parentRunId']) want['mlflow.parentRunId'] = byLocal.get(src.tags['mlflow.parentRunId'])!.info.run_id;
+      assert.deepEqual(tagsOf(dst), want);
+      for (const [key, pts] of Object.entries(src.metrics)) {
+        const got = (await c.getMetricHistory(dst.info.run_id, key)).map((p) => [p.step, p.timestamp, Number(p.value)]);
+        assert.deepEqual(got.sort((a, b) => a[0]! - b[0]! || a[1]! - b[1]!), pts.map((p) => [p.step, p.timestamp, p.value]).sort((a, b) => a[0]! - b[0]! || a[1]! - b[1]!), key);
+      }
+      const files = await artifacts(c, dst);
+      const want2 = await FileStore.artifactFiles(l.artifactDir!);
+      assert.deepEqual([...files.keys()].sort(), want2);
+      for (const f of want2) assert.equal(sha(files.get(f)!), sha(readFileSync(join(l.artifactDir!, f))), f);
+    }
+    const children = remote.filter((r) => tagsOf(r)['mlflow.parentRunId']);
+    assert.equal(children.length, 2);
+    assert.equal(new Set(children.map((r) => tagsOf(r)['mlflow.parentRunId'])).size, 1);
+
+    // Again: nothing new. A copy cut short (no pipe.sync.done) is made again, not doubled.
+    const again = await runCliIn(root, ['sync', '--all', '--to', URI], env(root, ''));
+    assert.equal(again.exitCode, 0, again.stderr);
+    assert.match(again.stdout, /^pipe: sync: 0 runs copied, 4 already there, 0 artifact files uploaded/m);
+    const cut = children[0]!;
+    await c.deleteTag(cut.info.run_id, 'pipe.sync.done');
+    const third = await runCliIn(root, ['sync', '--all', '--to', URI], env(root, ''));
+    assert.equal(third.exitCode, 0, third.stderr);
+    assert.match(third.stdout, /^pipe: sync: 1 runs copied \(1 cut-short copies made again\), 3 already there/m);
+    const after = await serverRuns(c, name);
+    assert.equal(after.length, 4);
+    assert.ok(!after.some((r) => r.info.run_id === cut.info.run_id), 'the cut-short copy is deleted');
+  } finally {
+    await c.close();
+  }
+  const bad = await runCliIn(root, ['sync', '--all', '--to', 'ftp://x'], env(root, ''));
+  assert.equal(bad.exitCode, 2);
+  assert.match(bad.stderr, /^pipe: sync --all: --to ftp:\/\/x: give the MLflow server's http\(s\) address/m);
 });

@@ -28,9 +28,19 @@ type Meta = Record<string, unknown>;
 const TRASH = '.trash';
 const ID_RE = /^[a-zA-Z0-9][\w-]{0,255}$/;
 
+/** A run found in a store by FileStore.listRuns. */
+export interface StoredRun {
+  experimentId: string;
+  experimentName: string;
+  experimentTags: Record<string, string>;
+  runId: string;
+  /** Local folder of the run's artifacts (absent when its artifact_uri is not a file: URI). */
+  artifactDir?: string;
+}
+
 /** MLflow's integer codes for run statuses, as stored in a run's meta.yaml. */
 export const RUN_STATUS_CODES: Readonly<Record<RunStatus, number>> = { RUNNING: 1, SCHEDULED: 2, FINISHED: 3, FAILED: 4, KILLED: 5 };
-const STATUS_BY_CODE = new Map(Object.entries(RUN_STATUS_CODES).map(([k, v]) => [v, k as RunStatus]));
+export const STATUS_BY_CODE: ReadonlyMap<number, RunStatus> = new Map(Object.entries(RUN_STATUS_CODES).map(([k, v]) => [v, k as RunStatus]));
 
 /** What `pipe runs` shows of an MLflow run (see FileStore.readRunHeader). */
 export interface RunHeader {
@@ -347,6 +357,36 @@ export class FileStore {
       };
     }
     return undefined;
+  }
+
+  /**
+   * Every active run of every active experiment (for copying a store elsewhere): the experiment's
+   * name and tags, the run id, and the folder of its artifacts when they are on this file system.
+   */
+  async listRuns(): Promise<StoredRun[]> {
+    const out: StoredRun[] = [];
+    for (const expDir of await this.experimentDirs(false)) {
+      const exp = await readMeta(expDir).catch(() => undefined);
+      if (exp?.lifecycle_stage !== 'active') continue;
+      const expTags: Record<string, string> = {};
+      for (const k of await walk(path.join(expDir, 'tags'))) expTags[k] = await readFile(path.join(expDir, 'tags', k), 'utf8');
+      for (const e of await readdir(expDir, { withFileTypes: true }).catch(() => [])) {
+        if (!e.isDirectory() || !ID_RE.test(e.name)) continue;
+        const meta = await readMeta(path.join(expDir, e.name)).catch(() => undefined);
+        if (meta?.lifecycle_stage !== 'active' || meta['run_id'] !== e.name) continue;
+        const uri = String(meta['artifact_uri'] ?? '');
+        out.push({
+          experimentId: String(exp.experiment_id), experimentName: String(exp.name), experimentTags: expTags, runId: e.name,
+          ...(uri.startsWith('file:') ? { artifactDir: fileURLToPath(uri) } : {}),
+        });
+      }
+    }
+    return out;
+  }
+
+  /** The files under a run's artifact folder, as `/`-joined paths relative to it. */
+  static artifactFiles(artifactDir: string): Promise<string[]> {
+    return walk(artifactDir);
   }
 
   /** Creates the root, `.trash` and the Default experiment "0" once (as MLflow's FileStore does). */

@@ -110,6 +110,16 @@ export class MlflowClient {
     return (await this.api<{ run_info: RunInfo }>('POST', 'runs/update', undefined, body)).run_info;
   }
 
+  /** runs/delete-tag. */
+  async deleteTag(runId: string, key: string): Promise<void> {
+    await this.api('POST', 'runs/delete-tag', undefined, { run_id: runId, key });
+  }
+
+  /** runs/delete (a soft delete: the run moves to the deleted lifecycle stage). */
+  async deleteRun(runId: string): Promise<void> {
+    await this.api('POST', 'runs/delete', undefined, { run_id: runId });
+  }
+
   /** runs/get. @throws MlflowError RESOURCE_DOES_NOT_EXIST (404). */
   async getRun(runId: string): Promise<Run> {
     return (await this.api<{ run: Run }>('GET', 'runs/get', { run_id: runId })).run;
