@@ -11,6 +11,7 @@ import { onInterrupt } from './interrupts.js';
 import type { EvalReport } from '../eval/report.js';
 import type { TrialCliOpts } from './sweep.js';
 import { TOOL_VERSION } from '../version.js';
+import { browseCommand } from '../tracking/layout.js';
 
 // NOTE: command modules are imported when their command runs: the runner pulls in TensorFlow.js
 // and the whole model zoo (~1 s), which `pipe --help` or `pipe runs` should not pay for.
@@ -84,7 +85,7 @@ async function cmdRun(file: string, opts: RunCliOpts): Promise<number> {
       `run: ${r.runId}  outputs: ${r.runDir}`,
       r.reportHtml !== undefined ? `report: ${r.reportHtml}` : undefined,
       r.bestModel !== undefined ? `best model: ${r.bestModel}` : undefined,
-      isServerUri(r.store) ? `MLflow server: ${r.store}` : `MLflow store: ${r.store}  (browse: mlflow server --backend-store-uri ${r.store})`,
+      isServerUri(r.store) ? `MLflow server: ${r.store}` : `MLflow store: ${r.store}  (browse: ${browseCommand(r.store)})`,
     ];
     if (logFormat !== 'json') process.stdout.write(`${lines.filter((l) => l !== undefined).join('\n')}\n`);
     return 0;

@@ -17,6 +17,7 @@ import { classifyFailure, type FailureKind } from '../sweep/trial-failure.js';
 import { formatTable } from '../sweep/table.js';
 import { onInterrupt } from './interrupts.js';
 import { stageKinds } from '../../stages/index.js';
+import { browseCommand } from '../tracking/layout.js';
 
 /** The `pipe run` options a sweep uses. */
 export interface SweepCliOpts {
@@ -72,7 +73,7 @@ export async function runSweepCli(file: string, opts: SweepCliOpts, signal: Abor
     failed.length ? `${failed.length} of ${r.state.trials.length} trials did not finish: ${failed.map((t) => `${t.name} (${t.status}${t.error ? `: ${t.error}` : ''})`).join('; ')}` : undefined,
     r.skipped ? `${r.skipped} trial${r.skipped === 1 ? '' : 's'} finished earlier and skipped` : undefined,
     `sweep: ${r.sweepId}  comparison: ${join(r.sweepDir, 'comparison')}`,
-    isServerUri(r.store) ? `MLflow server: ${r.store} (parent run ${r.mlflowRunId})` : `MLflow store: ${r.store} (parent run ${r.mlflowRunId}; browse: mlflow server --backend-store-uri ${r.store})`,
+    isServerUri(r.store) ? `MLflow server: ${r.store} (parent run ${r.mlflowRunId})` : `MLflow store: ${r.store} (parent run ${r.mlflowRunId}; browse: ${browseCommand(r.store)})`,
   ];
   process.stdout.write(`${lines.filter((l) => l !== undefined).join('\n')}\n`);
   return failed.length ? 1 : 0;

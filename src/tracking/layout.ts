@@ -1,3 +1,5 @@
+import { pathToFileURL } from 'node:url';
+
 /**
  * How a pipe run is laid out in MLflow's web UI. The UI (MLflow 3.x run page, "Model metrics"
  * tab) groups metric charts into sections named by the part of the key before its last `/`, and
@@ -62,4 +64,14 @@ export function failureTags(status: 'FAILED' | 'KILLED', reason: string, descrip
   const short = reason.length > ERROR_TAG_LENGTH ? `${reason.slice(0, ERROR_TAG_LENGTH - 3)}...` : reason;
   const note = `**${status}**: ${reason}`;
   return { 'pipe.error': short, 'mlflow.note.content': description ? `${description}\n\n${note}` : note };
+}
+
+/**
+ * The one command that opens the local file store `store` (absolute path) in the MLflow a user
+ * installs today: MLflow 3.x serves a file store with a deprecation warning, and from 3.13 only
+ * with MLFLOW_ALLOW_FILE_STORE=true (older versions ignore the variable). README "Tracking" says
+ * why the file store stays the local default and how to move to SQLite or a server.
+ */
+export function browseCommand(store: string): string {
+  return `MLFLOW_ALLOW_FILE_STORE=true mlflow server --backend-store-uri ${pathToFileURL(store).href}`;
 }

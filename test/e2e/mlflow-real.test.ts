@@ -241,8 +241,13 @@ function readStoreWithPython(store: string, experiment: string): { experiment_ta
 test('the local file store, written with no server, reads back with MlflowClient(file://...)', { skip }, async () => {
   const name = experimentName('file');
   const root = await project(name);
-  ok(await runCliIn(root, ['run', 'p.yaml', '--plain'], env(root, '')));
+  const r = await runCliIn(root, ['run', 'p.yaml', '--plain'], env(root, ''));
+  ok(r);
   const [runDir] = runDirs(root);
+  // The end-of-run line names the store URI MLflow opens; MLflow's own client reads it from there.
+  const hint = /^MLflow store: \S+ {2}\(browse: MLFLOW_ALLOW_FILE_STORE=true mlflow server --backend-store-uri (file:\S+)\)$/m.exec(r.stdout);
+  assert.ok(hint, r.stdout);
+  assert.equal(hint[1]!.replace('<root>', root), pathToFileURL(join(root, 'runs', 'mlruns')).href);
   const got = readStoreWithPython(join(root, 'runs', 'mlruns'), name);
   assert.equal(got.runs.length, 1);
   const run = got.runs[0]!;

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { splitDigest } from '../../stages/download.js';
-import { EXPERIMENT_TAGS, mlflowMetricKey } from '../../src/tracking/layout.js';
+import { browseCommand, EXPERIMENT_TAGS, failureTags, mlflowMetricKey } from '../../src/tracking/layout.js';
 
 test('metric keys: learning curves first (section curves), evaluation and per-class in sections, resources under system/', () => {
   const table: Record<string, string> = {
@@ -38,4 +38,16 @@ test('split digest: sha256 of the documented byte layout, different for train an
   assert.notEqual(splitDigest(test2, ['a', 'b']), byHand);
   const wide = { ...split, labels: Uint16Array.from([0, 1]) };
   assert.notEqual(splitDigest(wide, ['a', 'b']), byHand, 'uint16 labels hash differently');
+});
+
+test('the browse command opens the store by file URI, allowed on MLflow >= 3.13', () => {
+  assert.equal(browseCommand('/home/me/a b/runs/mlruns'), 'MLFLOW_ALLOW_FILE_STORE=true mlflow server --backend-store-uri file:///home/me/a%20b/runs/mlruns');
+});
+
+test('failure tags: pipe.error cut to 500 characters, the full reason in the note after the description', () => {
+  assert.deepEqual(failureTags('FAILED', 'eval: no val split'), { 'pipe.error': 'eval: no val split', 'mlflow.note.content': '**FAILED**: eval: no val split' });
+  const long = `head: ${'x'.repeat(600)}`;
+  const t = failureTags('KILLED', long, 'my run');
+  assert.equal(t['pipe.error'], `${long.slice(0, 497)}...`);
+  assert.equal(t['mlflow.note.content'], `my run\n\n**KILLED**: ${long}`);
 });
