@@ -272,10 +272,11 @@ test('the local file store, written with no server, reads back with MlflowClient
 test('a FAILED run says why: pipe.error and the note on the server, and `pipe runs`', { skip }, async () => {
   const name = experimentName('failed');
   const root = await project(name);
-  // evaluate asks for a val split the download stage never made: the last-but-one stage fails.
-  const r = await runCliIn(root, ['run', 'p.yaml', '--plain', '--set', 'stages.eval.with.splits=[val]'], env(root));
+  // A file that is no image: the download stage fails while decoding (no check can see it earlier).
+  writeFileSync(join(root, 'images', 'train', 'class0', 'bad.png'), 'not a png');
+  const r = await runCliIn(root, ['run', 'p.yaml', '--plain'], env(root));
   assert.equal(r.exitCode, 1, r.stderr + r.stdout);
-  const reason = 'eval: stages.eval.with.splits: the data has no val split; set val_fraction in the download stage or drop val';
+  const reason = 'data: imagefolder: cannot decode images/train/class0/bad.png: Input buffer contains unsupported image format; fix or remove the file';
   const c = new MlflowClient(URI);
   try {
     const [run] = await serverRuns(c, name);
@@ -289,7 +290,9 @@ test('a FAILED run says why: pipe.error and the note on the server, and `pipe ru
   assert.equal(listed.exitCode, 0, listed.stderr);
   const lines = listed.stdout.trimEnd().split('\n');
   assert.match(lines[1]!, /^\d{8}T\d{6}-[0-9a-f]+\s+realtiny-\S+\s+FAILED\s/);
-  assert.equal(lines[2], `  -> ${reason}`);
+  assert.equal(lines[2], `  -> ${reason.slice(0, 117)}...`, 'the reason, cut to 120 characters');
+  const listedJson = await runCliIn(root, ['runs', '--json'], env(root));
+  assert.equal((JSON.parse(listedJson.stdout) as { run: { failure: string } }[])[0]!.run.failure, reason);
 });
 
 test('a cached rerun is a complete run: the reused stages\' metrics, tags, inputs and artifacts, and a model to predict with', { skip }, async () => {
