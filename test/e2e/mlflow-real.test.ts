@@ -146,6 +146,8 @@ test('a seven-stage run on a real MLflow server reads back complete over REST', 
     inputs.sort((a, b) => String(a.context).localeCompare(String(b.context)));
     assert.deepEqual(inputs.map(({ context, name: n, rows }) => [context, n, rows]), [['test', 'imagefolder', 12], ['train', 'imagefolder', 24]]);
     assert.notEqual(inputs[0]!.digest, inputs[1]!.digest);
+    assert.equal(tags['pipe.data.train'], `imagefolder, 24 images, ${inputs[1]!.digest}`);
+    assert.equal(tags['pipe.data.test'], `imagefolder, 12 images, ${inputs[0]!.digest}`);
 
     // Artifacts through the proxy: the same bytes as the files on disk.
     const got = await artifacts(c, run);
