@@ -46,9 +46,26 @@ function tiles(s: TrainState, ev: EvalReport, n: number): MisclassifiedTile[] {
   }));
 }
 
+/** An accuracy as a percentage, anything else (a loss) with 4 decimals. */
+function formatMonitor(monitor: string, v: number): string {
+  return /accuracy/.test(monitor) ? `${(100 * v).toFixed(2)}%` : v.toFixed(4);
+}
+
+/** `freeze: 1.0e-3; unfreeze: 1.0e-4 to 5.0e-5` (each phase's first and last rate), or none for one phase with one rate. */
+export function lrCaption(epochs: readonly { phase: string; lr: number }[]): string | undefined {
+  const phases = [...new Set(epochs.map((e) => e.phase))];
+  const parts = phases.map((ph) => {
+    const lrs = epochs.filter((e) => e.phase === ph).map((e) => e.lr);
+    const [first, last] = [lrs[0]!, lrs[lrs.length - 1]!];
+    return `${ph}: ${first.toExponential(1)}${last !== first ? ` to ${last.toExponential(1)}` : ''}`;
+  });
+  if (phases.length < 2 && !parts[0]?.includes(' to ')) return undefined;
+  return `Learning rate by phase (each phase has its own optimizer; the segments are not joined): ${parts.join('; ')}.`;
+}
+
 export default defineStage<PlotParams, PlotOutput>({
   kind: 'plot',
-  version: 2,
+  version: 3,
   summary: 'charts of the training history and the evaluation, and report.html',
   /** Reuse: log the finished folder's charts and report.html again, so this run has them too. */
   async load(ctx, dir) {
@@ -63,17 +80,25 @@ export default defineStage<PlotParams, PlotOutput>({
     const ev = ctx.maybeUpstream<EvalReport>('evaluate');
     const p = ctx.params;
     const { width, height } = p;
-    const charts: Array<[string, ChartFiles]> = [];
-    charts.push(['Training loss per iteration', await plotIterationLoss(s.iterationLosses.map((loss, step) => ({ step, loss })), ctx.outDir, { width, height })]);
+    const charts: Array<[string, ChartFiles, string?]> = [];
+    // The first fine-tuning iteration: the frozen phase's iteration count (its stage's lastStep).
+    const unfreezeStep = s.unfreezeEpoch !== undefined ? ctx.maybeUpstream<TrainState>('freeze-train')?.lastStep : undefined;
+    const n = s.iterationLosses.length;
+    charts.push(['Training loss per iteration', await plotIterationLoss(s.iterationLosses.map((loss, step) => ({ step, loss })), ctx.outDir, { width, height, ...(unfreezeStep !== undefined ? { unfreezeStep } : {}) }),
+      unfreezeStep !== undefined ? `${n} iterations: ${unfreezeStep} with the backbone frozen, then ${n - unfreezeStep} fine-tuning it (dashed line)` : undefined]);
+    const b = s.best;
     charts.push(['Metrics per epoch', await plotEpochMetrics(
       s.epochs.map((e) => ({ epoch: e.epoch, phase: e.phase, trainLoss: e.train_loss, testLoss: e.test_loss, trainAccuracy: e.train_accuracy, testAccuracy: e.test_accuracy })),
       ctx.outDir,
       { width: Math.round(width * 0.66), height },
-    )]);
-    charts.push(['Learning rate per epoch', await plotLearningRate(s.epochs.map((e) => ({ epoch: e.epoch, phase: e.phase, lr: e.lr })), ctx.outDir, { width: Math.round(width * 0.66), height: Math.round(height * 0.7) })]);
+    ), b.epoch !== undefined && b.value !== undefined ? `The saved model is epoch ${b.epoch} (${b.phase} phase), the best ${b.monitor.replace(/_/g, ' ')}: ${formatMonitor(b.monitor, b.value)}.` : undefined]);
+    charts.push(['Learning rate per epoch', await plotLearningRate(s.epochs.map((e) => ({ epoch: e.epoch, phase: e.phase, lr: e.lr })), ctx.outDir, { width: Math.round(width * 0.66), height: Math.round(height * 0.7) }),
+      lrCaption(s.epochs)]);
     if (ev) {
       const test = ev.splits.test;
-      charts.push(['Confusion matrix (test)', await plotConfusionMatrix(test.confusion_matrix, ev.classes, ctx.outDir, { title: `Confusion matrix (test split, ${test.images} images)` })]);
+      const right = test.confusion_matrix.reduce((sum, row, i) => sum + (row[i] ?? 0), 0);
+      charts.push(['Confusion matrix (test)', await plotConfusionMatrix(test.confusion_matrix, ev.classes, ctx.outDir, { title: `Confusion matrix (test split, ${test.images} images)` }),
+        `${right} of ${test.images} test images on the diagonal (right); rows are the true classes, columns the predicted ones.`]);
       const shown = tiles(s, ev, p.misclassified);
       const channels = s.data.test.split.channels;
       if (shown.length > 0 && (channels === 1 || channels === 3)) {
@@ -88,7 +113,7 @@ export default defineStage<PlotParams, PlotOutput>({
     const files = charts.flatMap(([, f]) => [f.png, f.svg]);
     for (const f of files) ctx.report.artifact(f, 'plots');
 
-    const figures: ReportFigure[] = await Promise.all(charts.map(async ([title, f]) => ({ title, svg: await readFile(f.svg, 'utf8') })));
+    const figures: ReportFigure[] = await Promise.all(charts.map(async ([title, f, caption]) => ({ title, svg: await readFile(f.svg, 'utf8'), ...(caption ? { caption } : {}) })));
     const html = renderReportHtml({
       title: ctx.pipeline.name, description: ctx.pipeline.description, generated: new Date(),
       facts: [['run folder', dirname(ctx.outDir)], ['backend', ctx.engine.backend], ['model', s.classifier.arch]],

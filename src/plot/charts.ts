@@ -9,7 +9,7 @@
 import type { TopLevelSpec } from 'vega-lite';
 
 import { renderChartFiles, type ChartFiles } from './render.js';
-import { CONFIG, checkSize, epochX, extent, finiteOrNull, unfreezeRuleLayers, validExpr } from './style.js';
+import { CONFIG, checkSize, epochX, extent, finiteOrNull, RULE_COLOR, unfreezeRuleLayers, validExpr } from './style.js';
 
 export type { ChartFiles } from './render.js';
 
@@ -55,6 +55,11 @@ export interface IterationLossOptions extends ChartOptions {
    * Default {@link DEFAULT_SMOOTHING} (0.9).
    */
   smoothing?: number;
+  /**
+   * Global iteration (0-based) at which the backbone was unfrozen: a dashed rule labelled
+   * `unfreeze (iteration N)` marks it (the loss often jumps there). None when undefined.
+   */
+  unfreezeStep?: number;
 }
 
 /** Default EMA weight of the smoothed loss line (TensorBoard's default). */
@@ -91,6 +96,8 @@ export const MARK_NAMES = {
   lrLine: 'lr_line',
   /** Learning-rate points (one symbol per epoch). */
   lrPoint: 'lr_point',
+  /** Vertical rule at the unfreeze iteration in the per-iteration loss chart. */
+  iterationUnfreezeRule: 'iteration_unfreeze_rule',
   /** Vertical rule at the unfreeze epoch in the learning-rate chart. */
   lrUnfreezeRule: 'lr_unfreeze_rule',
   /** Confusion-matrix cells (one rect per true x predicted pair), `./confusion.ts`. */
@@ -191,6 +198,13 @@ export function iterationLossSpec(
           color: color(seriesDomain[1]!),
         },
       },
+      ...(opts.unfreezeStep === undefined ? [] : [{
+        data: { values: [{ step: opts.unfreezeStep, label: `unfreeze (iteration ${opts.unfreezeStep})` }] },
+        layer: [
+          { name: MARK_NAMES.iterationUnfreezeRule, mark: { type: 'rule', color: RULE_COLOR, strokeDash: [6, 4], strokeWidth: 1.5 } },
+          { name: `${MARK_NAMES.iterationUnfreezeRule}_label`, mark: { type: 'text', align: 'left', baseline: 'top', dx: 4, dy: 4, y: 0, color: RULE_COLOR, fontSize: 11 }, encoding: { text: { field: 'label' } } },
+        ],
+      }]),
     ],
   } as TopLevelSpec;
 }
@@ -286,7 +300,7 @@ export function epochMetricsSpec(points: readonly EpochPoint[], opts: Omit<Chart
 export async function plotIterationLoss(
   points: IterationPoint[],
   outDir: string,
-  opts: { basename?: string; width?: number; height?: number; smoothing?: number } = {},
+  opts: IterationLossOptions = {},
 ): Promise<ChartFiles> {
   const spec = iterationLossSpec(points, opts);
   return renderChartFiles(spec, outDir, opts.basename ?? DEFAULT_ITERATION_BASENAME);

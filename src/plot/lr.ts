@@ -33,8 +33,9 @@ export function useLogScale(lrs: readonly number[]): boolean {
 }
 
 /**
- * Vega-Lite spec of the learning-rate chart: a line and one point per epoch (x "epoch",
- * y "learning rate"), and the dashed unfreeze rule at the first `'unfreeze'` epoch.
+ * Vega-Lite spec of the learning-rate chart: one line segment per phase (freeze, unfreeze: not
+ * joined across the boundary) and one point per epoch (x "epoch", y "learning rate"), and the
+ * dashed unfreeze rule at the first `'unfreeze'` epoch.
  */
 export function lrSpec(points: readonly LrPoint[], opts: Omit<ChartOptions, 'basename'> = {}): TopLevelSpec {
   const width = checkSize('width', opts.width ?? DEFAULT_LR_SIZE.width);
@@ -62,7 +63,8 @@ export function lrSpec(points: readonly LrPoint[], opts: Omit<ChartOptions, 'bas
         transform: [{ filter: validExpr('lr') }],
         encoding: { x, y },
         layer: [
-          { name: MARK_NAMES.lrLine, mark: { type: 'line', strokeWidth: 2, color: LR_COLOR } },
+          // One segment per phase: the two phases use two optimizers, so their rates are not joined.
+          { name: MARK_NAMES.lrLine, mark: { type: 'line', strokeWidth: 2, color: LR_COLOR }, encoding: { detail: { field: 'phase', type: 'nominal' } } },
           { name: MARK_NAMES.lrPoint, mark: { type: 'point', filled: true, size: 30, color: LR_COLOR } },
         ],
       },

@@ -8,9 +8,12 @@ import { stringify } from 'yaml';
 import type { SplitReport } from '../eval/split-report.js';
 import type { EpochRecord } from '../train/loop.js';
 
-/** A chart to show: its title and its SVG document. */
+/** A chart to show: its title, its SVG document, and a caption when it has something to add. */
 export interface ReportFigure {
+  /** The chart's title (the image's alt text; the SVG draws it). */
   title: string;
+  /** What the chart does not say itself (e.g. where the best epoch is); no caption when absent. */
+  caption?: string;
   /** A standalone SVG document (what the chart functions write). */
   svg: string;
 }
@@ -106,7 +109,7 @@ export function renderReportHtml(r: ReportInput): string {
   const facts: Array<[string, string]> = [['generated', r.generated.toISOString()], ...(r.facts ?? [])];
   if (r.evaluation?.best_epoch != null) facts.push(['best epoch', `${r.evaluation.best_epoch} (${r.evaluation.best_phase ?? '?'})`]);
   if (r.evaluation?.unfreeze_epoch != null) facts.push(['unfrozen at epoch', String(r.evaluation.unfreeze_epoch)]);
-  const figures = r.figures.map((f) => `<figure><img alt="${escapeHtml(f.title)}" src="${svgDataUri(f.svg)}"><figcaption>${escapeHtml(f.title)}</figcaption></figure>`);
+  const figures = r.figures.map((f) => `<figure><img alt="${escapeHtml(f.title)}" src="${svgDataUri(f.svg)}">${f.caption ? `<figcaption>${escapeHtml(f.caption)}</figcaption>` : ''}</figure>`);
   const splits = Object.values(r.evaluation?.splits ?? {}).filter((s): s is SplitReport => s !== undefined);
   return [
     '<!doctype html>',

@@ -12,6 +12,7 @@ import sharp from 'sharp';
 import { MARK_NAMES, markClass } from '../../src/plot/charts.js';
 import { plotConfusionMatrix } from '../../src/plot/confusion.js';
 import { plotLearningRate, type LrPoint } from '../../src/plot/lr.js';
+import { lrCaption } from '../../stages/plot.js';
 import { plotMisclassified, type MisclassifiedTile } from '../../src/plot/misclassified.js';
 import { CHART_FONT, svgToPng } from '../../src/plot/render.js';
 import { darkPixels, groupContent, noTempLeft, pngSize, svgSize, translate, vertices } from './svg-helpers.js';
@@ -31,7 +32,7 @@ function cjkFont(): string | undefined {
   return walk('/usr/share/fonts').find((f) => /cjk|wqy|droidsansfallback|ipag|takao|nanum|arphic|uming|ukai/i.test(path.basename(f)));
 }
 
-test('learning rate: one point per epoch, log scale, unfreeze rule at epoch 3', async () => {
+test('learning rate: one point per epoch, one segment per phase, log scale, unfreeze rule at epoch 3', async () => {
   const lrs = [1e-3, 1e-3, 1e-4, 1e-4, 5e-5];
   const points: LrPoint[] = lrs.map((lr, i) => ({ epoch: i + 1, phase: i + 1 >= 3 ? 'unfreeze' : 'freeze', lr }));
   const dir = path.join(tmpRoot, 'lr');
@@ -42,8 +43,9 @@ test('learning rate: one point per epoch, log scale, unfreeze rule at epoch 3', 
 
   const symbols = [...groupContent(svg, markClass(MARK_NAMES.lrPoint))!.matchAll(/<path [^>]*>/g)].map((m) => translate(m[0]));
   assert.equal(symbols.length, 5, 'one point per epoch');
-  const line = vertices(/\sd="([^"]*)"/.exec(groupContent(svg, markClass(MARK_NAMES.lrLine))!)![1]!);
-  assert.equal(line.length, 5);
+  // Two segments, one per phase, not joined across the unfreeze: epochs 1-2 and 3-5.
+  const segments = [...svg.matchAll(new RegExp(`class="mark-line role-mark ${MARK_NAMES.lrLine}_marks"[^>]*><path [^>]*\\sd="([^"]*)"`, 'g'))].map((m) => vertices(m[1]!));
+  assert.deepEqual(segments.map((v) => v.map(([x]) => Math.round(x))).sort((a, b) => a[0]! - b[0]!), [[0, 100], [200, 300, 400]]);
   // x: epochs 1..5 over 400 px; y: log scale from 1e-3 (top) to 5e-5 (bottom)
   symbols.forEach(([x, y], i) => {
     assert.ok(Math.abs(x - (400 * i) / 4) < 0.01, `epoch ${i + 1} at x ${x}`);
@@ -135,4 +137,12 @@ test('non-Latin class names render where a CJK font is installed', { skip: cjkFo
   // and the heatmap carries them as text, which the same renderer draws
   const files = await plotConfusionMatrix([[1, 0], [0, 1]], ['猫', '犬'], path.join(tmpRoot, 'cjk'));
   assert.equal(fs.readFileSync(files.svg, 'utf8').split('>猫</text>').length - 1, 2);
+});
+
+test('learning-rate caption: each phase\'s first and last rate, none for one constant rate', () => {
+  const e = (phase: string, lr: number): { phase: string; lr: number } => ({ phase, lr });
+  assert.equal(lrCaption([e('freeze', 1e-3), e('freeze', 1e-3), e('unfreeze', 1e-4), e('unfreeze', 5e-5)]),
+    'Learning rate by phase (each phase has its own optimizer; the segments are not joined): freeze: 1.0e-3; unfreeze: 1.0e-4 to 5.0e-5.');
+  assert.equal(lrCaption([e('freeze', 1e-3), e('freeze', 1e-3)]), undefined);
+  assert.match(lrCaption([e('freeze', 1e-3), e('freeze', 1e-4)])!, /freeze: 1\.0e-3 to 1\.0e-4\.$/);
 });

@@ -198,3 +198,20 @@ test('degenerate inputs render without throwing', async () => {
   await assert.rejects(plotIterationLoss([], dir, { width: 0 }), RangeError);
   noTempLeft(dir);
 });
+
+test('iteration chart: the unfreeze iteration is marked by a dashed rule at its x, labelled', async () => {
+  const points: IterationPoint[] = Array.from({ length: 10 }, (_, step) => ({ step, loss: 1 / (step + 1) }));
+  const dir = freshDir('iter-unfreeze');
+  const svg = fs.readFileSync((await plotIterationLoss(points, dir, { width: 300, height: 150, unfreezeStep: 6 })).svg, 'utf8');
+  const rule = groupContent(svg, markClass(MARK_NAMES.iterationUnfreezeRule));
+  assert.ok(rule, 'rule present');
+  const lines = [...rule.matchAll(/<line [^>]*>/g)];
+  assert.equal(lines.length, 1);
+  // steps 0..9 over 300 px: step 6 at 200 px, where the raw line's 7th vertex is
+  assert.equal(translate(lines[0]![0])[0], 200);
+  const raw = vertices(/\sd="([^"]*)"/.exec(groupContent(svg, markClass(MARK_NAMES.rawLoss))!)![1]!);
+  assert.ok(Math.abs(raw[6]![0] - 200) < 0.01);
+  assert.match(svg, />unfreeze \(iteration 6\)<\/text>/);
+  const plain = fs.readFileSync((await plotIterationLoss(points, freshDir('iter-no-unfreeze'), { width: 300, height: 150 })).svg, 'utf8');
+  assert.doesNotMatch(plain, /unfreeze/);
+});

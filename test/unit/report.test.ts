@@ -85,3 +85,12 @@ test('without an evaluation: charts, history and config only', () => {
   assert.doesNotMatch(html, /Evaluation:|Training history|<img|class="headline"/);
   assert.match(html, /<pre>a: 1\n<\/pre>/);
 });
+
+test('captions only where given: a figure without one has no figcaption (the title is in the chart)', () => {
+  const html = renderReportHtml({
+    title: 't', generated: new Date(0), config: {},
+    figures: [{ title: 'A', svg: '<svg xmlns="http://www.w3.org/2000/svg"/>' }, { title: 'B', svg: '<svg xmlns="http://www.w3.org/2000/svg"/>', caption: 'best at epoch 2 & more' }],
+  });
+  assert.deepEqual([...html.matchAll(/<figcaption>([^<]*)<\/figcaption>/g)].map((m) => m[1]), ['best at epoch 2 &amp; more']);
+  assert.equal([...html.matchAll(/<figure>/g)].length, 2);
+});
