@@ -70,7 +70,10 @@ export async function download(
     }
   }
   if (lastError !== undefined) {
-    throw new DownloadError(`download of ${url} failed: ${(lastError as Error).message ?? String(lastError)} (partial data kept in ${part}; the next run resumes it)`);
+    // Claim a partial file only when there is one (a refused connection leaves none).
+    const kept = await sizeOf(part);
+    const note = kept > 0 ? ` (partial data kept in ${part}, ${kept} bytes; the next run resumes it)` : '';
+    throw new DownloadError(`download of ${url} failed: ${(lastError as Error).message ?? String(lastError)}${note}`);
   }
   if (checksum) {
     const got = await fileDigest(part, checksum.algorithm);

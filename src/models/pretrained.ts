@@ -8,7 +8,7 @@
 import { stat } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { download, fileDigest, type DownloadProgress } from '../data/download.js';
+import { download, DownloadError, fileDigest, type DownloadProgress } from '../data/download.js';
 import { cacheDir } from '../paths.js';
 
 /** How the weights expect their input images (NHWC floats after `ToTensor` scaling to [0,1]). */
@@ -104,6 +104,12 @@ export function weightsUrl(cfg: PretrainedConfig): string {
   return mirror ? cfg.url.replace(/^https:\/\/huggingface\.co/, mirror.replace(/\/+$/, '')) : cfg.url;
 }
 
+/** What to do without a network that reaches the Hub: the exact file (URL, sha256, size), where it goes, or a mirror. */
+export function offlineRemedy(cfg: PretrainedConfig, path: string): string {
+  const facts = [cfg.sha256 ? `sha256 ${cfg.sha256}` : 'no published sha256', cfg.sizeBytes !== null ? `${cfg.sizeBytes} bytes` : 'size not published'].join(', ');
+  return `offline: download ${cfg.url} (${facts}) where the network reaches it and put it at ${path}; or set HF_ENDPOINT to a Hugging Face Hub mirror`;
+}
+
 /** A fetched weights file. */
 export interface FetchedWeights {
   path: string;
@@ -127,11 +133,16 @@ export async function fetchPretrained(
 ): Promise<FetchedWeights> {
   const path = cachedWeightsPath(cfg, opts.root);
   const had = existsSync(path);
-  await download(weightsUrl(cfg), path, {
-    checksum: cfg.sha256 ? { algorithm: 'sha256', hex: cfg.sha256 } : undefined,
-    signal: opts.signal,
-    onProgress: opts.onProgress,
-  });
+  try {
+    await download(weightsUrl(cfg), path, {
+      checksum: cfg.sha256 ? { algorithm: 'sha256', hex: cfg.sha256 } : undefined,
+      signal: opts.signal,
+      onProgress: opts.onProgress,
+    });
+  } catch (e) {
+    if (!(e instanceof DownloadError) || opts.signal?.aborted) throw e;
+    throw new DownloadError(`${e.message}\n${offlineRemedy(cfg, path)}`);
+  }
   const bytes = (await stat(path)).size;
   if (cfg.sizeBytes !== null && bytes !== cfg.sizeBytes) throw new Error(`${path}: ${bytes} bytes, but ${cfg.hubId} publishes ${cfg.sizeBytes}; delete the file and run again`);
   const sha256 = cfg.sha256 ?? (await fileDigest(path, 'sha256'));

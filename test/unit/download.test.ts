@@ -188,6 +188,30 @@ describe('download', () => {
     assert.equal(progress.at(-1)?.total, BODY.length);
   });
 
+  it('a failure claims a kept .part only when there is one, with its size', async () => {
+    const dest = destPath();
+    watchPart = `${dest}.part`;
+    await assert.rejects(download(`${base}/drop-once.bin`, dest, { maxAttempts: 1 }), (e: unknown) => {
+      assert.ok(e instanceof DownloadError, String(e));
+      const kept = statSync(`${dest}.part`).size;
+      assert.ok(kept > 0 && kept <= CUT);
+      assert.ok(e.message.endsWith(`(partial data kept in ${dest}.part, ${kept} bytes; the next run resumes it)`), e.message);
+      return true;
+    });
+    // Nothing listening: no byte arrives, so no .part is claimed (or left).
+    const closed = createServer();
+    await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise<void>((r) => closed.close(() => r()));
+    const dest2 = destPath();
+    await assert.rejects(download(`http://127.0.0.1:${port}/x.bin`, dest2, { maxAttempts: 1 }), (e: unknown) => {
+      assert.ok(e instanceof DownloadError, String(e));
+      assert.doesNotMatch(e.message, /partial|\.part/);
+      return true;
+    });
+    assert.equal(existsSync(`${dest2}.part`), false);
+  });
+
   it('follows a redirect', async () => {
     const dest = destPath();
     await download(`${base}/moved.bin`, dest, { checksum: { algorithm: 'sha256', hex: SHA256 } });

@@ -108,6 +108,21 @@ describe('fetchPretrained (127.0.0.1)', () => {
     assert.equal(existsSync(cachedWeightsPath(cfg({ sha256: wrong }), root)), false);
   });
 
+  it('an unreachable Hub: the error names the exact file (URL, sha256, size), where to put it, and HF_ENDPOINT', async () => {
+    const closed = createServer();
+    await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise<void>((r) => closed.close(() => r()));
+    const c = cfg({ url: `http://127.0.0.1:${port}/test/tiny.local/resolve/main/model.safetensors` });
+    const root = join(tmp, 'cache-offline');
+    await assert.rejects(fetchPretrained(c, { root }), (e: unknown) => {
+      assert.ok(e instanceof DownloadError, String(e));
+      assert.ok(e.message.endsWith(`\noffline: download ${c.url} (sha256 ${sha}, ${body.length} bytes) where the network reaches it and put it at ${cachedWeightsPath(c, root)}; or set HF_ENDPOINT to a Hugging Face Hub mirror`), e.message);
+      assert.doesNotMatch(e.message, /partial data/);
+      return true;
+    });
+  });
+
   it('resumes with a Range request after a dropped connection', async () => {
     const root = join(tmp, 'cache3');
     seen.length = 0;
