@@ -7,8 +7,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, lstatSync, readFileSync, readdirSync, realpathSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FileStore, type MetricPoint } from '../../src/tracking/file/store.js';
 import type { Lock } from '../../src/runner/cache.js';
@@ -72,7 +72,12 @@ test('a 3-trial sweep, 3 at once: child runs under a parent, shared stages once,
   for (const s of ['data', 'aug', 'model']) {
     assert.equal(locks[0]!.stages[s]!.reusedFrom, undefined, `${s} ran in trial 1`);
     for (const l of locks.slice(1)) assert.equal(l.stages[s]!.reusedFrom, locks[0]!.stages[s]!.outDir, `${s} reused`);
-    for (const t of state.trials.slice(1)) assert.ok(!existsSync(join(root, 'runs', t.runId!, s)), `no ${s} folder in ${t.name}`);
+    // A reused stage's folder in the new run is a link to the folder it reused (issue 20: a complete run).
+    for (const t of state.trials.slice(1)) {
+      const here = join(root, 'runs', t.runId!, s);
+      assert.ok(lstatSync(here).isSymbolicLink(), `${s} in ${t.name} is a link`);
+      assert.equal(realpathSync(here), realpathSync(resolve(root, locks[0]!.stages[s]!.outDir)), `${s} in ${t.name} links to trial 1's folder`);
+    }
   }
   for (const l of locks) assert.equal(l.stages['head']!.reusedFrom, undefined, 'head differs per trial');
   const logs = readdirSync(join(dir, 'logs')).map((f) => readFileSync(join(dir, 'logs', f), 'utf8'));
