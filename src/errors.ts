@@ -17,7 +17,8 @@ export type ErrorCode =
   | 'PIPE_DATA'
   | 'PIPE_MODEL'
   | 'STAGE_FAILED'
-  | 'PIPE_INTERRUPTED';
+  | 'PIPE_INTERRUPTED'
+  | 'PIPE_DISK';
 
 /** Base class; `exitCode` is 2 for bad input or usage, 1 for a failed stage, 130 for Ctrl-C. */
 export class PipelineError extends Error {

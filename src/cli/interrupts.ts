@@ -11,7 +11,8 @@
 export function onInterrupt(controller: AbortController, notice: (sig: NodeJS.Signals) => string | undefined = () => undefined): () => void {
   let interrupts = 0;
   const onSignal = (sig: NodeJS.Signals): void => {
-    if (++interrupts > 1) process.exit(130);
+    // The second one quits now, but first marks this process's runs KILLED with an end time (at most 3 s).
+    if (++interrupts > 1) return void import('../runner/failure.js').then((f) => f.closeActiveRuns()).finally(() => process.exit(130));
     const text = notice(sig);
     if (text !== undefined) process.stderr.write(text);
     controller.abort();

@@ -84,6 +84,8 @@ export function cmdRuns(opts: { json?: boolean } = {}): Promise<number> {
 }
 
 async function listRuns(opts: { json?: boolean }): Promise<number> {
+  // Runs whose process is gone without ending them are marked KILLED first, so the listing tells the truth.
+  for (const line of await (await import('../runner/liveness.js')).closeDeadRunsUnder(runsDir())) process.stderr.write(`pipe: ${line}\n`);
   const listing = await listLocal(runsDir());
   if (opts.json) process.stdout.write(`${JSON.stringify(listing.entries, null, 2)}\n`);
   else if (listing.entries.length === 0) process.stdout.write(`no runs under ${runsDir()}\n`);

@@ -29,12 +29,18 @@ export async function cmdSync(runDir: string, opts: SyncOptions = {}): Promise<n
     return 2;
   }
   const spool = new Spool(dir);
+  // After the spool (its records come first), a run whose process is gone without ending it is marked KILLED.
+  const closeIfDead = async (): Promise<void> => {
+    for (const line of await (await import('../runner/liveness.js')).closeDeadRuns([dir])) process.stderr.write(`pipe: sync: ${line}\n`);
+  };
   if (!(await spool.exists())) {
+    await closeIfDead();
     process.stdout.write(`pipe: sync: nothing to send: '${runDir}' has no MLflow tracking spool (${spool.paths.log})\n`);
     return 0;
   }
   try {
     const r = await syncSpool(dir, { onWarning: (m) => void process.stderr.write(`pipe: warning: ${m}\n`), ...opts });
+    if (r.remaining === 0) await closeIfDead();
     if (r.remaining === 0 && r.replayed === 0 && r.rejected === 0) {
       process.stdout.write(`pipe: sync: nothing to send: every record in ${spool.paths.log} is already on ${r.uri}\n`);
       return 0;

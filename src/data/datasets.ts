@@ -103,17 +103,20 @@ export async function pathFingerprint(path: string): Promise<string> {
 }
 
 /**
- * The compact cache key of a request: the published checksums when they pin the content,
- * otherwise a fingerprint of the local files.
+ * The compact cache key of a request: the published checksums when they pin the content, plus,
+ * for a local `source`, a fingerprint (names, sizes, modification times) of its files, so a
+ * source that changed (or was damaged) since the cache was written is read and verified again
+ * rather than served from the cache.
  */
 export async function compactKey(req: DatasetRequest): Promise<string> {
   const { dataset, source } = req;
   if (dataset === 'imagefolder') return imageFolderFingerprint({ source: source ?? '', imageSize: req.imageSize, channels: req.channels });
   const family = MNIST_FAMILY[dataset];
-  if (family) return sha(JSON.stringify(['mnist-family', family.name, family.files]));
+  const localSource = source !== undefined && !/^https?:\/\//.test(source) && existsSync(source);
+  if (family) return sha(JSON.stringify(['mnist-family', family.name, family.files, ...(localSource ? [await pathFingerprint(source)] : [])]));
   const spec = CIFARS[dataset]!;
   const local = source !== undefined && !/^https?:\/\//.test(source) && existsSync(source) && statSync(source).isDirectory() && !existsSync(join(source, spec.archive));
-  return local ? sha(JSON.stringify(['cifar-folder', spec.name, await pathFingerprint(source)])) : sha(JSON.stringify(['cifar-archive', spec.name, spec.md5]));
+  return local ? sha(JSON.stringify(['cifar-folder', spec.name, await pathFingerprint(source)])) : sha(JSON.stringify(['cifar-archive', spec.name, spec.md5, ...(localSource ? [await pathFingerprint(source)] : [])]));
 }
 
 /** Loads without the cache, from the dataset's own files. @throws DatasetError / DownloadError. */

@@ -82,7 +82,15 @@ async function readVerified(spec: MnistFamilySpec, dir: string, f: FileSpec, del
     const path = join(dir, name);
     if (!existsSync(path)) continue;
     const buf = await readFile(path);
-    const raw = maybeGunzip(buf);
+    const expected = f.rawSha256 ? `content sha256 ${f.rawSha256}` : `md5 ${f.gzMd5}`;
+    let raw: Uint8Array;
+    try {
+      raw = maybeGunzip(buf);
+    } catch (e) {
+      // zlib's own words ("incorrect data check", "unexpected end of file") name neither the file nor a way out.
+      if (deleteBad) await rm(path, { force: true });
+      throw new DatasetError(`${spec.name}: ${path} does not decompress (${(e as Error).message}): the file is damaged or cut short (expected ${expected}); ${deleteBad ? 'the file was deleted from the cache, run again to download it' : `replace it with a good copy (${spec.baseUrl}${f.name})`}`);
+    }
     let problem = '';
     if (f.rawSha256) {
       const got = createHash('sha256').update(raw).digest('hex');

@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { writeDurable } from '../fs-durable.js';
+import { writeDurable, type DurableOptions } from '../fs-durable.js';
 
 /** JSON with object keys sorted at every level. */
 export function canonicalJson(value: unknown): string {
@@ -73,9 +73,9 @@ export async function readLock(runDir: string): Promise<Lock | undefined> {
   }
 }
 
-/** Writes runs/<run>/lock.json atomically. */
-export function writeLock(runDir: string, lock: Lock): Promise<void> {
-  return writeJsonAtomic(join(runDir, 'lock.json'), lock);
+/** Writes runs/<run>/lock.json atomically and durably (see fs-durable.ts; `opts.inPlaceWhenFull` for the final write of a run that failed on a full disk). */
+export function writeLock(runDir: string, lock: Lock, opts: DurableOptions = {}): Promise<void> {
+  return writeDurable(join(runDir, 'lock.json'), JSON.stringify(lock, null, 2), opts);
 }
 
 /**

@@ -4,6 +4,8 @@
  * run the stages under listr2 (independent branches concurrently up to `jobs`), and end the
  * run FINISHED, FAILED or KILLED (end time always set). What happens is emitted as typed events
  * (events.ts) that the reporters (reporters.ts: tracker, terminal, JSON stream) subscribe to.
+ * Runs that earlier processes left RUNNING are closed first (liveness.ts); a full disk ends the
+ * run FAILED with one error naming the path (failure.ts).
  */
 import { existsSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
@@ -26,6 +28,8 @@ import { isServerUri, resolveStore } from '../tracking/uri.js';
 import type { Tracker } from '../tracking/tracker.js';
 import { failureTags } from '../tracking/layout.js';
 import { paramDiff, previousLocks, readLock, StageIndex, writeLock, type Lock } from './cache.js';
+import { describeFailure, onHardStop } from './failure.js';
+import { closeDeadRunsUnder, recordEnd, recordProcess } from './liveness.js';
 import { gitInfo } from './git.js';
 import type { PlanEntry } from './plan.js';
 import type { StageTable } from '../stage.js';
@@ -138,6 +142,7 @@ export async function runPipeline(file: string, opts: RunOptions): Promise<RunRe
     const { replayPendingSpools } = await import('./pending-spools.js');
     for (const text of await replayPendingSpools(runsDir())) events.emit({ type: 'note', text });
   }
+  for (const text of await closeDeadRunsUnder(runsDir())) events.emit({ type: 'note', text });
   if (opts.runId !== undefined && !/^\d{8}T\d{6}-[0-9a-f]+$/.test(opts.runId)) throw new PipelineError('PIPE_USAGE', `run id '${opts.runId}': expected YYYYMMDDTHHMMSS-<hex>`);
   const runId = resumed?.runId ?? opts.runId ?? `${new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '')}-${randomBytes(3).toString('hex')}`;
   const runDir = join(runsDir(), runId);
@@ -150,9 +155,20 @@ export async function runPipeline(file: string, opts: RunOptions): Promise<RunRe
     const reused = e.decision === 'skip' && e.reuseDir !== join(runDir, e.name);
     lock.stages[e.name] = { kind: e.kind, key: e.key, parts: e.parts, outDir: e.reuseDir ?? join(runDir, e.name), status: e.decision === 'skip' ? 'done' : 'pending', ...(reused ? { reusedFrom: e.reuseDir } : {}) };
   }
-  let lockWrite = writeLock(runDir, lock);
-  const saveLock = (): Promise<void> => (lockWrite = lockWrite.then(() => writeLock(runDir, lock)));
-  await lockWrite;
+  // Ends the MLflow run (KILLED or FAILED, with an end time, even on a full disk) once.
+  let ending: Promise<void> | undefined;
+  const endRun = (status: 'KILLED' | 'FAILED'): Promise<void> => (ending ??= tracker.end(status).catch(() => undefined).then(() => recordEnd(runDir, status)));
+  const dropHardStop = onHardStop(() => endRun('KILLED'));
+  // A failed lock.json write does not stop later ones (a stage waiting on it would never settle); the last one decides.
+  let lockWrite: Promise<void> = Promise.resolve();
+  const saveLock = (): Promise<void> => (lockWrite = lockWrite.then(() => writeLock(runDir, lock)).catch(() => undefined));
+  try {
+    await writeLock(runDir, lock);
+  } catch (e) {
+    dropHardStop();
+    await endRun('FAILED');
+    throw describeFailure(e, { runDir, file });
+  }
 
   const controller = new AbortController();
   const onAbort = (): void => controller.abort();
@@ -170,19 +186,26 @@ export async function runPipeline(file: string, opts: RunOptions): Promise<RunRe
     failures = await runStages({ opts, mode, terminal, plan, dag, config, runDir, engine, events, tracking, outputs, signal: controller.signal, lock, saveLock });
     if (controller.signal.aborted) throw new PipelineError('PIPE_INTERRUPTED', 'interrupted', 130);
     if (failures.length) throw stagesFailedError(failures, lock);
+    await lockWrite;
+    delete lock.failure; // a resumed run that now finished
+    await writeLock(runDir, lock);
     await tracker.end('FINISHED');
+    dropHardStop();
+    await recordEnd(runDir, 'FINISHED');
     end('FINISHED');
   } catch (e) {
+    dropHardStop();
     const killed = e instanceof PipelineError && e.code === 'PIPE_INTERRUPTED';
     const reason = failureReason(failures, e);
     lock.failure = { status: killed ? 'KILLED' : 'FAILED', reason };
-    await saveLock().catch(() => undefined);
-    await tracker.setTags(failureTags(lock.failure.status, reason, config.description)).catch(() => undefined);
-    await tracker.end(killed ? 'KILLED' : 'FAILED').catch(() => undefined);
-    end(lock.failure.status, e instanceof Error ? e.message : String(e));
-    throw e;
-  } finally {
     await lockWrite;
+    await writeLock(runDir, lock, { inPlaceWhenFull: true }).catch(() => undefined); // the stages' final states, even on a full disk
+    await tracker.setTags(failureTags(lock.failure.status, reason, config.description)).catch(() => undefined);
+    await endRun(lock.failure.status);
+    const err = describeFailure(e, { runDir, file });
+    end(lock.failure.status, err instanceof Error ? err.message : String(err));
+    throw err;
+  } finally {
     opts.signal?.removeEventListener('abort', onAbort);
   }
   return { runId, runDir, store, engine, plan, outputs, ...productsOf(plan, outputs) };
@@ -218,12 +241,20 @@ async function startTrackedRun(file: string, config: PipelineConfig, r: { runId:
     if (!hadRunDir) await rm(runDir, { recursive: true, force: true });
     throw e;
   });
-  await mkdir(runDir, { recursive: true });
-  const resolvedPath = join(runDir, 'resolved.yaml');
-  await writeFile(resolvedPath, stringify(config));
-  await tracker.logParams(flattenParams(config));
-  await tracker.logArtifact(resolve(file), 'pipeline');
-  await tracker.logArtifact(resolvedPath, 'pipeline');
+  try {
+    await mkdir(runDir, { recursive: true });
+    await recordProcess(runDir, tracker.location, tracker.runId);
+    const resolvedPath = join(runDir, 'resolved.yaml');
+    await writeFile(resolvedPath, stringify(config));
+    await tracker.logParams(flattenParams(config));
+    await tracker.logArtifact(resolve(file), 'pipeline');
+    await tracker.logArtifact(resolvedPath, 'pipeline');
+  } catch (e) {
+    // The store took the run: it must not stay RUNNING (a full disk, most likely).
+    await tracker.end('FAILED').catch(() => undefined);
+    await recordEnd(runDir, 'FAILED');
+    throw describeFailure(e, { runDir, file });
+  }
   return tracker;
 }
 

@@ -6,14 +6,14 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { join } from 'node:path';
 import { FileStore, type MetricPoint } from '../../src/tracking/file/store.js';
 import { mlflowMetricKey } from '../../src/tracking/layout.js';
 import { FakeMlflow } from '../fake-mlflow.js';
-import { FASHION_MNIST_DIR, makeTree, REPO } from '../utils.js';
+import { FASHION_MNIST_DIR, makeTree, REPO, runCliIn } from '../utils.js';
 
 const skip = !existsSync(FASHION_MNIST_DIR) && `${FASHION_MNIST_DIR} is missing (apt-get install dataset-fashion-mnist)`;
 
@@ -182,3 +182,130 @@ process.stdout.write(await new FileStore(${JSON.stringify(store)}).getOrCreateEx
   const named = readdirSync(store).filter((d) => existsSync(join(store, d, 'meta.yaml')) && /name: race\n/.test(readFileSync(join(store, d, 'meta.yaml'), 'utf8')));
   assert.deepEqual(named, [ids[0]]);
 });
+
+test('a run whose process was killed is marked KILLED (with an end time) by the next `pipe runs`; --resume reopens and finishes it (local store)', { skip }, async () => {
+  const root = makeTree({ 'p.yaml': pipeline('dur-dead') });
+  await runUntil(root, [], /epoch 1: train loss/);
+  let run = await localRun(root);
+  assert.equal(run.meta['status'], 1, 'still RUNNING in the store right after kill -9');
+  const runs = await runCliIn(root, ['runs'], { PIPE_CACHE: join(root, 'cache') });
+  assert.equal(runs.exitCode, 0, runs.stderr);
+  assert.match(runs.stderr, /^pipe: run <root>\/runs\/\S+ was left RUNNING by process \d+, which is gone: marked KILLED/m);
+  assert.match(runs.stdout, /\bKILLED\b/);
+  run = await localRun(root);
+  assert.equal(run.meta['status'], 5, 'KILLED');
+  assert.equal(typeof run.meta['end_time'], 'number');
+  assert.ok((run.meta['end_time'] as number) >= (run.meta['start_time'] as number));
+  // Looking again changes nothing.
+  const again = await runCliIn(root, ['runs'], { PIPE_CACHE: join(root, 'cache') });
+  assert.doesNotMatch(again.stderr, /marked KILLED/);
+  const resumed = await start(root, ['run', 'p.yaml', '--plain', '--resume']).done;
+  assert.equal(resumed.code, 0, resumed.out + resumed.err);
+  run = await localRun(root);
+  assert.equal(run.meta['status'], 3, 'FINISHED');
+  assertExactlyOnce(run.metrics);
+});
+
+test('a run on an MLflow server whose process was killed is marked KILLED there by the next `pipe run`', { skip }, async () => {
+  const root = makeTree({ 'p.yaml': pipeline('dur-dead-rest'), 'q.yaml': pipeline('dur-dead-rest-2').replace('name: dur', 'name: other') });
+  const env = { MLFLOW_TRACKING_URI: fake.uri };
+  await runUntil(root, [], /freeze: [\d,]+ trainable/, env);
+  const first = [...fake.store.runs.values()].find((r) => fake.store.experiments.get(r.info.experiment_id)?.name === 'dur-dead-rest')!;
+  assert.equal(first.info.status, 'RUNNING');
+  // Another pipeline's run is the next command that looks at runs/.
+  const p = start(root, ['run', 'q.yaml', '--plain'], env);
+  const r = await p.done;
+  assert.equal(r.code, 0, r.out + r.err);
+  assert.match(r.out, /pipe: run \S+ was left RUNNING by process \d+, which is gone: marked KILLED/);
+  assert.equal(first.info.status, 'KILLED');
+  assert.equal(typeof first.info.end_time, 'number');
+});
+
+test('two quick Ctrl-C: the run ends KILLED with an end time, exit 130', { skip }, async () => {
+  const root = makeTree({ 'p.yaml': pipeline('dur-sigint') });
+  const p = start(root, ['run', 'p.yaml', '--plain']);
+  let sent = 0, outText = '';
+  p.child.stdout!.on('data', (d: Buffer) => {
+    outText += d.toString();
+    if (sent === 0 && /freeze: [\d,]+ trainable/.test(outText)) {
+      sent = 1;
+      p.child.kill('SIGINT');
+    }
+  });
+  p.child.stderr!.on('data', (d: Buffer) => {
+    // The second one as soon as the first is acknowledged: "stopping after the current batch".
+    if (sent === 1 && /stopping after the current batch/.test(d.toString())) {
+      sent = 2;
+      p.child.kill('SIGINT');
+    }
+  });
+  const r = await p.done;
+  assert.equal(sent, 2, r.out + r.err);
+  assert.equal(r.code, 130, r.out + r.err);
+  const run = await localRun(root);
+  assert.equal(run.meta['status'], 5, 'KILLED');
+  assert.equal(typeof run.meta['end_time'], 'number');
+  assert.equal(JSON.parse(readFileSync(join(root, 'runs', readdirSync(join(root, 'runs')).find((d) => /^\d{8}T/.test(d))!, 'process.json'), 'utf8')).ended.status, 'KILLED');
+});
+
+/** Mounts a fresh tmpfs of `size` at `dir` (root only); resolves to false when that is impossible here. */
+function mountTmpfs(dir: string, size: string): boolean {
+  mkdirSync(dir, { recursive: true });
+  return spawnSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', dir]).status === 0;
+}
+
+/** Every file under `dir`, recursively. */
+function filesUnder(dir: string): string[] {
+  return readdirSync(dir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name));
+}
+
+const canMount = ((): boolean => {
+  if (process.getuid?.() !== 0) return false;
+  const probe = makeTree({});
+  const ok = mountTmpfs(join(probe, 'm'), '1m');
+  if (ok) spawnSync('umount', [join(probe, 'm')]);
+  return ok;
+})();
+
+for (const storeOnFullDisk of [true, false]) {
+  const where = storeOnFullDisk ? 'the MLflow store on the full disk too' : 'the MLflow store on another disk';
+  test(`a full disk (real 8 MiB tmpfs holding runs/, ${where}): one pipe: line with path and cause, exit 1, run FAILED with end time, no .tmp, lock.json consistent; after making room --resume completes`, { skip: skip || (!canMount && 'mounting a tmpfs needs root (mount -t tmpfs)') }, async () => {
+    const root = makeTree({ 'p.yaml': pipeline(`dur-full-${storeOnFullDisk}`) });
+    const runs = join(root, 'runs');
+    assert.ok(mountTmpfs(runs, '8m'));
+    try {
+      // 6.5 MiB of filler leaves room for the data and model stages, not for training's checkpoints and models.
+      writeFileSync(join(runs, 'filler'), Buffer.alloc(6.5 * 1024 * 1024, 1));
+      const env: Record<string, string> = storeOnFullDisk ? {} : { MLFLOW_TRACKING_URI: `file://${join(root, 'store')}` };
+      const store = storeOnFullDisk ? join(runs, 'mlruns') : join(root, 'store');
+      const r = await start(root, ['run', 'p.yaml', '--plain'], env).done;
+      assert.equal(r.code, 1, r.out + r.err);
+      const lines = r.err.split('\n').filter((l) => l.trim() !== '');
+      assert.equal(lines.length, 1, `stderr: ${r.err}`);
+      assert.match(lines[0]!, new RegExp(`^pipe: stage '\\w+' failed: no space left on the device \\(ENOSPC\\) while writing ${runs.replace(/[/.]/g, '\\$&')}/\\S+; make room there, then continue with \`pipe run p.yaml --resume\`$`));
+      const storeRun = async (): Promise<{ meta: Record<string, unknown>; metrics: Record<string, MetricPoint[]> }> => {
+        const exp = readdirSync(store).find((d) => d !== '0' && d !== '.trash' && existsSync(join(store, d, 'meta.yaml')))!;
+        const id = readdirSync(join(store, exp)).find((d) => /^[0-9a-f]{32}$/.test(d))!;
+        return new FileStore(store).readRun(id);
+      };
+      const failed = await storeRun();
+      assert.equal(failed.meta['status'], 4, 'FAILED');
+      assert.equal(typeof failed.meta['end_time'], 'number');
+      assert.deepEqual(filesUnder(runs).filter((f) => /\.tmp\b/.test(f)), [], 'no temporary files left');
+      const runDir = join(runs, readdirSync(runs).find((d) => /^\d{8}T/.test(d))!);
+      const lock = JSON.parse(readFileSync(join(runDir, 'lock.json'), 'utf8')) as { stages: Record<string, { status: string }> };
+      const states = Object.values(lock.stages).map((s) => s.status);
+      assert.ok(states.includes('failed') && !states.includes('running'), `stage states in lock.json: ${states.join(', ')}`);
+      assert.equal(JSON.parse(readFileSync(join(runDir, 'process.json'), 'utf8')).ended.status, 'FAILED');
+
+      rmSync(join(runs, 'filler'));
+      const again = await start(root, ['run', 'p.yaml', '--plain', '--resume'], env).done;
+      assert.equal(again.code, 0, again.out + again.err);
+      const done = await storeRun();
+      assert.equal(done.meta['status'], 3, 'FINISHED');
+      assertExactlyOnce(done.metrics);
+    } finally {
+      spawnSync('umount', ['-l', runs]);
+    }
+  });
+}

@@ -1,0 +1,131 @@
+/**
+ * Runs whose process is gone. While `pipe run` works, its run folder holds process.json: the
+ * process id, the host, the process's start time (Linux: boot id + start tick from /proc, so a
+ * reused pid is not taken for the run) and where the run is tracked. A run that ends writes
+ * how it ended there. A run folder whose process.json names a process that is gone without
+ * having ended (kill -9, power loss, a crash) is closed by the next command that looks at the
+ * runs (`pipe run`, `pipe runs`, `pipe sync`): its MLflow run is marked KILLED with an end time
+ * (the last time the run wrote its lock.json), in the local store or on the server.
+ * `pipe run --resume` reopens it as RUNNING.
+ */
+import { readFileSync } from 'node:fs';
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { writeDurable } from '../fs-durable.js';
+import { FileStore } from '../tracking/file/store.js';
+import { MlflowClient } from '../tracking/rest/client.js';
+import type { RunStatus } from '../tracking/tracker.js';
+import { isServerUri } from '../tracking/uri.js';
+
+/** runs/<run>/process.json. */
+export interface RunProcess {
+  pid: number;
+  host: string;
+  /** `<boot id>:<start tick>` of the process (Linux), to tell a reused pid from the run's process. */
+  procStart?: string;
+  /** ms since the Unix epoch. */
+  startedAt: number;
+  /** The tracking store: a local folder or a server URL (without credentials). */
+  store: string;
+  /** The MLflow run id ('' while a server was unreachable at the start). */
+  mlflowRunId: string;
+  /** Set when the run ended, by itself or by closeDeadRuns. */
+  ended?: { status: RunStatus; at: number; by: 'run' | 'next command' };
+}
+
+/** The file's path in a run folder. */
+export const processFile = (runDir: string): string => join(runDir, 'process.json');
+
+/** `<boot id>:<start tick>` of process `pid` from /proc, or undefined off Linux. */
+export function procStartOf(pid: number): string | undefined {
+  try {
+    const boot = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Field 22 (starttime), counted after the command name, which is in parentheses and may hold spaces.
+    const tick = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+    return tick === undefined ? undefined : `${boot}:${tick}`;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Writes process.json for this process (durably: it is what tells a dead run from a live one). */
+export async function recordProcess(runDir: string, store: string, mlflowRunId: string): Promise<void> {
+  const p: RunProcess = { pid: process.pid, host: hostname(), procStart: procStartOf(process.pid), startedAt: Date.now(), store, mlflowRunId };
+  await writeDurable(processFile(runDir), JSON.stringify(p, null, 2));
+}
+
+/** Records in process.json how the run ended (best effort: a full disk keeps the old file, and closeDeadRuns then closes the run). */
+export async function recordEnd(runDir: string, status: RunStatus, by: 'run' | 'next command' = 'run'): Promise<void> {
+  const p = await readProcess(runDir);
+  if (p) await writeDurable(processFile(runDir), JSON.stringify({ ...p, ended: { status, at: Date.now(), by } }, null, 2), { inPlaceWhenFull: true }).catch(() => undefined);
+}
+
+async function readProcess(runDir: string): Promise<RunProcess | undefined> {
+  try {
+    return JSON.parse(await readFile(processFile(runDir), 'utf8')) as RunProcess;
+  } catch {
+    return undefined;
+  }
+}
+
+/** False only when the process is surely gone: same host, and no process with that pid (or another one with the same pid). */
+export function processAlive(p: RunProcess): boolean {
+  if (p.host !== hostname()) return true; // cannot tell from here
+  try {
+    process.kill(p.pid, 0);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EPERM') return false;
+  }
+  const now = procStartOf(p.pid);
+  return p.procStart === undefined || now === undefined || now === p.procStart;
+}
+
+/** Marks the MLflow run KILLED with `endTime` where it is tracked, unless it already ended there. */
+async function closeInStore(p: RunProcess, mlflowRunId: string, endTime: number): Promise<void> {
+  if (isServerUri(p.store)) {
+    const client = new MlflowClient(p.store, { timeoutMs: 5_000, retry: { maxRetries: 0, baseDelayMs: 0, maxDelayMs: 0, jitterMs: 0, maxRetryAfterMs: 0 } });
+    try {
+      const { info } = await client.getRun(mlflowRunId);
+      if (info.status === 'RUNNING') await client.updateRun(mlflowRunId, { status: 'KILLED', endTime });
+    } finally {
+      await client.close();
+    }
+    return;
+  }
+  const store = new FileStore(p.store);
+  const header = await store.readRunHeader(mlflowRunId);
+  if (header?.status === 'RUNNING') await store.endRun(mlflowRunId, 'KILLED', endTime);
+}
+
+/**
+ * Closes the runs among `runDirs` whose process is gone without ending them: their MLflow run
+ * becomes KILLED with an end time and process.json records it. A store that cannot be reached
+ * leaves the run for the next command.
+ * @returns one line per run for the user.
+ */
+export async function closeDeadRuns(runDirs: string[]): Promise<string[]> {
+  const lines: string[] = [];
+  for (const dir of runDirs) {
+    const p = await readProcess(dir);
+    if (!p || p.ended || processAlive(p)) continue;
+    const lock = await readFile(join(dir, 'lock.json'), 'utf8').then((t) => JSON.parse(t) as { mlflowRunId?: string }, () => undefined);
+    const mlflowRunId = p.mlflowRunId || lock?.mlflowRunId || '';
+    const endTime = Math.max(p.startedAt, ...(await Promise.all(['lock.json', 'process.json'].map((f) => stat(join(dir, f)).then((s) => s.mtimeMs, () => 0)))).map(Math.floor));
+    try {
+      if (mlflowRunId) await closeInStore(p, mlflowRunId, endTime);
+      await writeDurable(processFile(dir), JSON.stringify({ ...p, ended: { status: 'KILLED', at: endTime, by: 'next command' } }, null, 2));
+      lines.push(`run ${dir} was left RUNNING by process ${p.pid}, which is gone: marked KILLED (continue it with \`pipe run <file> --resume\`)`);
+    } catch (e) {
+      lines.push(`run ${dir} was left RUNNING by process ${p.pid}, which is gone; marking it KILLED failed (tried again next time): ${(e as Error).message.split('\n')[0]}`);
+    }
+  }
+  return lines;
+}
+
+/** closeDeadRuns over every run folder under `runsDir` (names `YYYYMMDDTHHMMSS-<hex>`). */
+export async function closeDeadRunsUnder(runsDir: string): Promise<string[]> {
+  const names = await readdir(runsDir).catch(() => [] as string[]);
+  return closeDeadRuns(names.filter((n) => /^\d{8}T\d{6}-[0-9a-f]+$/.test(n)).map((n) => join(runsDir, n)));
+}
