@@ -62,8 +62,6 @@ export interface Lock {
   failure?: { status: 'FAILED' | 'KILLED'; reason: string };
 }
 
-const writeJsonAtomic = (path: string, value: unknown): Promise<void> => writeDurable(path, JSON.stringify(value, null, 2));
-
 /** Reads runs/<run>/lock.json, or undefined. */
 export async function readLock(runDir: string): Promise<Lock | undefined> {
   try {
