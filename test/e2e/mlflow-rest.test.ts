@@ -83,8 +83,8 @@ test('SIGTERM during training: the server run ends KILLED with an end time', { s
   });
   const seen = fake.requests.length; // only this run's requests count below
   const exited = new Promise<number | null>((r) => child.on('close', r));
-  // Wait until the model stage has reported (its tags arrive at its end), then stop the run.
-  for (let i = 0; i < 600 && !fake.requests.slice(seen).some((q) => q.body.includes('pipe.model.arch')); i++) await new Promise((r) => setTimeout(r, 100));
+  // Wait until the head stage has started training (it tags its trainable count first), then stop the run.
+  for (let i = 0; i < 600 && !fake.requests.slice(seen).some((q) => q.body.includes('pipe.freeze.trainable_params')); i++) await new Promise((r) => setTimeout(r, 100));
   child.kill('SIGTERM');
   assert.equal(await exited, 130);
   const run = onlyRun('e2e-rest-killed');
