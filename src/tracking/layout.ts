@@ -1,4 +1,6 @@
 import { pathToFileURL } from 'node:url';
+import type { DatasetInput } from './rest/types.js';
+import type { TrackedDataset } from './tracker.js';
 
 /**
  * How a pipe run is laid out in MLflow's web UI. The UI (MLflow 3.x run page, "Model metrics"
@@ -74,4 +76,16 @@ export function failureTags(status: 'FAILED' | 'KILLED', reason: string, descrip
  */
 export function browseCommand(store: string): string {
   return `MLFLOW_ALLOW_FILE_STORE=true mlflow server --backend-store-uri ${pathToFileURL(store).href}`;
+}
+
+/**
+ * A dataset as an MLflow run input, the same for both stores: name, digest, source type `local`
+ * or `http`, source `{"uri": ...}`, the row count as profile `{"num_rows": n}`, and the input tag
+ * `mlflow.data.context` (train/test), which the UI shows beside the dataset.
+ */
+export function datasetInput(d: TrackedDataset): DatasetInput {
+  return {
+    tags: [{ key: 'mlflow.data.context', value: d.context }],
+    dataset: { name: d.name, digest: d.digest, source_type: /^https?:/.test(d.source) ? 'http' : 'local', source: JSON.stringify({ uri: d.source }), ...(d.count !== undefined ? { profile: JSON.stringify({ num_rows: d.count }) } : {}) },
+  };
 }

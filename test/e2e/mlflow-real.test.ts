@@ -224,11 +224,12 @@ for r in c.search_runs([exp.experiment_id], order_by=["attributes.start_time ASC
         "params": r.data.params, "tags": r.data.tags,
         "metrics": {k: [[m.step, m.value] for m in c.get_metric_history(rid, k)] for k in r.data.metrics},
         "artifacts": sorted(walk(rid)),
+        "inputs": sorted([[d.dataset.name, d.dataset.digest, d.dataset.profile, [t.value for t in d.tags if t.key == "mlflow.data.context"]] for d in r.inputs.dataset_inputs]),
     })
 print(json.dumps(out))
 `;
 
-interface PyRun { run_id: string; status: string; end_time: number | null; start_time: number; params: Record<string, string>; tags: Record<string, string>; metrics: Record<string, [number, number][]>; artifacts: [string, number][] }
+interface PyRun { inputs: [string, string, string, string[]][]; run_id: string; status: string; end_time: number | null; start_time: number; params: Record<string, string>; tags: Record<string, string>; metrics: Record<string, [number, number][]>; artifacts: [string, number][] }
 
 /** Runs READ_STORE with the real MLflow's Python on the file store `store`. */
 function readStoreWithPython(store: string, experiment: string): { experiment_tags: Record<string, string>; runs: PyRun[] } {
@@ -262,6 +263,11 @@ test('the local file store, written with no server, reads back with MlflowClient
   assert.equal(run.tags['pipe.best_epoch'], String(s.best.epoch));
   assert.equal(run.tags['mlflow.note.content'], 'tiny real-server run');
   assert.equal(got.experiment_tags['mlflow.experimentKind'], 'custom_model_development');
+  // Both dataset inputs, each with its split's digest (the same ones a server gets: see the tags).
+  assert.deepEqual(run.inputs.map(([n, , profile, ctx]) => [n, profile, ctx]).sort((a, b) => String(a[2]).localeCompare(String(b[2]))),
+    [['imagefolder', '{"num_rows":12}', ['test']], ['imagefolder', '{"num_rows":24}', ['train']]]);
+  assert.equal(run.inputs.find((i) => i[3][0] === 'train')![1], run.tags['pipe.data.train']!.split(', ').pop());
+  assert.equal(run.inputs.find((i) => i[3][0] === 'test')![1], run.tags['pipe.data.test']!.split(', ').pop());
   const sizes = Object.fromEntries(run.artifacts);
   const expectFile = (path: string, file: string): void => assert.equal(sizes[path], readFileSync(file).length, path);
   expectFile('pipeline/p.yaml', join(root, 'p.yaml'));
@@ -373,6 +379,9 @@ test('pipe sync --all --to URL copies the local store (runs, a sweep, artifacts)
         const got = (await c.getMetricHistory(dst.info.run_id, key)).map((p) => [p.step, p.timestamp, Number(p.value)]);
         assert.deepEqual(got.sort((a, b) => a[0]! - b[0]! || a[1]! - b[1]!), pts.map((p) => [p.step, p.timestamp, p.value]).sort((a, b) => a[0]! - b[0]! || a[1]! - b[1]!), key);
       }
+      const inputs = await store.readInputs(l.runId);
+      assert.equal(inputs.length, src.tags['pipe.sweep'] === 'true' ? 0 : 2);
+      assert.deepEqual((dst.inputs?.dataset_inputs ?? []).map((d) => d.dataset.digest).sort(), inputs.map((d) => d.dataset.digest).sort());
       const files = await artifacts(c, dst);
       const want2 = await FileStore.artifactFiles(l.artifactDir!);
       assert.deepEqual([...files.keys()].sort(), want2);

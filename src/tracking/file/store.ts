@@ -5,7 +5,7 @@
  * are emitted the way PyYAML's `safe_dump` writes them (sorted keys, same
  * quoting and line folding); every file is written atomically.
  */
-import { randomBytes, randomInt, randomUUID } from 'node:crypto';
+import { createHash, randomBytes, randomInt, randomUUID } from 'node:crypto';
 import { appendFile, copyFile, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -15,6 +15,7 @@ import { parse } from 'yaml';
 import { isDiskError, writeDurable } from '../../fs-durable.js';
 import { MAX_EXPERIMENT_NAME_LENGTH, MAX_PARAM_VALUE_LENGTH, MAX_TAG_VALUE_LENGTH, validateKey } from '../names.js';
 import type { RunStatus } from '../tracker.js';
+import type { DatasetInput } from '../rest/types.js';
 
 /** One metric observation. */
 export interface MetricPoint {
@@ -387,6 +388,50 @@ export class FileStore {
   /** The files under a run's artifact folder, as `/`-joined paths relative to it. */
   static artifactFiles(artifactDir: string): Promise<string[]> {
     return walk(artifactDir);
+  }
+
+  /**
+   * Logs dataset inputs as MLflow 3.6's FileStore.log_inputs does: the dataset once per
+   * experiment in `<exp>/datasets/<md5(name + digest)>/meta.yaml` (name, digest, source_type,
+   * source, schema, profile), and the run's input in `<run>/inputs/<md5(dataset id + run id)>/meta.yaml`
+   * (source DATASET -> destination RUN, with the input tags). Logging the same dataset again is a no-op.
+   */
+  async logInputs(runId: string, inputs: DatasetInput[]): Promise<void> {
+    const { dir } = await this.activeRun(runId);
+    const expDir = path.dirname(dir);
+    const md5 = (...parts: string[]): string => { const h = createHash('md5'); for (const p of parts) h.update(p, 'utf8'); return h.digest('hex'); };
+    for (const { dataset: d, tags } of inputs) {
+      const datasetId = md5(d.name, d.digest);
+      const dsMeta = path.join(expDir, 'datasets', datasetId, 'meta.yaml');
+      if (!(await exists(dsMeta))) {
+        await writeAtomic(dsMeta, toMlflowYaml({ name: d.name, digest: d.digest, source_type: d.source_type, source: d.source, schema: d.schema ?? null, profile: d.profile ?? null }));
+      }
+      const inputMeta = path.join(dir, 'inputs', md5(datasetId, runId), 'meta.yaml');
+      if (await exists(inputMeta)) continue;
+      const tagLines = toMlflowYaml(Object.fromEntries((tags ?? []).map((t) => [t.key, t.value])));
+      // MLflow writes the dataset id as destination_id too (its _FileStoreInput.write_yaml); readers use source_id.
+      const head = toMlflowYaml({ destination_id: datasetId, destination_type: 'RUN', source_id: datasetId, source_type: 'DATASET' });
+      await writeAtomic(inputMeta, `${head}tags:${tagLines ? `\n${tagLines.replace(/^/gm, '  ').trimEnd()}\n` : ' {}\n'}`);
+    }
+  }
+
+  /** The dataset inputs of a run, as logInputs wrote them (or MLflow did). */
+  async readInputs(runId: string): Promise<DatasetInput[]> {
+    const dir = await this.findRun(runId);
+    const out: DatasetInput[] = [];
+    for (const e of await readdir(path.join(dir, 'inputs'), { withFileTypes: true }).catch(() => [])) {
+      const input = await readMeta(path.join(dir, 'inputs', e.name)).catch(() => undefined);
+      if (input?.['source_type'] !== 'DATASET') continue;
+      const ds = await readMeta(path.join(path.dirname(dir), 'datasets', String(input['source_id']))).catch(() => undefined);
+      if (!ds) continue;
+      const tags = (input['tags'] ?? {}) as Record<string, unknown>;
+      out.push({
+        tags: Object.entries(tags).map(([key, value]) => ({ key, value: String(value) })),
+        dataset: { name: String(ds['name']), digest: String(ds['digest']), source_type: String(ds['source_type']), source: String(ds['source']),
+          ...(typeof ds['schema'] === 'string' ? { schema: ds['schema'] } : {}), ...(typeof ds['profile'] === 'string' ? { profile: ds['profile'] } : {}) },
+      });
+    }
+    return out;
   }
 
   /** Creates the root, `.trash` and the Default experiment "0" once (as MLflow's FileStore does). */

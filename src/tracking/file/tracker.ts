@@ -3,8 +3,8 @@
  * written in batches (at most every `flushEvery` points, and at stage ends), so logging never
  * slows training down.
  */
-import type { RunStatus, StartOptions, Tracker } from '../tracker.js';
-import { EXPERIMENT_TAGS } from '../layout.js';
+import type { RunStatus, StartOptions, TrackedDataset, Tracker } from '../tracker.js';
+import { datasetInput, EXPERIMENT_TAGS } from '../layout.js';
 import { FileStore, type MetricPoint } from './store.js';
 
 /** Tracker over an MLflow local file store. */
@@ -73,6 +73,11 @@ export class FileStoreTracker implements Tracker {
 
   logArtifact(localPath: string, artifactPath?: string): Promise<void> {
     return this.store.logArtifact(this.runId, localPath, artifactPath);
+  }
+
+  /** Logs datasets as run inputs, as MLflow's file store keeps them (see FileStore.logInputs). */
+  logInputs(datasets: TrackedDataset[]): Promise<void> {
+    return this.store.logInputs(this.runId, datasets.map(datasetInput));
   }
 
   /** Flushes and sets the status and end time; the status is set even when the flush fails (then the flush error is thrown). */

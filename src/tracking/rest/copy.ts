@@ -108,6 +108,8 @@ export async function copyStore(storeRoot: string, uri: string, opts: CopyOption
       for (const t of chunks(tags.filter((x) => x.key !== 'mlflow.runName'), MAX_TAGS)) await client.logBatch(id, { tags: t });
       const points: WireMetric[] = Object.values(src.metrics).flat().map((p) => ({ key: p.key, value: encodeValue(p.value), timestamp: p.timestamp, step: p.step }));
       for (const metrics of chunks(points, MAX_METRICS)) await client.logBatch(id, { metrics });
+      const inputs = await store.readInputs(r.runId);
+      if (inputs.length) await client.logInputs(id, inputs);
       const root = refOf(info).artifactRoot;
       const files = r.artifactDir ? await FileStore.artifactFiles(r.artifactDir) : [];
       if (files.length && root === undefined) opts.onWarning?.(`${r.experimentName} / ${name}: ${files.length} artifacts not copied: the server does not proxy artifacts (start it with --serve-artifacts)`);

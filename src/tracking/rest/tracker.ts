@@ -21,6 +21,7 @@ import { KeyMapper, listTag, MAX_PARAM_VALUE_LENGTH, MAX_TAG_VALUE_LENGTH, trunc
 import { replaySpool } from './replay.js';
 import { Spool, type RunRef, type SpoolRecord } from './spool.js';
 import { encodeValue, type KeyValue, type WireMetric } from './types.js';
+import { datasetInput } from '../layout.js';
 
 /** Server limits per runs/log-batch request (CONTRACT.md, measured). */
 const MAX_METRICS = 1000, MAX_PARAMS = 100, MAX_TAGS = 100;
@@ -167,10 +168,7 @@ export class RestTracker implements Tracker {
   async logInputs(datasets: TrackedDataset[]): Promise<void> {
     await this.enqueue({
       op: 'inputs',
-      datasets: datasets.map((d) => ({
-        tags: [{ key: 'mlflow.data.context', value: d.context }],
-        dataset: { name: d.name, digest: d.digest, source_type: /^https?:/.test(d.source) ? 'http' : 'local', source: JSON.stringify({ uri: d.source }), ...(d.count !== undefined ? { profile: JSON.stringify({ num_rows: d.count }) } : {}) },
-      })),
+      datasets: datasets.map(datasetInput),
     });
   }
 
