@@ -11,7 +11,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { makeTree, quickPipeline } from '../utils.js';
 import { formatTime, type TrialJobProgress } from '../../src/queue/job.js';
-import { exited, jobOf, openQueue, queueEnv, skipQueue, startPipe, startRedis, startTracking, tagOf, until, type Proc } from './queue-harness.js';
+import { exited, jobOf, openQueue, queueEnv, skipQueue, startPipe, startRedis, startTracking, tagOf, until, type Proc, teardown } from './queue-harness.js';
 
 const alive = (pid: number): boolean => {
   try {
@@ -86,10 +86,6 @@ test('a killed worker: its trial ends its run KILLED, status names the silent wo
     assert.match(wC.out(), new RegExp(`closed the run\\(s\\) ${b.runId} of an earlier attempt as KILLED`));
     assert.deepEqual(runs.map((r) => `${tagOf(r, 'pipe.queue.worker')} ${r.info.status}`).sort(), ['wA KILLED', 'wB KILLED', 'wC FINISHED']);
   } finally {
-    for (const p of procs) if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL');
-    await Promise.all(procs.map((p) => exited(p.child)));
-    await queue.close();
-    await redis.stop();
-    await tracking.close();
+    await teardown(procs, queue, redis, tracking);
   }
 });

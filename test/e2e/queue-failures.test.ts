@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import type { Job, Queue } from 'bullmq';
 import { makeTree, quickPipeline } from '../utils.js';
 import type { TrialJobProgress } from '../../src/queue/job.js';
-import { exited, openQueue, queueEnv, skipQueue, startPipe, startRedis, startTracking, tagOf, until, type Proc } from './queue-harness.js';
+import { openQueue, queueEnv, skipQueue, startPipe, startRedis, startTracking, tagOf, until, type Proc, teardown } from './queue-harness.js';
 
 const LR = 'stages.finetune.with.optimizer.lr';
 /** The job whose `--set` expressions include `set`. */
@@ -102,10 +102,6 @@ test('workers that cannot work refuse to start; NaN and missing data fail at onc
     assert.match(gone.failedReason, /\/nonexistent\/pipe-test-data/);
     assert.match(w.out(), /FAILED \(bad config or data: not retried\)/);
   } finally {
-    for (const p of procs) if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL');
-    await Promise.all(procs.map((p) => exited(p.child)));
-    await queue.close();
-    await redis.stop();
-    await tracking.close();
+    await teardown(procs, queue, redis, tracking);
   }
 });

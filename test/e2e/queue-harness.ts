@@ -162,3 +162,12 @@ export function findFiles(dir: string, name: string): string[] {
   }
   return out;
 }
+
+/** Ends a queue test: SIGKILLs what still runs of `procs`, waits for them, then closes the queue, Redis and the tracking server. */
+export async function teardown(procs: Proc[], queue: Queue, redis: Redis, tracking: Tracking): Promise<void> {
+  for (const p of procs) if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL');
+  await Promise.all(procs.map((p) => exited(p.child)));
+  await queue.close();
+  await redis.stop();
+  await tracking.close();
+}

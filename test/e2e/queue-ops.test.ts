@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import { readdirSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeTree, quickPipeline } from '../utils.js';
-import { exited, openQueue, queueEnv, skipQueue, startPipe, startRedis, startTracking, tagOf, until, type Proc } from './queue-harness.js';
+import { openQueue, queueEnv, skipQueue, startPipe, startRedis, startTracking, tagOf, until, type Proc, teardown } from './queue-harness.js';
 
 test('operator commands take --sweep or --all; one parent run per sweep through failures, retries, drains and resubmits; nothing in MLflow before Redis', { skip: skipQueue, timeout: 300_000 }, async () => {
   const redis = await startRedis();
@@ -118,10 +118,6 @@ test('operator commands take --sweep or --all; one parent run per sweep through 
     assert.match(st.out, new RegExp(`sweep ${c}: ${name}, 0 of 2 trials finished`));
     assert.doesNotMatch(st.out, new RegExp(`sweep ${a}`));
   } finally {
-    for (const p of procs) if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL');
-    await Promise.all(procs.map((p) => exited(p.child)));
-    await queue.close();
-    await redis.stop();
-    await tracking.close();
+    await teardown(procs, queue, redis, tracking);
   }
 });
