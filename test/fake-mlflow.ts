@@ -76,6 +76,11 @@ export class FakeMlflow {
       'POST runs/log-batch': (b) => void s.logBatch(b),
       'POST runs/log-metric': (b) => void (checkKey(b['key'], 'Metric name'), s.logBatch({ run_id: b['run_id'], metrics: [{ key: b['key'], value: b['value'], timestamp: b['timestamp'], step: b['step'] }] })),
       'POST runs/log-parameter': (b) => void s.logParam(b),
+      'POST runs/delete-tag': (b) => {
+        // MLflow 3.6 (SqlAlchemyStore.delete_tag): 404 RESOURCE_DOES_NOT_EXIST when the run has no such tag.
+        const run = s.run(b['run_id'], true);
+        if (!run.tags.delete(String(b['key']))) throw new ApiError(404, 'RESOURCE_DOES_NOT_EXIST', `No tag with name: ${String(b['key'])} in run with id ${String(b['run_id'])}`);
+      },
       'POST runs/log-inputs': (b) => void s.run(b['run_id'], true).inputs.push(...((b['datasets'] as unknown[]) ?? [])),
       'POST runs/search': (b) => this.search(b),
       'GET metrics/get-history': (_b, q) => this.history(q),

@@ -15,13 +15,15 @@ const WHY: Record<string, string> = {
 };
 
 /**
- * A disk error (ENOSPC, EDQUOT, EIO, EROFS, EFBIG), thrown directly or by a stage, as a
+ * An interruption as "interrupted; continue with `pipe run FILE --resume`" (exit 130); a disk
+ * error (ENOSPC, EDQUOT, EIO, EROFS, EFBIG), thrown directly or by a stage, as a
  * PipelineError PIPE_DISK (exit 1) naming the path (or, when Node did not say which file, the
  * run folder) and the cause, and saying how to continue; any other error unchanged.
  */
 export function describeFailure(e: unknown, ctx: { runDir: string; file: string }): unknown {
   const stage = e instanceof StageFailedError ? e.stage : undefined;
   const cause = stage !== undefined ? (e as StageFailedError).cause : e;
+  if (e instanceof PipelineError && e.code === 'PIPE_INTERRUPTED') return new PipelineError('PIPE_INTERRUPTED', `interrupted; continue with \`pipe run ${ctx.file} --resume\``, 130);
   if (!isDiskError(cause)) return e;
   const where = cause.path !== undefined ? cause.path : `a file in ${ctx.runDir}`;
   const what = `${WHY[String(cause.code)] ?? String(cause.code)} (${String(cause.code)}) while writing ${where}`;

@@ -187,7 +187,12 @@ export async function runPipeline(file: string, opts: RunOptions): Promise<RunRe
     if (controller.signal.aborted) throw new PipelineError('PIPE_INTERRUPTED', 'interrupted', 130);
     if (failures.length) throw stagesFailedError(failures, lock);
     await lockWrite;
-    delete lock.failure; // a resumed run that now finished
+    if (lock.failure) {
+      // A resumed run that now finished: the reason of the interrupted attempt no longer describes it.
+      delete lock.failure;
+      await tracker.deleteTags(['pipe.error', ...(config.description ? [] : ['mlflow.note.content'])]);
+      if (config.description) await tracker.setTags({ 'mlflow.note.content': config.description });
+    }
     await writeLock(runDir, lock);
     await tracker.end('FINISHED');
     dropHardStop();

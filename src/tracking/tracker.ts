@@ -28,6 +28,8 @@ export interface Tracker {
   readonly experimentId: string;
   logParams(params: Record<string, string>): Promise<void>;
   setTags(tags: Record<string, string>): Promise<void>;
+  /** Removes tags (a key the run does not have is no error), e.g. a failure's tags once a resumed run finishes. */
+  deleteTags(keys: string[]): Promise<void>;
   /**
    * Buffers a point; `step` is the global iteration or epoch. A run holds one point per (key,
    * step): a point whose key and step the run already has (logged earlier in this process, or,

@@ -87,12 +87,15 @@ test('an interrupted run is finished by --resume without redoing finished stages
   }
   child.kill('SIGINT');
   assert.equal(await exited, 130, stderr);
+  assert.match(stderr, /^pipe: interrupted; continue with `pipe run p\.yaml --resume`$/m);
   const lock1 = JSON.parse(readFileSync(lockPath()!, 'utf8'));
   assert.equal(lock1.stages.head.status, 'done');
   assert.notEqual(lock1.stages.finetune.status, 'done');
   const store = join(runs, 'mlruns');
   const fs = new FileStore(store);
-  assert.equal((await fs.readRun(lock1.mlflowRunId)).meta['status'], 5, 'KILLED');
+  const killed = await fs.readRun(lock1.mlflowRunId);
+  assert.equal(killed.meta['status'], 5, 'KILLED');
+  assert.match(killed.tags['pipe.error'] ?? '', /interrupted/, 'the KILLED run says why');
   const headDone = statSync(join(lock1.stages.head.outDir, '.done')).mtimeMs;
 
   // Resuming with another config is refused: the run must finish on what it started with.
@@ -110,6 +113,9 @@ test('an interrupted run is finished by --resume without redoing finished stages
   assert.ok(Object.values(lock2.stages).every((s) => (s as { status: string }).status === 'done'));
   const run = await fs.readRun(lock1.mlflowRunId);
   assert.equal(run.meta['status'], 3, 'FINISHED, in the same MLflow run');
+  // The interrupted attempt's reason is gone once the run finished (no "KILLED: ..." on a FINISHED run).
+  assert.equal(run.tags['pipe.error'], undefined);
+  assert.doesNotMatch(run.tags['mlflow.note.content'] ?? '', /KILLED|FAILED/);
   const again = await runCliIn(root, ['run', 'p.yaml', '--resume', lock1.runId]);
   assert.equal(again.exitCode, 2);
   assert.match(again.stderr, /that run finished; nothing to resume/);

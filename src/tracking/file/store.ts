@@ -274,6 +274,15 @@ export class FileStore {
     if (name !== undefined && meta.run_name !== name) await this.updateMeta(dir, (m) => ({ ...m, run_name: name }));
   }
 
+  /** Removes `tags/<key>` for each key (MLflow's `delete_tag`); a missing key is no error. */
+  async deleteTags(runId: string, keys: string[]): Promise<void> {
+    const { dir } = await this.activeRun(runId);
+    for (const k of keys) {
+      validateKey(k, 'tag');
+      await rm(path.join(dir, 'tags', k), { force: true });
+    }
+  }
+
   /** Appends metric points as lines `<timestamp_ms> <value> <step>` to `metrics/<key>` (NaN -> `nan`, ±Infinity -> `inf`/`-inf`, like MLflow). */
   async logMetrics(runId: string, points: MetricPoint[]): Promise<void> {
     const { dir } = await this.activeRun(runId);

@@ -50,6 +50,10 @@ export class FileStoreTracker implements Tracker {
     return this.store.setTags(this.runId, tags);
   }
 
+  deleteTags(keys: string[]): Promise<void> {
+    return this.store.deleteTags(this.runId, keys);
+  }
+
   metric(key: string, value: number, step: number): void {
     const id = `${key}\n${step}`;
     if (this.seen.has(id)) return;

@@ -137,6 +137,15 @@ export async function applyRecord(client: MlflowClient, ref: RunRef | undefined,
       if (ref.artifactRoot === undefined) opts.onSkip?.(`artifact ${rec.artifactPath} not uploaded: the server does not proxy this run's artifacts`);
       else await client.uploadArtifact(`${ref.artifactRoot}/${rec.artifactPath}`, resolve(opts.baseDir, rec.file));
       break;
+    case 'delete-tags':
+      for (const key of rec.keys) {
+        try {
+          await client.deleteTag(ref.runId, key);
+        } catch (e) {
+          if (!(e instanceof MlflowError && e.errorCode === 'RESOURCE_DOES_NOT_EXIST')) throw e; // already gone (a replay)
+        }
+      }
+      break;
     case 'end':
       await client.updateRun(ref.runId, { status: rec.status, endTime: rec.endTime });
       break;

@@ -33,6 +33,7 @@ export type SpoolRecord =
   | { op: 'batch'; metrics?: WireMetric[]; params?: KeyValue[]; tags?: KeyValue[]; unverified?: boolean; dedupe?: boolean }
   | { op: 'inputs'; datasets: DatasetInput[] }
   | { op: 'artifact'; file: string; artifactPath: string }
+  | { op: 'delete-tags'; keys: string[] }
   | { op: 'end'; status: RunStatusName; endTime: number };
 
 /** A record with its position. */

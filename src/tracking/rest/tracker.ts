@@ -138,6 +138,10 @@ export class RestTracker implements Tracker {
     await Promise.all([...chunks(this.tagList(tags), MAX_TAGS).map((t) => this.enqueue({ op: 'batch', tags: t })), this.tagRenames()]);
   }
 
+  async deleteTags(keys: string[]): Promise<void> {
+    await this.enqueue({ op: 'delete-tags', keys });
+  }
+
   /**
    * Buffers a point (timestamp now; NaN/±Infinity sent as "NaN"/"Infinity"/"-Infinity"); never
    * blocks on the network.
