@@ -1,8 +1,7 @@
 /** Runs a classifier over a whole split and keeps every logit, for the metrics in `./metrics.ts`. */
-import * as tf from '@tensorflow/tfjs';
 import type { BatchSource } from '../data/batches.js';
 import type { Classifier } from '../models/registry.js';
-import { predictLogits } from '../train/evaluate.js';
+import { batchLogits } from '../train/evaluate.js';
 import type { Logits } from './metrics.js';
 
 /** Logits and labels of one split, in the source's order. */
@@ -25,11 +24,10 @@ export async function collectLogits(c: Classifier, source: BatchSource, maxBatch
   const parts: Float32Array[] = [];
   const labels: number[] = [];
   let n = 0;
-  for await (const b of source.epochAsync(0, maxBatches)) {
-    const out = tf.tidy(() => predictLogits(c, tf.tensor4d(b.x, b.shape)));
-    parts.push((await out.data()) as Float32Array);
-    out.dispose();
-    for (let i = 0; i < b.n; i++) labels.push(b.y[i]!);
+  for await (const b of batchLogits(c, source, maxBatches)) {
+    parts.push((await b.logits.data()) as Float32Array);
+    b.logits.dispose();
+    for (let i = 0; i < b.n; i++) labels.push(b.labels[i]!);
     n += b.n;
   }
   const values = new Float32Array(n * c.numClasses);

@@ -8,6 +8,25 @@ export function predictLogits(c: Classifier, x: tf.Tensor4D): tf.Tensor2D {
   return tf.tidy(() => c.head.apply(c.backbone.model.apply(x, { training: false }), { training: false }) as tf.Tensor2D);
 }
 
+/** One batch's inference-mode logits [n, classes] and its labels; the caller disposes `logits`. */
+export interface BatchLogits {
+  logits: tf.Tensor2D;
+  labels: Int32Array;
+  n: number;
+}
+
+/**
+ * The one inference pass over a split, shared by evaluation (loss, accuracy) and the evaluate
+ * stage's metrics (every logit kept): yields each batch of `source` (epoch 0, in the source's
+ * order when it is unshuffled) with its logits.
+ * @param maxBatches cap for quick runs. @defaultValue Infinity
+ */
+export async function* batchLogits(c: Classifier, source: BatchSource, maxBatches = Infinity): AsyncGenerator<BatchLogits> {
+  for await (const b of source.epochAsync(0, maxBatches)) {
+    yield { logits: tf.tidy(() => predictLogits(c, tf.tensor4d(b.x, b.shape))), labels: Int32Array.from(b.y.subarray(0, b.n)), n: b.n };
+  }
+}
+
 /** Result of evaluating one split. */
 export interface EvalResult {
   /** Mean softmax cross-entropy (nats). */
@@ -29,19 +48,19 @@ export async function evaluateSplit(c: Classifier, source: BatchSource, maxBatch
   const t0 = performance.now();
   let lossSum = 0, correct = 0, count = 0;
   const preds: number[] = [];
-  for await (const b of source.epochAsync(0, maxBatches)) {
+  for await (const b of batchLogits(c, source, maxBatches)) {
     const [l, p] = tf.tidy(() => {
-      const logits = predictLogits(c, tf.tensor4d(b.x, b.shape));
-      const y = tf.tensor1d(b.y, 'int32');
-      const loss = tf.sum(tf.losses.softmaxCrossEntropy(tf.oneHot(y, c.numClasses), logits, undefined, undefined, tf.Reduction.NONE));
-      return [loss, tf.argMax(logits, 1)];
+      const y = tf.tensor1d(b.labels, 'int32');
+      const loss = tf.sum(tf.losses.softmaxCrossEntropy(tf.oneHot(y, c.numClasses), b.logits, undefined, undefined, tf.Reduction.NONE));
+      return [loss, tf.argMax(b.logits, 1)];
     });
+    b.logits.dispose();
     lossSum += (await l.data())[0]!;
     const pd = (await p.data()) as Int32Array;
     tf.dispose([l, p]);
     for (let i = 0; i < b.n; i++) {
       preds.push(pd[i]!);
-      if (pd[i] === b.y[i]) correct++;
+      if (pd[i] === b.labels[i]) correct++;
     }
     count += b.n;
   }

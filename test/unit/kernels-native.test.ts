@@ -20,7 +20,7 @@ import { BatchNorm2d } from '../../src/models/layers.js';
 import { liveTaps } from '../../src/engine/kernels/live-taps.js';
 import { convKernelConfigs } from '../../src/engine/native/conv-kernels.js';
 import { loadDnnl, selfTest, type DnnlAddon } from '../../src/engine/native/dnnl.js';
-import { nativeStats } from '../../src/engine/native/heap.js';
+import { nativeStats } from '../../src/engine/native/wasm-heap.js';
 import { broadcastMode } from '../../src/engine/native/pointwise-kernels.js';
 import { assertNative, compareBackends, data, maxAbs, nativeSkip, maxRelErr, TOL, valueOn, weightedSum, type Data } from './kernel-helpers.js';
 

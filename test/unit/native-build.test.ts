@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 
 import * as tf from '@tensorflow/tfjs';
 
-import { TFJS_VERSION } from '../../src/engine/native/heap.js';
+import { TFJS_VERSION } from '../../src/engine/native/wasm-heap.js';
 
 /** The repository root (this file runs as dist/test/unit/native-build.test.js). */
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');

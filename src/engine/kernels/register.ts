@@ -14,14 +14,14 @@
  * original's setupFunc (wasm binds its C++ functions there), or the original could no longer be
  * called as a fallback. That, and the native kernels' use of BackendWasm's heap, are tfjs
  * internals: the native route is only taken under the tfjs version they were written against
- * (TFJS_VERSION in ../native/heap.ts; package.json pins it exactly).
+ * (TFJS_VERSION in ../native/wasm-wasm-heap.ts; package.json pins it exactly).
  */
 import * as tf from '@tensorflow/tfjs';
 import { fusedBatchNormGradConfig } from '../batch-norm-grad.js';
 import { ADAM_KERNEL, adamKernelConfig } from '../native/adam.js';
 import { BN_TRAIN_GRAD_KERNEL, BN_TRAIN_KERNEL, batchNormTrainGradConfig, batchNormTrainKernelConfigs } from '../native/batch-norm-train.js';
 import { loadDnnl, type DnnlStatus } from '../native/dnnl.js';
-import { TFJS_VERSION } from '../native/heap.js';
+import { TFJS_VERSION } from '../native/wasm-heap.js';
 import { CONV_KERNEL_NAMES, convKernelConfigs } from '../native/conv-kernels.js';
 import { POINTWISE_KERNEL_NAMES, pointwiseKernelConfigs } from '../native/pointwise-kernels.js';
 import { conv2dBackpropFilterConfig } from './conv2d-backprop-filter.js';

@@ -11,7 +11,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { KernelConfig, NamedAttrMap, TensorInfo } from '@tensorflow/tfjs';
 import type { DnnlAddon } from './dnnl.js';
-import { allFloat, offsetOf, sizeOf, type KernelArgs, type WasmBackend } from './heap.js';
+import { allFloat, offsetOf, sizeOf, type KernelArgs, type WasmBackend } from './wasm-heap.js';
 
 /** Name of the fused kernel: inputs w, g, m, v, oneMinusAccBeta1, oneMinusAccBeta2; outputs [w', m', v']. */
 export const ADAM_KERNEL = 'PipeAdamUpdate';

@@ -13,7 +13,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { GradConfig, KernelConfig, NamedAttrMap, TensorInfo } from '@tensorflow/tfjs';
 import type { DnnlAddon } from './dnnl.js';
-import { allFloat, offsetOf, sizeOf, type KernelArgs, type WasmBackend } from './heap.js';
+import { allFloat, offsetOf, sizeOf, type KernelArgs, type WasmBackend } from './wasm-heap.js';
 
 /** Inputs x, gamma, beta; attr epsilon; outputs [y, mean, variance (biased)]. */
 export const BN_TRAIN_KERNEL = 'PipeBatchNormTrain';

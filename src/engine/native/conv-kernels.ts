@@ -14,7 +14,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { KernelConfig, TensorInfo } from '@tensorflow/tfjs';
 import type { DnnlAddon } from './dnnl.js';
 import { tapWindow } from '../kernels/live-taps.js';
-import { allFloat, nativeFirst, offsetOf, sizeOf, withOutput, type KernelArgs, type WasmBackend } from './heap.js';
+import { allFloat, nativeFirst, offsetOf, sizeOf, withOutput, type KernelArgs, type WasmBackend } from './wasm-heap.js';
 
 const ACTIVATIONS: Record<string, number> = { linear: 0, relu: 1, relu6: 2, leakyrelu: 3, sigmoid: 4, elu: 5 };
 
@@ -25,7 +25,7 @@ let nextEpoch = 0;
 /**
  * A key for a filter's data, for the addon's cache of reordered filters: the backend's id of the
  * tensor (never reused by that backend; tfjs tensor data never changes) and the backend instance.
- * The `id` field of BackendWasm's data is a tfjs internal (see TFJS_VERSION in heap.ts).
+ * The `id` field of BackendWasm's data is a tfjs internal (see TFJS_VERSION in wasm-heap.ts).
  */
 function filterKey(b: WasmBackend, t: TensorInfo): number {
   let epoch = backendEpochs.get(b);

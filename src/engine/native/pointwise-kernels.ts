@@ -9,7 +9,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { KernelConfig, TensorInfo } from '@tensorflow/tfjs';
 import type { DnnlAddon } from './dnnl.js';
-import { allFloat, nativeFirst, offsetOf, sizeOf, withOutput, type KernelArgs, type WasmBackend } from './heap.js';
+import { allFloat, nativeFirst, offsetOf, sizeOf, withOutput, type KernelArgs, type WasmBackend } from './wasm-heap.js';
 
 /** Smallest output (elements) sent to the addon. */
 export const MIN_SIZE = 16384;
