@@ -70,7 +70,20 @@ async function readProcess(runDir: string): Promise<RunProcess | undefined> {
   }
 }
 
-/** False only when the process is surely gone: same host, and no process with that pid (or another one with the same pid). */
+/** True when /proc says `pid` is a zombie (state Z: it has exited, its parent has not reaped it yet); false off Linux. */
+function isZombie(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * False only when the process is surely gone: same host, and no process with that pid, or a
+ * zombie (killed, not yet reaped by its parent), or another process with the same pid.
+ */
 export function processAlive(p: RunProcess): boolean {
   if (p.host !== hostname()) return true; // cannot tell from here
   try {
@@ -78,6 +91,7 @@ export function processAlive(p: RunProcess): boolean {
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'EPERM') return false;
   }
+  if (isZombie(p.pid)) return false;
   const now = procStartOf(p.pid);
   return p.procStart === undefined || now === undefined || now === p.procStart;
 }

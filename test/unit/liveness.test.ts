@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -54,6 +54,22 @@ test('a live process is left alone; the same pid with another start time is a re
   const reused = await runFolder({ procStart: `${procStartOf(process.pid)}0` }, 2_000);
   assert.equal((await closeDeadRuns([reused.dir])).length, 1);
   assert.equal((await reused.store.readRunHeader(reused.runId))?.status, 'KILLED');
+});
+
+test('a killed process its parent has not reaped yet (a zombie) is gone: closed', async () => {
+  // `sleep 0` exits at once; its parent became `sleep 30` (exec), which never reaps it: a zombie for 30 s.
+  const parent = spawn('sh', ['-c', 'sleep 0 & echo $!; exec sleep 30'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  try {
+    const pid = Number(await new Promise<string>((r) => parent.stdout.once('data', (d: Buffer) => r(d.toString()))));
+    const state = (): string => readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '')[0]!;
+    for (let i = 0; i < 500 && state() !== 'Z'; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(state(), 'Z', 'the child is a zombie');
+    const zombie = await runFolder({ pid, procStart: procStartOf(pid) }, 2_000);
+    assert.equal((await closeDeadRuns([zombie.dir])).length, 1);
+    assert.equal((await zombie.store.readRunHeader(zombie.runId))?.status, 'KILLED');
+  } finally {
+    parent.kill('SIGKILL');
+  }
 });
 
 test('another host: cannot tell from here, left alone', async () => {
