@@ -246,6 +246,8 @@ async function startTrackedRun(file: string, config: PipelineConfig, r: { runId:
     if (!hadRunDir) await rm(runDir, { recursive: true, force: true });
     throw e;
   });
+  // A second Ctrl-C while the run is being set up still ends it KILLED (runPipeline takes over after).
+  const dropHardStop = onHardStop(() => tracker.end('KILLED').catch(() => undefined).then(() => recordEnd(runDir, 'KILLED')).catch(() => undefined));
   try {
     await mkdir(runDir, { recursive: true });
     await recordProcess(runDir, tracker.location, tracker.runId);
@@ -256,10 +258,12 @@ async function startTrackedRun(file: string, config: PipelineConfig, r: { runId:
     await tracker.logArtifact(resolvedPath, 'pipeline');
   } catch (e) {
     // The store took the run: it must not stay RUNNING (a full disk, most likely).
+    dropHardStop();
     await tracker.end('FAILED').catch(() => undefined);
     await recordEnd(runDir, 'FAILED');
     throw describeFailure(e, { runDir, file });
   }
+  dropHardStop();
   return tracker;
 }
 

@@ -311,3 +311,30 @@ for (const storeOnFullDisk of [true, false]) {
     }
   });
 }
+
+test('two quick Ctrl-C while the run is being set up (its MLflow run just opened): KILLED with an end time', { skip }, async () => {
+  const root = makeTree({ 'p.yaml': pipeline('dur-sigint-setup') });
+  const p = start(root, ['run', 'p.yaml', '--plain']);
+  let sent = 0;
+  // The first Ctrl-C as soon as process.json exists (written right after the store opened the run).
+  const poll = setInterval(() => {
+    const runs = join(root, 'runs');
+    if (sent === 0 && existsSync(runs) && readdirSync(runs).some((d) => existsSync(join(runs, d, 'process.json')))) {
+      sent = 1;
+      p.child.kill('SIGINT');
+    }
+  }, 1);
+  p.child.stderr!.on('data', (d: Buffer) => {
+    if (sent === 1 && /again to quit now/.test(d.toString())) {
+      sent = 2;
+      p.child.kill('SIGINT');
+    }
+  });
+  const r = await p.done;
+  clearInterval(poll);
+  assert.equal(sent, 2, r.out + r.err);
+  assert.equal(r.code, 130, r.out + r.err);
+  const run = await localRun(root);
+  assert.equal(run.meta['status'], 5, `KILLED:\n${r.out}\n${r.err}`);
+  assert.equal(typeof run.meta['end_time'], 'number');
+});
