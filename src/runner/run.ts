@@ -184,7 +184,9 @@ export async function runPipeline(file: string, opts: RunOptions): Promise<RunRe
   let failures: StageFailure[] = [];
   try {
     failures = await runStages({ opts, mode, terminal, plan, dag, config, runDir, engine, events, tracking, outputs, signal: controller.signal, lock, saveLock });
-    if (controller.signal.aborted) throw new PipelineError('PIPE_INTERRUPTED', 'interrupted', 130);
+    // A Ctrl-C that came after the last stage finished interrupted nothing: the run is complete.
+    const complete = Object.values(lock.stages).every((st) => st.status === 'done');
+    if (controller.signal.aborted && !complete) throw new PipelineError('PIPE_INTERRUPTED', 'interrupted', 130);
     if (failures.length) throw stagesFailedError(failures, lock);
     await lockWrite;
     if (lock.failure) {

@@ -338,3 +338,21 @@ test('two quick Ctrl-C while the run is being set up (its MLflow run just opened
   assert.equal(run.meta['status'], 5, `KILLED:\n${r.out}\n${r.err}`);
   assert.equal(typeof run.meta['end_time'], 'number');
 });
+
+test('a Ctrl-C that comes while the last stage finishes interrupts nothing: the run is FINISHED, exit 0', { skip }, async () => {
+  const root = makeTree({ 'p.yaml': `${pipeline('dur-sigint-last')}  plots: { kind: plot, needs: [finetune, eval] }\n` });
+  const p = start(root, ['run', 'p.yaml', '--plain']);
+  let sent = false, outText = '';
+  p.child.stdout!.on('data', (d: Buffer) => {
+    outText += d.toString();
+    if (!sent && /❯ plots \(plot\)/.test(outText)) {
+      sent = true;
+      p.child.kill('SIGINT');
+    }
+  });
+  const r = await p.done;
+  assert.ok(sent, r.out + r.err);
+  assert.equal(r.code, 0, r.out + r.err);
+  const run = await localRun(root);
+  assert.equal(run.meta['status'], 3, 'FINISHED');
+});
