@@ -10,7 +10,7 @@
  * A crash while appending can leave a torn last line; it is ignored (that record was never
  * acknowledged to anyone).
  */
-import { closeSync, fsyncSync, openSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, fsyncSync, openSync, readSync, writeSync } from 'node:fs';
 import { copyFile, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { PipelineError } from '../../errors.js';
@@ -53,6 +53,19 @@ export function spoolFiles(dir: string): { log: string; state: string; files: st
   return { log: join(dir, 'mlflow-spool.jsonl'), state: join(dir, 'mlflow-spool.state.json'), files: join(dir, 'mlflow-spool'), lock: join(dir, 'mlflow-spool.lock') };
 }
 
+/** The seq of the first parseable record after line `i`, or undefined. */
+function nextSeqAfter(lines: string[], i: number): number | undefined {
+  for (const line of lines.slice(i + 1)) {
+    if (line.trim() === '') continue;
+    try {
+      return (JSON.parse(line) as Spooled).seq;
+    } catch {
+      return undefined;
+    }
+  }
+  return undefined;
+}
+
 /** Reader/appender of one spool. */
 export class Spool {
   readonly paths: ReturnType<typeof spoolFiles>;
@@ -74,9 +87,13 @@ export class Spool {
       this.nextSeq = (await this.records()).length;
     }
     const seq = this.nextSeq++;
-    const fd = openSync(this.paths.log, 'a');
+    const fd = openSync(this.paths.log, 'a+');
     try {
-      writeSync(fd, `${JSON.stringify({ seq, ...rec })}\n`);
+      // After a torn last line (a crash mid-append) the new record starts on a line of its own.
+      const size = fstatSync(fd).size;
+      const lastByte = Buffer.alloc(1);
+      const torn = size > 0 && readSync(fd, lastByte, 0, 1, size - 1) === 1 && lastByte[0] !== 0x0a;
+      writeSync(fd, `${torn ? '\n' : ''}${JSON.stringify({ seq, ...rec })}\n`);
       fsyncSync(fd);
     } finally {
       closeSync(fd);
@@ -99,12 +116,20 @@ export class Spool {
       throw e;
     });
     const out: Spooled[] = [];
-    for (const line of text.split('\n')) {
+    const lines = text.split('\n');
+    let last = lines.length - 1;
+    while (last >= 0 && lines[last]!.trim() === '') last--;
+    for (const [i, line] of lines.entries()) {
       if (line.trim() === '') continue;
       try {
         out.push(JSON.parse(line) as Spooled);
       } catch {
-        break; // a torn last line: never acknowledged
+        // A torn line was never acknowledged (a crash mid-append): the append after the restart
+        // reused its seq, so the next record carries seq = the count so far. Anything else is
+        // damage: stop rather than skip records or lose what follows.
+        if (i === last || nextSeqAfter(lines, i) === out.length) continue;
+        const after = lines.slice(i + 1).filter((l) => l.trim() !== '').length;
+        throw new Error(`${this.paths.log}:${i + 1}: not a tracking record (the spool is damaged); the ${after} line(s) after it are kept. Fix or delete that line, then run pipe sync again`);
       }
     }
     return out;
