@@ -8,10 +8,11 @@
  * (the last time the run wrote its lock.json), in the local store or on the server.
  * `pipe run --resume` reopens it as RUNNING.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
+import { PipelineError } from '../errors.js';
 import { writeDurable } from '../fs-durable.js';
 import { FileStore } from '../tracking/file/store.js';
 import { MlflowClient } from '../tracking/rest/client.js';
@@ -142,4 +143,54 @@ export async function closeDeadRuns(runDirs: string[]): Promise<string[]> {
 export async function closeDeadRunsUnder(runsDir: string): Promise<string[]> {
   const names = await readdir(runsDir).catch(() => [] as string[]);
   return closeDeadRuns(names.filter((n) => /^\d{8}T\d{6}-[0-9a-f]+$/.test(n)).map((n) => join(runsDir, n)));
+}
+
+/** Who holds a run folder (run.claim). */
+type Claim = Pick<RunProcess, 'pid' | 'host' | 'procStart'>;
+
+function readClaim(file: string): Claim | undefined {
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as Claim;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Claims run folder `runDir` for this process, so two `--resume`s of one run cannot both run it
+ * (each would log the same steps). The claim is `runDir/run.claim`, created with O_EXCL; a claim
+ * whose process is gone (killed, crashed) is moved aside with one atomic rename, which only one
+ * contender wins.
+ * @returns a function that releases the claim (a claim left by a dead process is taken over).
+ * @throws PipelineError PIPE_USAGE (exit 2) when a live process holds the run.
+ */
+export function claimRun(runDir: string): () => void {
+  const file = join(runDir, 'run.claim');
+  const mine: Claim = { pid: process.pid, host: hostname(), procStart: procStartOf(process.pid) };
+  for (let attempt = 0; attempt < 5; attempt++) {
+    try {
+      writeFileSync(file, JSON.stringify(mine), { flag: 'wx' });
+      return () => {
+        if (readClaim(file)?.pid === process.pid) rmSync(file, { force: true });
+      };
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
+    let holder = readClaim(file);
+    if (!holder) {
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 50); // a claim being written
+      holder = readClaim(file);
+    }
+    if (holder && processAlive({ ...holder, startedAt: 0, store: '', mlflowRunId: '' })) {
+      throw new PipelineError('PIPE_USAGE', `run ${runDir} is being run by process ${holder.pid} on ${holder.host}: wait for it to end (or stop it), then --resume`, 2);
+    }
+    try {
+      const aside = `${file}.gone-${process.pid}`;
+      renameSync(file, aside);
+      rmSync(aside, { force: true });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e; // another contender moved it first
+    }
+  }
+  throw new PipelineError('PIPE_USAGE', `run ${runDir}: could not claim it (another pipe process keeps taking it)`, 2);
 }

@@ -29,7 +29,7 @@ import type { Tracker } from '../tracking/tracker.js';
 import { failureTags } from '../tracking/layout.js';
 import { paramDiff, previousLocks, readLock, StageIndex, writeLock, type Lock } from './cache.js';
 import { describeFailure, onHardStop } from './failure.js';
-import { closeDeadRunsUnder, recordEnd, recordProcess } from './liveness.js';
+import { claimRun, closeDeadRunsUnder, recordEnd, recordProcess } from './liveness.js';
 import { gitInfo } from './git.js';
 import type { PlanEntry } from './plan.js';
 import type { StageTable } from '../stage.js';
@@ -136,6 +136,7 @@ export async function runPipeline(file: string, opts: RunOptions): Promise<RunRe
   const trackingUri = process.env['MLFLOW_TRACKING_URI'] || undefined;
   const store = resolveStore(trackingUri, runsDir()); // checked before any work
   const resumed = opts.resume ? await findResumable(file, config, opts.resume) : undefined;
+  const releaseClaim = resumed ? claimRun(join(runsDir(), resumed.runId)) : undefined; // one process per run
   const engine = await initEngine(config.engine.backend);
   events.emit({ type: 'note', text: `engine ${engine.description}` });
   if (isServerUri(trackingUri)) {
@@ -214,6 +215,7 @@ export async function runPipeline(file: string, opts: RunOptions): Promise<RunRe
     throw err;
   } finally {
     opts.signal?.removeEventListener('abort', onAbort);
+    releaseClaim?.();
   }
   return { runId, runDir, store, engine, plan, outputs, ...productsOf(plan, outputs) };
 }

@@ -356,3 +356,17 @@ test('a Ctrl-C that comes while the last stage finishes interrupts nothing: the 
   const run = await localRun(root);
   assert.equal(run.meta['status'], 3, 'FINISHED');
 });
+
+test('two --resume of one run at once: one runs it, the other is refused (exit 2); every step once', { skip }, async () => {
+  const root = makeTree({ 'p.yaml': pipeline('dur-two-resumes') });
+  await runUntil(root, [], /epoch 2\/\d+: train loss/);
+  const [a, b] = await Promise.all([start(root, ['run', 'p.yaml', '--plain', '--resume']).done, start(root, ['run', 'p.yaml', '--plain', '--resume']).done]);
+  const both = `${a.out}${a.err}\n---\n${b.out}${b.err}`;
+  assert.deepEqual([a.code, b.code].sort(), [0, 2], both);
+  // The loser says why: the run is held by the other process (or, if it came late, that it finished).
+  assert.match([a, b].find((r) => r.code === 2)!.err, /is being run by process \d+|that run finished/, both);
+  const run = await localRun(root);
+  assert.equal(run.meta['status'], 3);
+  assertExactlyOnce(run.metrics);
+  assert.ok(!readdirSync(join(root, 'runs')).some((d) => existsSync(join(root, 'runs', d, 'run.claim'))), 'the claim is released');
+});
