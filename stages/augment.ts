@@ -5,23 +5,25 @@
  */
 import { BatchSource, type AugmentedData } from '../src/data/batches.js';
 import type { Dataset } from '../src/data/dataset.js';
-import type { OpSpec } from '../src/data/transforms.js';
 import { PipelineError } from '../src/errors.js';
 import { defineStage, type StageContext } from '../src/stage.js';
+import type { AugmentStageParameters, Op } from '../src/config/generated/augment.js';
 
-/** schemas/stages/augment.schema.json */
-export interface AugmentParams {
-  /** Images per batch. @defaultValue 64 */
-  batch_size: number;
+/**
+ * One op of a chain as validated: the schema's `op` object holds exactly one of its keys
+ * (minProperties = maxProperties = 1), which the generated type cannot say; this maps it to the
+ * union of one-key objects. Passing it where src/data/transforms.ts wants an OpSpec makes tsc
+ * check that every op the schema accepts is one the transforms implement.
+ */
+type OneOp = { [K in keyof Op]-?: { [P in K]-?: NonNullable<Op[K]> } }[keyof Op];
+
+/** The validated parameters (defaults filled): generated from schemas/stages/augment.schema.json. */
+export type AugmentParams = Omit<AugmentStageParameters, 'train' | 'test'> & {
   /** Op chain of the training images, in order. @defaultValue [] */
-  train: OpSpec[];
+  train: OneOp[];
   /** Op chain of the test (and validation) images, in order. @defaultValue [] */
-  test: OpSpec[];
-  /** Worker threads computing batches ahead of training (epochAsync); 0 = none. @defaultValue 1 */
-  workers?: number;
-  /** Batches computed ahead. @defaultValue 4 */
-  prefetch?: number;
-}
+  test: OneOp[];
+};
 
 const augment = defineStage<AugmentParams, AugmentedData>({
   kind: 'augment',

@@ -12,13 +12,10 @@ import { defineStage, type StageContext } from '../src/stage.js';
 import { join } from 'node:path';
 import { saveClassifier } from '../src/models/model-files.js';
 import { loadWeightsInto } from '../src/train/persist.js';
+import type { BuildModelStageParameters } from '../src/config/generated/build-model.js';
 
-/** schemas/stages/build-model.schema.json */
-export interface BuildModelParams {
-  arch: string;
-  weights: string;
-  num_classes?: number;
-}
+/** The validated parameters (defaults filled): generated from schemas/stages/build-model.schema.json. */
+export type BuildModelParams = BuildModelStageParameters;
 
 /**
  * Builds the classifier (deterministic for a given seed and params) for the images training will

@@ -10,30 +10,15 @@ import { join } from 'node:path';
 import { writeDurable } from '../src/fs-durable.js';
 import { deriveSeed } from '../src/data/batches.js';
 import { selectClasses, splitValidation, subsetSplit, type Dataset, type ImageSplit } from '../src/data/dataset.js';
-import { compactKey, loadCached, pathFingerprint, readCompactDataset, type CachedDataset, type DatasetName, type DatasetRequest } from '../src/data/datasets.js';
+import { compactKey, loadCached, pathFingerprint, readCompactDataset, type CachedDataset, type DatasetRequest } from '../src/data/datasets.js';
 import { progressLines } from '../src/data/progress.js';
 import { cacheDir } from '../src/paths.js';
 import { Rng } from '../src/rng.js';
 import { defineStage, type StageContext } from '../src/stage.js';
+import type { DownloadStageParameters } from '../src/config/generated/download.js';
 
-/** schemas/stages/download.schema.json */
-export interface DownloadParams {
-  dataset: DatasetName;
-  /** A local file or folder, or a mirror URL; required for imagefolder. */
-  source?: string;
-  /** @defaultValue $PIPE_CACHE, else $XDG_CACHE_HOME/pipe, else ~/.cache/pipe */
-  cache_dir?: string;
-  /** Keep only these classes (indices or names), relabelled 0..k-1 in this order. */
-  classes?: Array<number | string>;
-  /** Keep N images per split, stratified by class, seeded. */
-  subset?: { train?: number; test?: number };
-  /** Hold out this fraction of train as a validation split (stratified, seeded). */
-  val_fraction?: number;
-  /** imagefolder: resize every image to this size (one number: square). */
-  image_size?: number | [number, number];
-  /** imagefolder: decoded channels. @defaultValue 3 */
-  channels?: 1 | 3;
-}
+/** The validated parameters (defaults filled): generated from schemas/stages/download.schema.json. */
+export type DownloadParams = DownloadStageParameters;
 
 /** dataset.json in the stage folder. */
 interface Manifest {

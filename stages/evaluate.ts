@@ -13,18 +13,10 @@ import { PipelineError } from '../src/errors.js';
 import { defineStage } from '../src/stage.js';
 import type { TrainState } from '../src/train/stage.js';
 import type { EvalReport, EvalSplit } from '../src/eval/report.js';
+import type { EvaluateStageParameters } from '../src/config/generated/evaluate.js';
 
-/** schemas/stages/evaluate.schema.json */
-export interface EvaluateParams {
-  /** Images per inference batch. @defaultValue 256 */
-  batch_size: number;
-  /** Splits to score; `test` is always scored, first. @defaultValue ['test'] */
-  splits: EvalSplit[];
-  /** k of the top-k accuracy. @defaultValue 5 */
-  top_k: number;
-  /** Misclassified images listed per split, most confident first. @defaultValue 64 */
-  max_misclassified: number;
-}
+/** The validated parameters (defaults filled): generated from schemas/stages/evaluate.schema.json. */
+export type EvaluateParams = EvaluateStageParameters;
 
 export default defineStage<EvaluateParams, EvalReport>({
   kind: 'evaluate',

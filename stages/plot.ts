@@ -14,18 +14,10 @@ import { renderReportHtml, type ReportFigure } from '../src/report/html.js';
 import { defineStage } from '../src/stage.js';
 import type { TrainState } from '../src/train/stage.js';
 import type { EvalReport } from '../src/eval/report.js';
+import type { PlotStageParameters } from '../src/config/generated/plot.js';
 
-/** schemas/stages/plot.schema.json */
-export interface PlotParams {
-  /** Plot-area width of the per-iteration chart, CSS pixels (the per-epoch panels get 2/3). @defaultValue 640 */
-  width: number;
-  /** Plot-area height, CSS pixels. @defaultValue 320 */
-  height: number;
-  /** Misclassified test images in the grid; 0 for no grid. @defaultValue 24 */
-  misclassified: number;
-  /** Columns of that grid. @defaultValue 8 */
-  columns: number;
-}
+/** The validated parameters (defaults filled): generated from schemas/stages/plot.schema.json. */
+export type PlotParams = PlotStageParameters;
 
 /** What the stage wrote. */
 export interface PlotOutput {

@@ -17,19 +17,28 @@ import * as tf from '@tensorflow/tfjs';
 import { trainPhase, type EpochRecord } from './loop.js';
 import { buildOptimizer, type OptimizerConfig } from './optimizer.js';
 import { bestFromJson, loadWeightsInto, readStateJson, writeStateJson } from './persist.js';
+import type { FreezeTrainStageParameters } from '../config/generated/freeze-train.js';
+import type { UnfreezeTrainStageParameters } from '../config/generated/unfreeze-train.js';
 
-/** schemas/stages/{freeze,unfreeze}-train.schema.json */
-export interface TrainParams {
-  epochs: number;
-  optimizer: OptimizerConfig;
-  max_steps_per_epoch?: number;
-  unfreeze?: 'all' | { from: string };
-  /** unfreeze-train: start from the previous stage's last weights (default) or its best epoch. */
-  start_from?: 'last' | 'best';
-  reduce_lr_on_plateau?: PlateauConfig;
-  lr_schedule?: { kind: 'cosine'; min_lr: number };
-  early_stopping?: EarlyStoppingConfig;
-}
+/**
+ * The validated parameters of freeze-train and unfreeze-train (defaults filled): generated from
+ * schemas/stages/{freeze,unfreeze}-train.schema.json. The nested blocks keep the library's own
+ * config types (OptimizerConfig, PlateauConfig, EarlyStoppingConfig: their fields' docs and
+ * defaults for direct callers); `SchemaAccepted` below makes tsc check that whatever the schemas
+ * accept is one of those.
+ */
+export type TrainParams = Omit<FreezeTrainStageParameters, 'optimizer' | 'reduce_lr_on_plateau' | 'early_stopping'> &
+  Partial<Pick<UnfreezeTrainStageParameters, 'unfreeze' | 'start_from'>> & {
+    optimizer: OptimizerConfig;
+    reduce_lr_on_plateau?: PlateauConfig;
+    early_stopping?: EarlyStoppingConfig;
+  };
+
+/**
+ * Compile-time check (tsc fails here when a schema accepts what TrainParams does not): validated
+ * freeze-train and unfreeze-train parameters are TrainParams. Not for use.
+ */
+export type SchemaAccepted<T extends TrainParams = FreezeTrainStageParameters | UnfreezeTrainStageParameters> = T;
 
 /** The state a training stage hands downstream; history is cumulative over both phases. */
 export interface TrainState {
