@@ -37,8 +37,8 @@ function printError(e: unknown): number {
   const sys = e as NodeJS.ErrnoException;
   if (sys instanceof Error && typeof sys.code === 'string' && typeof sys.syscall === 'string' && ['EACCES', 'EPERM', 'EROFS', 'ENOSPC', 'ENOTDIR', 'EISDIR', 'ENOENT', 'EEXIST'].includes(sys.code)) {
     const what = { EACCES: 'permission denied', EPERM: 'not permitted', EROFS: 'read-only file system', ENOSPC: 'no space left on the device', ENOTDIR: 'a path component is not a folder', EISDIR: 'it is a folder', ENOENT: 'no such file or folder', EEXIST: 'it already exists' }[sys.code];
-    process.stderr.write(`pipe: cannot ${sys.syscall} ${sys.path ?? ''}: ${what}; check the runs folder (PIPE_RUNS_DIR or ./runs), PIPE_CACHE and MLFLOW_TRACKING_URI\n`);
-    return 2;
+    process.stderr.write(`pipe: cannot ${sys.syscall}${sys.path ? ` ${sys.path}` : ''}: ${what}; check the runs folder (PIPE_RUNS_DIR or ./runs), PIPE_CACHE and MLFLOW_TRACKING_URI\n`);
+    return sys.code === 'ENOSPC' ? 1 : 2; // a full disk is a fault (exit 1, as in a stage), the rest is the user's setup (2)
   }
   process.stderr.write(`pipe: internal error (please report it): ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
   return 1;

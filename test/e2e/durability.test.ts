@@ -370,3 +370,22 @@ test('two --resume of one run at once: one runs it, the other is refused (exit 2
   assertExactlyOnce(run.metrics);
   assert.ok(!readdirSync(join(root, 'runs')).some((d) => existsSync(join(root, 'runs', d, 'run.claim'))), 'the claim is released');
 });
+
+test('a disk already full when the run starts: exit 1, one pipe: line, no RUNNING run left in the store', { skip: skip || (!canMount && 'mounting a tmpfs needs root (mount -t tmpfs)') }, async () => {
+  const root = makeTree({ 'p.yaml': pipeline('dur-full-at-start') });
+  const runs = join(root, 'runs');
+  mkdirSync(runs);
+  assert.ok(mountTmpfs(runs, '60k'));
+  try {
+    const r = await start(root, ['run', 'p.yaml', '--plain']).done;
+    assert.equal(r.code, 1, r.out + r.err);
+    const lines = r.err.split('\n').filter((l) => l.startsWith('pipe: ') && !l.startsWith('pipe: engine'));
+    assert.equal(lines.length, 1, r.err);
+    assert.match(lines[0]!, /no space left on the device/);
+    assert.doesNotMatch(lines[0]!, /cannot \w+ :/, 'no empty path');
+    const metas = spawnSync('find', [runs, '-name', 'meta.yaml']).stdout.toString().split('\n').filter(Boolean);
+    for (const m of metas) assert.doesNotMatch(readFileSync(m, 'utf8'), /^status: 1$/m, `${m} is a RUNNING run`);
+  } finally {
+    spawnSync('umount', ['-l', runs]);
+  }
+});

@@ -243,12 +243,19 @@ export class FileStore {
     const runId = randomUUID().replace(/-/g, '');
     const runDir = path.join(expDir, runId);
     const artifactUri = `${String(exp.artifact_location).replace(/\/+$/, '')}/${runId}/artifacts`;
-    for (const sub of ['metrics', 'params', 'artifacts', 'tags']) await mkdir(path.join(runDir, sub), { recursive: true });
-    await writeAtomic(path.join(runDir, 'meta.yaml'), toMlflowYaml({ artifact_uri: artifactUri, end_time: null, entry_point_name: '',
-      experiment_id: experimentId, lifecycle_stage: 'active', run_id: runId, run_name: opts.runName, source_name: '', source_type: 4,
-      source_version: '', start_time: opts.startTime ?? Date.now(), status: RUN_STATUS_CODES.RUNNING, tags: [], user_id: opts.user ?? 'unknown' }));
-    this.runDirs.set(runId, runDir);
-    await this.setTags(runId, tags);
+    try {
+      for (const sub of ['metrics', 'params', 'artifacts', 'tags']) await mkdir(path.join(runDir, sub), { recursive: true });
+      await writeAtomic(path.join(runDir, 'meta.yaml'), toMlflowYaml({ artifact_uri: artifactUri, end_time: null, entry_point_name: '',
+        experiment_id: experimentId, lifecycle_stage: 'active', run_id: runId, run_name: opts.runName, source_name: '', source_type: 4,
+        source_version: '', start_time: opts.startTime ?? Date.now(), status: RUN_STATUS_CODES.RUNNING, tags: [], user_id: opts.user ?? 'unknown' }));
+      this.runDirs.set(runId, runDir);
+      await this.setTags(runId, tags);
+    } catch (e) {
+      // A run half made (a full disk, most likely) is no run: no RUNNING orphan in the store.
+      this.runDirs.delete(runId);
+      await rm(runDir, { recursive: true, force: true }).catch(() => undefined);
+      throw e;
+    }
     return { runId, artifactDir: artifactUri.startsWith('file:') ? fileURLToPath(artifactUri) : path.join(runDir, 'artifacts') };
   }
 
