@@ -6,6 +6,7 @@
  * - every augment op fits the images it gets (normalize/fill values per channel, padding for
  *   the image size, grayscale input): each op's own `outShape` check, run on the known shape;
  * - an evaluate stage asks for the `val` split only when its data holds one out (`val_fraction`);
+ * - a download stage's `classes:` selection names classes of the dataset;
  * - `unfreeze: { from: <block> }` names a block of the architecture upstream (the model catalog's blocks, src/models/catalog.ts).
  * An imagefolder without `image_size` has a known channel count but no known size: its ops get
  * the channel checks only. A check whose fact is unknown before loading (the size then, the
@@ -16,6 +17,7 @@ import type { SourceFile } from '../config/source.js';
 import { didYouMean } from '../config/suggest.js';
 import type { PipelineConfig } from '../config/types.js';
 import type { StageKindName } from '../stage-kinds.js';
+import { classIndices } from '../data/dataset.js';
 import { datasetFacts } from '../data/datasets.js';
 import { buildTransform, type OpSpec } from '../data/transforms.js';
 import { MODEL_CATALOG as MODELS } from '../models/catalog.js';
@@ -35,6 +37,7 @@ export function dataIssues(config: PipelineConfig, ancestorsOf: (name: string) =
     const w = stage.with;
     const data = dataOf(name);
     const facts = data ? datasetFacts(data.w as Parameters<typeof datasetFacts>[0]) : {};
+    if (stage.kind === 'download') checkDownload(name, w, datasetFacts(w as Parameters<typeof datasetFacts>[0]).classNames, at);
     // A download stage's `classes:` selection keeps that many classes.
     const classes = Array.isArray(data?.w['classes']) ? (data!.w['classes'] as unknown[]).length : facts.classes;
     if (stage.kind === 'build-model' && typeof w['num_classes'] === 'number' && classes !== undefined && w['num_classes'] !== classes) {
@@ -60,6 +63,17 @@ export function dataIssues(config: PipelineConfig, ancestorsOf: (name: string) =
     }
   }
   return issues;
+}
+
+/** A download stage's `classes:` selection names classes of the dataset (where its definition fixes them). */
+function checkDownload(name: string, w: Record<string, unknown>, classNames: string[] | undefined, at: At): void {
+  if (Array.isArray(w['classes']) && classNames) {
+    try {
+      classIndices(classNames, w['classes'] as Array<number | string>);
+    } catch (e) {
+      at(['stages', name, 'with', 'classes'], (e as Error).message.replace(/^classes: /, ''));
+    }
+  }
 }
 
 /** Stand-in image side when only the channels are known: no crop or padding is too large for it. */

@@ -94,13 +94,7 @@ export function stratifiedPick(labels: ArrayLike<number>, n: number, rng: Rng): 
  * @throws RangeError naming an unknown class or a repeated one.
  */
 export function selectClasses(classes: readonly string[], splits: ImageSplit[], wanted: Array<number | string>): { classes: string[]; splits: ImageSplit[] } {
-  const idx = wanted.map((w) => {
-    const i = typeof w === 'number' ? w : classes.indexOf(w);
-    if (!Number.isInteger(i) || i < 0 || i >= classes.length) throw new RangeError(`classes: ${JSON.stringify(w)} is not a class of this dataset; its classes are 0..${classes.length - 1}: ${classes.join(', ')}`);
-    return i;
-  });
-  const dup = idx.find((i, k) => idx.indexOf(i) !== k);
-  if (dup !== undefined) throw new RangeError(`classes: '${classes[dup]}' (${dup}) is listed twice`);
+  const idx = classIndices(classes, wanted);
   const relabel = new Map(idx.map((c, k) => [c, k]));
   const out = splits.map((s) => {
     const keep: number[] = [];
@@ -110,6 +104,21 @@ export function selectClasses(classes: readonly string[], splits: ImageSplit[], 
     return t;
   });
   return { classes: idx.map((i) => classes[i]!), splits: out };
+}
+
+/**
+ * The class indices a `classes:` selection names (indices or names), in its order.
+ * @throws RangeError naming the entry that is not a class of `classes`, or one listed twice.
+ */
+export function classIndices(classes: readonly string[], wanted: Array<number | string>): number[] {
+  const idx = wanted.map((w) => {
+    const i = typeof w === 'number' ? w : classes.indexOf(w);
+    if (!Number.isInteger(i) || i < 0 || i >= classes.length) throw new RangeError(`classes: ${JSON.stringify(w)} is not a class of this dataset; its classes are 0..${classes.length - 1}: ${classes.join(', ')}`);
+    return i;
+  });
+  const dup = idx.find((i, k) => idx.indexOf(i) !== k);
+  if (dup !== undefined) throw new RangeError(`classes: '${classes[dup]}' (${dup}) is listed twice`);
+  return idx;
 }
 
 /**

@@ -60,6 +60,8 @@ export interface DatasetFacts {
   shape?: [number, number, number];
   /** Channels of the images (known even where the size is not: an imagefolder without image_size). */
   channels?: number;
+  /** The class names, in label order, where the dataset's definition fixes them. */
+  classNames?: string[];
 }
 
 /**
@@ -69,7 +71,7 @@ export interface DatasetFacts {
  */
 export function datasetFacts(p: { dataset: string; source?: string; image_size?: number | [number, number]; channels?: 1 | 3 }): DatasetFacts {
   const spec = MNIST_FAMILY[p.dataset] ?? CIFARS[p.dataset];
-  if (spec) return { classes: spec.classes.length, shape: [...spec.shape], channels: spec.shape[2] };
+  if (spec) return { classes: spec.classes.length, classNames: [...spec.classes], shape: [...spec.shape], channels: spec.shape[2] };
   if (p.dataset !== 'imagefolder') return {};
   const size = p.image_size;
   const shape: [number, number, number] | undefined = size === undefined ? undefined : typeof size === 'number' ? [size, size, p.channels ?? 3] : [size[0], size[1], p.channels ?? 3];

@@ -186,10 +186,11 @@ test('nesting that exhausts the parser is one located error, its quoted line cut
 test('dataset facts for the static checks come from the dataset definitions (and the imagefolder listing)', async () => {
   const { datasetFacts } = await import('../../src/data/datasets.js');
   // Published facts: Fashion-MNIST/MNIST 10 classes of 28x28 grey; CIFAR-10/100 10/100 classes of 32x32 RGB.
-  assert.deepEqual(datasetFacts({ dataset: 'fashion-mnist' }), { classes: 10, shape: [28, 28, 1], channels: 1 });
-  assert.deepEqual(datasetFacts({ dataset: 'mnist' }), { classes: 10, shape: [28, 28, 1], channels: 1 });
-  assert.deepEqual(datasetFacts({ dataset: 'cifar10' }), { classes: 10, shape: [32, 32, 3], channels: 3 });
-  assert.deepEqual(datasetFacts({ dataset: 'cifar100' }), { classes: 100, shape: [32, 32, 3], channels: 3 });
+  // Fashion-MNIST's label names as Zalando's README lists them (https://github.com/zalandoresearch/fashion-mnist).
+  assert.deepEqual(datasetFacts({ dataset: 'fashion-mnist' }), { classes: 10, classNames: ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot'], shape: [28, 28, 1], channels: 1 });
+  assert.deepEqual({ ...datasetFacts({ dataset: 'mnist' }), classNames: undefined }, { ...{ classes: 10, shape: [28, 28, 1], channels: 1 }, classNames: undefined });
+  assert.deepEqual({ ...datasetFacts({ dataset: 'cifar10' }), classNames: undefined }, { ...{ classes: 10, shape: [32, 32, 3], channels: 3 }, classNames: undefined });
+  assert.deepEqual({ ...datasetFacts({ dataset: 'cifar100' }), classNames: undefined }, { ...{ classes: 100, shape: [32, 32, 3], channels: 3 }, classNames: undefined });
   const root = makeTree({ 'train/a/x.png': '', 'train/b/x.png': '', 'train/.hidden/x.png': '', 'train/notes.txt': '' });
   assert.deepEqual(datasetFacts({ dataset: 'imagefolder', source: root, image_size: [20, 30] }), { classes: 2, shape: [20, 30, 3], channels: 3 });
   assert.deepEqual(datasetFacts({ dataset: 'imagefolder', source: join(root, 'missing'), channels: 1 }), { channels: 1 });
