@@ -130,9 +130,12 @@ export function parseSweepArg(expr: string): SweepParam {
  * The file's spec with the `--sweep` params applied: a `--sweep` path already in the file
  * replaces its values there (keeping its position), new ones are appended. Undefined when
  * neither declares anything (not a sweep).
+ * @throws PipelineError PIPE_USAGE (exit 2) when one path is given to `--sweep` twice.
  */
 export function mergeSweep(file: SweepSpec | undefined, cli: readonly SweepParam[]): SweepSpec | undefined {
   if (!file && cli.length === 0) return undefined;
+  const twice = cli.find((p, i) => cli.findIndex((q) => q.path === p.path) !== i);
+  if (twice) throw new PipelineError('PIPE_USAGE', `--sweep ${twice.path} is given twice; list all its values in one --sweep (${twice.path}=a,b,c)`);
   const spec: SweepSpec = file ? { ...file, params: [...file.params] } : { mode: 'grid', seed: 0, params: [] };
   for (const p of cli) {
     const i = spec.params.findIndex((q) => q.path === p.path);

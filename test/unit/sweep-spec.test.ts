@@ -83,6 +83,11 @@ test('--sweep replaces a path of the file in place and appends new ones', () => 
   assert.equal(mergeSweep(undefined, []), undefined);
 });
 
+test('one path given to --sweep twice is refused, not silently narrowed to the last list', () => {
+  assert.throws(() => mergeSweep(undefined, [parseSweepArg('stages.head.with.epochs=1,2'), parseSweepArg('stages.head.with.epochs=3,4')]), (e: Error & { exitCode?: number }) =>
+    e.message === '--sweep stages.head.with.epochs is given twice; list all its values in one --sweep (stages.head.with.epochs=a,b,c)' && e.exitCode === 2);
+});
+
 test('grid: every combination, first param slowest, named by what differs', () => {
   const spec: SweepSpec = { mode: 'grid', seed: 0, params: [
     { path: 'stages.model.with.arch', values: ['resnet18', 'resnet50'], source: 'file' },
