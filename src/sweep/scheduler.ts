@@ -87,7 +87,8 @@ export class TrialScheduler {
     for (const k of pending.flatMap((r) => this.planned.get(r.index)!.runKeys)) if (!this.cached.has(k) && (await this.index.lookup(k))) this.cached.add(k);
     const active = [...this.running.keys(), ...pending.map((r) => r.index)].map((i) => this.planned.get(i)!);
     for (const rec of [...pending]) {
-      if (this.running.size >= this.ctx.opts.parallel) break;
+      // A trial may have failed (fail-fast) or the user interrupted while the lookups above awaited.
+      if (this.stopping || this.running.size >= this.ctx.opts.parallel) break;
       // With nothing running there is nothing to wait for (the producer ended without it).
       if (this.running.size > 0 && waitsFor(this.planned.get(rec.index)!, active, this.cached).length > 0) continue;
       pending.splice(pending.indexOf(rec), 1);
