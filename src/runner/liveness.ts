@@ -38,14 +38,25 @@ export interface RunProcess {
 /** The file's path in a run folder. */
 export const processFile = (runDir: string): string => join(runDir, 'process.json');
 
+/**
+ * The fields of /proc/<pid>/stat after the command name (which is in parentheses and may hold
+ * spaces): [0] is field 3 (state), [19] field 22 (starttime). Undefined off Linux or for no such process.
+ */
+function procStat(pid: number): string[] | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  } catch {
+    return undefined;
+  }
+}
+
 /** `<boot id>:<start tick>` of process `pid` from /proc, or undefined off Linux. */
 export function procStartOf(pid: number): string | undefined {
+  const tick = procStat(pid)?.[19];
+  if (tick === undefined) return undefined;
   try {
-    const boot = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // Field 22 (starttime), counted after the command name, which is in parentheses and may hold spaces.
-    const tick = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
-    return tick === undefined ? undefined : `${boot}:${tick}`;
+    return `${readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim()}:${tick}`;
   } catch {
     return undefined;
   }
@@ -72,14 +83,7 @@ async function readProcess(runDir: string): Promise<RunProcess | undefined> {
 }
 
 /** True when /proc says `pid` is a zombie (state Z: it has exited, its parent has not reaped it yet); false off Linux. */
-function isZombie(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
-  } catch {
-    return false;
-  }
-}
+const isZombie = (pid: number): boolean => procStat(pid)?.[0] === 'Z';
 
 /**
  * False only when the process is surely gone: same host, and no process with that pid, or a
