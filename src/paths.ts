@@ -15,9 +15,6 @@ export const PACKAGE_ROOT: string = (() => {
   }
 })();
 
-/** JSON Schemas shipped with the package. */
-export const SCHEMA_DIR = join(PACKAGE_ROOT, 'schemas');
-
 /**
  * The shared download cache: $PIPE_CACHE, else $XDG_CACHE_HOME/pipe, else ~/.cache/pipe
  * (XDG Base Directory Specification).

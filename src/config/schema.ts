@@ -1,25 +1,21 @@
 /**
- * Loads the JSON Schemas under schemas/ into one ajv instance (draft-07, allErrors, no type
- * coercion, defaults filled in) and formats its errors as config paths with messages that say
- * what was expected and what was found.
+ * The pipeline file's JSON Schema validator (schemas/pipeline.schema.json and the stage schemas
+ * of schemas/stages/: ajv, draft-07, allErrors, no type coercion, defaults filled in, verbose
+ * errors), and its errors as config paths with messages that say what was expected and what was
+ * found. The validator is ajv's standalone code, generated ahead of time by
+ * scripts/gen-validator.mjs (which holds the options) into src/config/generated/, so no schema
+ * is compiled at start-up.
  */
-import { readFileSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
-import { SCHEMA_DIR } from '../paths.js';
+import type { ErrorObject, ValidateFunction } from 'ajv';
+import { validate } from './generated/validate-pipeline.js';
 import { didYouMean } from './suggest.js';
 
-let cached: ValidateFunction | undefined;
-
-/** The compiled pipeline validator (compiled once per process). */
+/**
+ * The pipeline validator: fills defaults into the data it checks (ajv `useDefaults`) and, when
+ * it returns false, leaves every error on its `errors`.
+ */
 export function pipelineValidator(): ValidateFunction {
-  if (cached) return cached;
-  const ajv = new Ajv({ allErrors: true, strict: true, coerceTypes: false, useDefaults: true, strictTuples: false, verbose: true });
-  for (const f of readdirSync(join(SCHEMA_DIR, 'stages'))) {
-    if (f.endsWith('.schema.json')) ajv.addSchema(JSON.parse(readFileSync(join(SCHEMA_DIR, 'stages', f), 'utf8')));
-  }
-  cached = ajv.compile(JSON.parse(readFileSync(join(SCHEMA_DIR, 'pipeline.schema.json'), 'utf8')));
-  return cached;
+  return validate as ValidateFunction;
 }
 
 /** One schema error, located by config path. */

@@ -2,7 +2,9 @@
  * The stage parameter types in src/config/generated/ are generated from schemas/stages/ by
  * scripts/gen-types.mjs (issue 18: the schemas are the one source). These tests fail when the
  * committed files are not what the schemas generate, i.e. when a schema changed without
- * `npm run gen:types` (tsc then checks the stages against the regenerated types).
+ * `npm run gen:types` (tsc then checks the stages against the regenerated types). Likewise the
+ * pipeline validator src/config/generated/validate-pipeline.ts, ajv's standalone code generated
+ * by scripts/gen-validator.mjs (`npm run gen:validator`).
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -48,4 +50,30 @@ test('the generated types carry the schema descriptions and defaults as TSDoc; d
   assert.ok(download.includes(`   * ${desc}\n   */\n  val_fraction?: number;`), 'val_fraction: optional, with its description');
   const evaluate = readFileSync(join(ROOT, 'src', 'config', 'generated', 'evaluate.ts'), 'utf8');
   assert.ok(evaluate.includes('   * @defaultValue 256\n   */\n  batch_size: number;'), 'batch_size: required after defaults, default in TSDoc');
+});
+
+/** scripts/gen-validator.mjs --check [--root DIR]: the precompiled pipeline validator (issue 21 point 4). */
+function checkValidator(root?: string): { status: number | null; stderr: string } {
+  const r = spawnSync(process.execPath, [join(ROOT, 'scripts', 'gen-validator.mjs'), '--check', ...(root ? ['--root', root] : [])], { cwd: ROOT, encoding: 'utf8' });
+  return { status: r.status, stderr: r.stderr };
+}
+
+test('the committed pipeline validator is what ajv generates from the schemas', () => {
+  const r = checkValidator();
+  assert.equal(r.status, 0, r.stderr);
+});
+
+test('a schema change without regenerating the validator is caught', (t) => {
+  const tmp = mkdtempSync(join(tmpdir(), 'pipe-genv-'));
+  t.after(() => rmSync(tmp, { recursive: true, force: true }));
+  cpSync(join(ROOT, 'schemas'), join(tmp, 'schemas'), { recursive: true });
+  cpSync(join(ROOT, 'src', 'config', 'generated'), join(tmp, 'src', 'config', 'generated'), { recursive: true });
+  assert.equal(checkValidator(tmp).status, 0, 'the copy starts in step');
+  const file = join(tmp, 'schemas', 'stages', 'plot.schema.json');
+  const schema = JSON.parse(readFileSync(file, 'utf8'));
+  schema.properties.columns.maximum = 99;
+  writeFileSync(file, JSON.stringify(schema));
+  const r = checkValidator(tmp);
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /stale generated validator \(run npm run gen:validator\): src\/config\/generated\/validate-pipeline\.ts$/m);
 });
