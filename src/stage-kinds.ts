@@ -5,7 +5,7 @@
  * drift apart. The implementations are the StageTable of stages/index.ts (typed by these
  * names, so it has exactly one definition per kind); the schema's `kind` enum and its branches
  * are checked against this list by test/unit/catalogs.test.ts.
- * Adding a kind: a row here, stages/<kind>.ts, its row in stages/index.ts, its schema.
+ * Adding a kind: a row here, stages/<kind>.ts, its rows in stages/meta.ts and stages/index.ts, its schema.
  */
 
 /** What a kind reads from the stages upstream of it (transitively). */

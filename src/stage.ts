@@ -86,23 +86,43 @@ export interface StageContext<P> {
   maybeUpstream<T>(...kinds: StageKindName[]): T | undefined;
 }
 
-/** A stage kind: one file in stages/, one row in stages/index.ts (the StageTable). */
-export interface StageDefinition<P = Record<string, unknown>, O = unknown> {
+/**
+ * What is known of a stage kind without loading its implementation (which pulls in TensorFlow.js
+ * and the data stack): enough to plan a run (`pipe plan`, the stage cache keys). One row per
+ * kind in stages/meta.ts; the definition in stages/<kind>.ts spreads its row.
+ */
+export interface StageMeta<P = Record<string, unknown>> {
   kind: StageKindName;
   /** Bumped when the implementation changes what it produces (part of the cache key). */
   version: number;
   /** One line for `pipe plan` and the docs. */
   summary: string;
-  run(ctx: StageContext<P>): Promise<O>;
   /**
-   * Rebuilds the output of a finished run of this stage from its folder `dir` (the stage cache
-   * and --resume), without redoing the work; upstream outputs are available through `ctx`.
-   * Stages without it always run.
+   * Whether a finished run of the stage is reused (the stage cache and --resume); the definition
+   * then has `load`. A stage that is not cacheable always runs.
    */
-  load?(ctx: StageContext<P>, dir: string): Promise<O>;
+  cacheable: boolean;
   /** Extra cache-key parts computed before running (e.g. a fingerprint of local input files). */
   cacheKey?(params: P): Promise<unknown>;
 }
+
+/**
+ * A stage kind: its StageMeta (stages/meta.ts) and the implementation, one file in stages/ and
+ * one row in stages/index.ts (the StageTable). A cacheable kind has `load`, others have none.
+ */
+export type StageDefinition<P = Record<string, unknown>, O = unknown> = StageMeta<P> & {
+  run(ctx: StageContext<P>): Promise<O>;
+} & (
+    | {
+        cacheable: true;
+        /**
+         * Rebuilds the output of a finished run of this stage from its folder `dir` (the stage
+         * cache and --resume), without redoing the work; upstream outputs are available through `ctx`.
+         */
+        load(ctx: StageContext<P>, dir: string): Promise<O>;
+      }
+    | { cacheable: false; load?: undefined }
+  );
 
 /**
  * The stage kinds the runner can run, one definition per kind. The runner never imports the
@@ -111,9 +131,17 @@ export interface StageDefinition<P = Record<string, unknown>, O = unknown> {
  */
 export type StageTable = { readonly [K in StageKindName]: StageDefinition<never, unknown> };
 
+/** What planning needs of every kind (stages/meta.ts); a StageTable is one too. */
+export type StageMetaTable = { readonly [K in StageKindName]: StageMeta<never> };
+
 /** The definition of `kind` in `table`, loosely typed for the runner (its params were validated by the kind's schema). */
 export function stageOf(table: StageTable, kind: StageKindName): StageDefinition<unknown, unknown> {
   return table[kind] as unknown as StageDefinition<unknown, unknown>;
+}
+
+/** The StageMeta of `kind` in `table`, loosely typed for the planner. */
+export function stageMetaOf(table: StageMetaTable, kind: StageKindName): StageMeta<unknown> {
+  return table[kind] as unknown as StageMeta<unknown>;
 }
 
 /** Identity helper that types a stage definition. */

@@ -8,6 +8,7 @@ import type { Dataset } from '../src/data/dataset.js';
 import { PipelineError } from '../src/errors.js';
 import { defineStage, type StageContext } from '../src/stage.js';
 import type { AugmentStageParameters, Op } from '../src/config/generated/augment.js';
+import { stageMeta } from './meta.js';
 
 /**
  * One op of a chain as validated: the schema's `op` object holds exactly one of its keys
@@ -26,9 +27,7 @@ export type AugmentParams = Omit<AugmentStageParameters, 'train' | 'test'> & {
 };
 
 const augment = defineStage<AugmentParams, AugmentedData>({
-  kind: 'augment',
-  version: 2,
-  summary: 'per-batch augmentation (train) and preprocessing (test), seeded, prefetched',
+  ...stageMeta.augment,
   // Pure and cheap: rebuilding from the upstream dataset is the same as loading.
   load: (ctx) => runAugment(ctx),
   run: (ctx) => runAugment(ctx),

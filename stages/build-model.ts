@@ -8,6 +8,7 @@ import type { AugmentedData } from '../src/data/batches.js';
 import { buildClassifier, ensureWeights, paramCounts, preprocessingFor, type Classifier } from '../src/models/registry.js';
 import { PipelineError } from '../src/errors.js';
 import { Rng } from '../src/rng.js';
+import { stageMeta } from './meta.js';
 import { defineStage, type StageContext } from '../src/stage.js';
 import { join } from 'node:path';
 import { saveClassifier } from '../src/models/model-files.js';
@@ -39,9 +40,7 @@ function build(ctx: StageContext<BuildModelParams>, weights = ctx.params.weights
 const MB = (n: number): string => (n / 1e6).toFixed(1);
 
 export default defineStage<BuildModelParams, Classifier>({
-  kind: 'build-model',
-  version: 2,
-  summary: 'build the network and a new head of num_classes logits',
+  ...stageMeta['build-model'],
   async load(ctx, dir) {
     // Every weight is restored from the saved model: no need to read the pretrained file again.
     const c = build(ctx, 'none');

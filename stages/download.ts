@@ -10,12 +10,12 @@ import { join } from 'node:path';
 import { writeDurable } from '../src/fs-durable.js';
 import { deriveSeed } from '../src/data/batches.js';
 import { selectClasses, splitValidation, subsetSplit, type Dataset, type ImageSplit } from '../src/data/dataset.js';
-import { compactKey, loadCached, pathFingerprint, readCompactDataset, type CachedDataset, type DatasetRequest } from '../src/data/datasets.js';
+import { loadCached, readCompactDataset, type CachedDataset } from '../src/data/datasets.js';
 import { progressLines } from '../src/data/progress.js';
-import { cacheDir } from '../src/paths.js';
 import { Rng } from '../src/rng.js';
 import { defineStage, type StageContext } from '../src/stage.js';
 import type { DownloadStageParameters } from '../src/config/generated/download.js';
+import { datasetRequest as request, stageMeta } from './meta.js';
 
 /** The validated parameters (defaults filled): generated from schemas/stages/download.schema.json. */
 export type DownloadParams = DownloadStageParameters;
@@ -30,11 +30,6 @@ interface Manifest {
 }
 
 type Selection = { seed: number; classes?: DownloadParams['classes']; subset?: DownloadParams['subset']; val_fraction?: number };
-
-function request(p: DownloadParams): DatasetRequest {
-  const size = p.image_size;
-  return { dataset: p.dataset, source: p.source, cacheDir: cacheDir(p.cache_dir), imageSize: typeof size === 'number' ? [size, size] : size, channels: p.channels };
-}
 
 /** Subsets and validation split, each from its own seeded stream; the digest then covers the selection too. */
 function select(full: Dataset, sel: Selection): Dataset {
@@ -115,18 +110,7 @@ async function load(ctx: StageContext<DownloadParams>, dir: string): Promise<Dat
 }
 
 export default defineStage<DownloadParams, Dataset>({
-  kind: 'download',
-  version: 2,
-  summary: 'fetch and verify a dataset (cache, Debian package, mirror, official URL or image folder)',
+  ...stageMeta.download,
   run,
   load,
-  // Local data can change under the same params: its fingerprint is part of the stage key.
-  async cacheKey(p) {
-    if (p.source === undefined || /^https?:\/\//.test(p.source)) return undefined;
-    try {
-      return p.dataset === 'imagefolder' ? { data: await compactKey(request(p)) } : { source: await pathFingerprint(p.source) };
-    } catch {
-      return { source: 'unreadable' }; // run() reports what is wrong
-    }
-  },
 });

@@ -10,6 +10,7 @@ import { BatchSource } from '../src/data/batches.js';
 import { collectLogits } from '../src/eval/logits.js';
 import { confusionCsv, splitMetrics, splitReport, type SplitReport } from '../src/eval/split-report.js';
 import { PipelineError } from '../src/errors.js';
+import { stageMeta } from './meta.js';
 import { defineStage } from '../src/stage.js';
 import type { TrainState } from '../src/train/stage.js';
 import type { EvalReport, EvalSplit } from '../src/eval/report.js';
@@ -19,9 +20,7 @@ import type { EvaluateStageParameters } from '../src/config/generated/evaluate.j
 export type EvaluateParams = EvaluateStageParameters;
 
 export default defineStage<EvaluateParams, EvalReport>({
-  kind: 'evaluate',
-  version: 2,
-  summary: 'loss, top-1/top-k accuracy, per-class metrics and confusion matrix of the best model',
+  ...stageMeta.evaluate,
   /** Reuse: read report.json and log its metrics and files again, so this run has them too. */
   async load(ctx, dir) {
     const report = JSON.parse(await readFile(join(dir, 'report.json'), 'utf8')) as EvalReport;

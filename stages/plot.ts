@@ -11,6 +11,7 @@ import { plotConfusionMatrix } from '../src/plot/confusion.js';
 import { plotLearningRate } from '../src/plot/lr.js';
 import { plotMisclassified, type MisclassifiedTile } from '../src/plot/misclassified.js';
 import { renderReportHtml, type ReportFigure } from '../src/report/html.js';
+import { stageMeta } from './meta.js';
 import { defineStage } from '../src/stage.js';
 import type { TrainState } from '../src/train/stage.js';
 import type { EvalReport } from '../src/eval/report.js';
@@ -56,9 +57,7 @@ export function lrCaption(epochs: readonly { phase: string; lr: number }[]): str
 }
 
 export default defineStage<PlotParams, PlotOutput>({
-  kind: 'plot',
-  version: 3,
-  summary: 'charts of the training history and the evaluation, and report.html',
+  ...stageMeta.plot,
   /** Reuse: log the finished folder's charts and report.html again, so this run has them too. */
   async load(ctx, dir) {
     const files = (await readdir(dir)).filter((f) => /\.(png|svg)$/.test(f)).map((f) => join(dir, f));

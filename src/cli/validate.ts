@@ -2,8 +2,9 @@
  * `pipe validate` and `pipe plan`: what they print for a file that passes every check run makes
  * before any work (the file, its `--set` overrides, the compiled graph and, for a sweep, every
  * trial, through the same checkSweep as `pipe run`). Errors propagate to the caller (exit 2).
- * `pipe validate` loads no TensorFlow.js (nor the stages, which need it); `pipe plan` loads the
- * stage table for the cache keys (bench/startup.ts measures both).
+ * Neither loads TensorFlow.js nor the stage implementations, which need it: `pipe plan` reads
+ * the stages' versions and cache-key parts from stages/meta.ts (test/unit/startup.test.ts;
+ * bench/startup.ts measures both).
  */
 import { parseOverride } from '../config/overrides.js';
 import { PipelineError } from '../errors.js';
@@ -50,8 +51,8 @@ export async function validateReport(file: string, opts: CheckCliOpts): Promise<
 export async function planReport(file: string, opts: CheckCliOpts & { format?: string; force?: boolean; from?: string }): Promise<string> {
   const format = opts.format ?? 'text';
   if (format !== 'text' && format !== 'mermaid' && format !== 'dot') throw new PipelineError('PIPE_USAGE', `--format ${format}: expected text, mermaid or dot`);
-  const { stageKinds } = await import('../../stages/index.js');
-  const { config, dag, plan } = await planFile(file, { stages: stageKinds, overrides: (opts.set ?? []).map(parseOverride), force: opts.force, from: opts.from });
+  const { stageMeta } = await import('../../stages/meta.js');
+  const { config, dag, plan } = await planFile(file, { stages: stageMeta, overrides: (opts.set ?? []).map(parseOverride), force: opts.force, from: opts.from });
   const sweep = await checkedSweep(file, opts);
   const head = format === 'text' ? `plan for '${file}' (${config.name}), stages in order:\n` : '';
   return `${head}${formatPlan(dag, plan, format)}\n${format === 'text' ? sweepLine(sweep) : ''}`;

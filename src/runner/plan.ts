@@ -7,7 +7,7 @@ import type { PipelineConfig } from '../config/types.js';
 import type { StageKindName } from '../stage-kinds.js';
 import { ancestors, type Dag } from '../dag/compile.js';
 import { paramDiff, stageKey, type KeyParts, type Lock, type StageIndex } from './cache.js';
-import { stageOf, type StageTable } from '../stage.js';
+import { stageMetaOf, type StageMetaTable } from '../stage.js';
 
 /** One stage's decision. */
 export interface PlanEntry {
@@ -24,8 +24,11 @@ export interface PlanEntry {
 
 /** Options of planning. */
 export interface PlanOptions {
-  /** The stage kinds (stages/index.ts, handed down by the CLI). */
-  stages: StageTable;
+  /**
+   * What planning needs of the stage kinds (stages/meta.ts, or the StageTable of stages/index.ts,
+   * which carries it), handed down by the CLI.
+   */
+  stages: StageMetaTable;
   /** Run every stage. */
   force?: boolean;
   /** Run this stage and everything downstream of it, reuse the rest where cached. */
@@ -43,7 +46,7 @@ export async function planPipeline(config: PipelineConfig, dag: Dag, opts: PlanO
   if (opts.from !== undefined) for (const n of dag.order) if (n === opts.from || ancestors(dag, n).includes(opts.from)) forced.add(n);
   for (const name of dag.order) {
     const node = dag.nodes.get(name)!;
-    const def = stageOf(opts.stages, node.config.kind);
+    const def = stageMetaOf(opts.stages, node.config.kind);
     const parts: KeyParts = {
       kind: node.config.kind,
       version: def.version,
@@ -54,12 +57,12 @@ export async function planPipeline(config: PipelineConfig, dag: Dag, opts: PlanO
     };
     const key = stageKey(parts);
     keys.set(name, key);
-    const cached = def.load ? await opts.index.lookup(key) : undefined;
+    const cached = def.cacheable ? await opts.index.lookup(key) : undefined;
     const base = { name, kind: node.config.kind, key, parts };
     if (opts.force) entries.push({ ...base, decision: 'run', reason: 'forced (--force)' });
     else if (forced.has(name)) entries.push({ ...base, decision: 'run', reason: `forced (--from ${opts.from})` });
     else if (cached) entries.push({ ...base, decision: 'skip', reason: 'unchanged', reuseDir: cached });
-    else entries.push({ ...base, decision: 'run', reason: def.load ? whyChanged(name, parts, opts.previous, entries) : 'always runs (not cacheable)' });
+    else entries.push({ ...base, decision: 'run', reason: def.cacheable ? whyChanged(name, parts, opts.previous, entries) : 'always runs (not cacheable)' });
   }
   return entries;
 }

@@ -13,7 +13,7 @@ import type { PlanEntry } from '../runner/plan.js';
 import { loadPipeline } from '../config/load.js';
 import { compileDag } from '../dag/compile.js';
 import { planFile } from '../runner/compile.js';
-import type { StageTable } from '../stage.js';
+import type { StageMetaTable } from '../stage.js';
 import { expandSweep, type Trial } from './expand.js';
 import { mergeSweep, parseSweepArg, sweepFromConfig, type SweepSpec } from './spec.js';
 import { configHash, listSweeps, readSweep, sweepKey, type SweepState } from './state.js';
@@ -40,8 +40,8 @@ export interface PreparedSweep {
 
 /** Options of prepareSweep (a subset of SweepOptions). */
 export interface PrepareOptions {
-  /** The stage kinds (stages/index.ts, handed down by the CLI). */
-  stages: StageTable;
+  /** What planning needs of the stage kinds (stages/meta.ts or stages/index.ts, handed down by the CLI). */
+  stages: StageMetaTable;
   overrides?: Override[];
   sweep?: string[];
   force?: boolean;
@@ -109,7 +109,7 @@ export async function prepareSweep(file: string, opts: PrepareOptions): Promise<
   const { config, spec } = checked;
   const trials: PlannedTrial[] = checked.trials.map(({ dag: _dag, ...t }) => ({
     ...t,
-    runKeys: t.plan.filter((e) => e.decision === 'run' && opts.stages[e.kind].load !== undefined).map((e) => e.key),
+    runKeys: t.plan.filter((e) => e.decision === 'run' && opts.stages[e.kind].cacheable).map((e) => e.key),
   }));
   const key = sweepKey(config.name, trials.map((t) => t.configHash));
   return { config, spec, trials, key, previous: await previousSweep(config.name, key, opts.resume) };

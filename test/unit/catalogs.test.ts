@@ -13,6 +13,7 @@ import { DATASET_NAMES } from '../../src/data/datasets.js';
 import { MODELS } from '../../src/models/registry.js';
 import { readableKinds, STAGE_KINDS } from '../../src/stage-kinds.js';
 import { stageKinds } from '../../stages/index.js';
+import { stageMeta } from '../../stages/meta.js';
 
 const SCHEMAS = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'schemas');
 const schema = (rel: string): Record<string, unknown> => JSON.parse(readFileSync(join(SCHEMAS, rel), 'utf8')) as Record<string, unknown>;
@@ -42,6 +43,13 @@ describe('catalogs and schemas agree', () => {
     }
     assert.deepEqual(sorted(Object.keys(stageKinds)), sorted(kinds));
     for (const [k, def] of Object.entries(stageKinds)) assert.equal(def.kind, k);
+    // What `pipe plan` reads (stages/meta.ts) is what the runner runs: each definition spreads its row.
+    assert.deepEqual(sorted(Object.keys(stageMeta)), sorted(kinds));
+    for (const [k, def] of Object.entries(stageKinds)) {
+      const meta = stageMeta[k as keyof typeof stageMeta] as Record<string, unknown>;
+      for (const f of ['kind', 'version', 'summary', 'cacheable', 'cacheKey']) assert.equal((def as unknown as Record<string, unknown>)[f], meta[f], `${k}.${f}`);
+      assert.equal(typeof def.load === 'function', def.cacheable, `${k}: load exactly when cacheable`);
+    }
   });
 
   it('stage inputs: what each kind reads is declared once (the graph check and ctx.upstream use it)', () => {
