@@ -4,12 +4,11 @@
  * each with file:line:column, the config path, what was expected and found, and the line.
  * Anchor: DVC `YAMLValidationError` / `YAMLSyntaxError` layout.
  */
-import { readFile, stat } from 'node:fs/promises';
 import { LineCounter, parseDocument } from 'yaml';
 import { PipelineError } from '../errors.js';
 import { applyOverrides, createdBy, overrideFor, type Override } from './overrides.js';
 import { pipelineValidator, schemaIssues } from './schema.js';
-import { dotted, excerpt, positionOf, scalarSource, type SourceFile, type SourcePos } from './source.js';
+import { dotted, excerpt, positionOf, readSourceText, scalarSource, type SourceFile, type SourcePos } from './source.js';
 import { syntaxIssues } from './yaml-errors.js';
 import { MAX_FILE_BYTES, yamlRuleIssues } from './yaml-rules.js';
 import type { PipelineConfig } from './types.js';
@@ -53,16 +52,13 @@ export function formatIssues(file: SourceFile | { path: string }, issues: Config
 
 /**
  * Reads and parses the file; YAML syntax errors (duplicate keys included) and refused YAML
- * (yaml-rules.ts) become a ConfigError. A file over MAX_FILE_BYTES is refused unread.
+ * (yaml-rules.ts) become a ConfigError. A file over MAX_FILE_BYTES is refused unread; a pipe
+ * (`<(cat f)`) is read once (see readSourceText).
  */
 export async function readSource(path: string): Promise<SourceFile> {
   let text: string;
   try {
-    const { size } = await stat(path);
-    if (size > MAX_FILE_BYTES) {
-      throw new PipelineError('PIPE_YAML_SYNTAX', `'${path}' is ${(size / 1024 / 1024).toFixed(1)} MB; a pipeline file is at most ${MAX_FILE_BYTES / 1024 / 1024} MB (is it the right file?)`, 2);
-    }
-    text = await readFile(path, 'utf8');
+    text = await readSourceText(path, MAX_FILE_BYTES);
   } catch (e) {
     if (e instanceof PipelineError) throw e;
     const code = (e as NodeJS.ErrnoException).code;

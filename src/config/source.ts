@@ -3,7 +3,9 @@
  * Anchor: DVC `utils/strictyaml.py` `determine_linecol`: when the node itself has no position
  * (a missing key), step up to its parent, at most 5 levels.
  */
+import { open, stat } from 'node:fs/promises';
 import { isMap, isPair, isScalar, isSeq, LineCounter, type Document, type Node } from 'yaml';
+import { PipelineError } from '../errors.js';
 import type { Override } from './overrides.js';
 
 /** A position in a source file; line and column are 1-based. */
@@ -21,6 +23,51 @@ export interface SourceFile {
   lines: LineCounter;
   /** The `--set` overrides applied to it, so later checks can point at them. */
   overrides?: readonly Override[];
+}
+
+/** Text of the pipes already read, by path: a pipe gives its bytes once. */
+const piped = new Map<string, string>();
+
+/**
+ * The bytes of the pipeline file at `path`, decoded as UTF-8 (invalid bytes become U+FFFD).
+ * A regular file over `maxBytes` is refused unread. A pipe, FIFO, socket or character device
+ * (`pipe validate <(cat f)`, `/dev/stdin`) has no size beforehand and gives its bytes only once:
+ * it is read to its end (refused past `maxBytes`) the first time, and later calls for the same
+ * path in this process get the same text (validate, plan and run read the file more than once).
+ * @throws PipelineError PIPE_YAML_SYNTAX (exit 2) for a file over `maxBytes`; the `fs` error
+ *   (ENOENT, EISDIR, EACCES, ...) when it cannot be read.
+ */
+export async function readSourceText(path: string, maxBytes: number): Promise<string> {
+  const known = piped.get(path);
+  if (known !== undefined) return known;
+  const tooLarge = (what: string): PipelineError =>
+    new PipelineError('PIPE_YAML_SYNTAX', `'${path}' is ${what}; a pipeline file is at most ${maxBytes / 1024 / 1024} MB (is it the right file?)`, 2);
+  const st = await stat(path);
+  if (st.isFile() && st.size > maxBytes) throw tooLarge(`${(st.size / 1024 / 1024).toFixed(1)} MB`);
+  if (st.isDirectory()) throw Object.assign(new Error(`EISDIR: illegal operation on a directory, read '${path}'`), { code: 'EISDIR' });
+  const fh = await open(path, 'r');
+  const chunks: Buffer[] = [];
+  let total = 0;
+  try {
+    for (;;) {
+      const buf = Buffer.alloc(64 * 1024);
+      const { bytesRead } = await fh.read(buf, 0, buf.length, null);
+      if (bytesRead === 0) break;
+      chunks.push(buf.subarray(0, bytesRead));
+      total += bytesRead;
+      if (total > maxBytes) throw tooLarge(`more than ${maxBytes / 1024 / 1024} MB`);
+    }
+  } finally {
+    await fh.close();
+  }
+  const text = Buffer.concat(chunks, total).toString('utf8');
+  if (!st.isFile()) piped.set(path, text);
+  return text;
+}
+
+/** The text read from `path` when it is a pipe (see readSourceText), else undefined. */
+export function pipedText(path: string): string | undefined {
+  return piped.get(path);
 }
 
 /** Finds the node at `path`; with `key: true`, the key node of the last segment instead. */

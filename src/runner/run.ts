@@ -16,6 +16,7 @@ import { Listr } from 'listr2';
 import { parse as parseYaml, stringify } from 'yaml';
 import { readFile } from 'node:fs/promises';
 import type { Override } from '../config/overrides.js';
+import { pipedText } from '../config/source.js';
 import type { PipelineConfig } from '../config/types.js';
 import type { Dag } from '../dag/compile.js';
 import { initEngine, type EngineInfo } from '../engine/backend.js';
@@ -258,7 +259,11 @@ async function startTrackedRun(file: string, config: PipelineConfig, r: { runId:
     const resolvedPath = join(runDir, 'resolved.yaml');
     await writeFile(resolvedPath, stringify(config));
     await tracker.logParams(flattenParams(config));
-    await tracker.logArtifact(resolve(file), 'pipeline');
+    // A pipeline read from a pipe (`<(cat f)`) cannot be read again: its text, as read, is the artifact.
+    const piped = pipedText(file);
+    const pipelinePath = piped === undefined ? resolve(file) : join(runDir, 'pipeline.yaml');
+    if (piped !== undefined) await writeFile(pipelinePath, piped);
+    await tracker.logArtifact(pipelinePath, 'pipeline');
     await tracker.logArtifact(resolvedPath, 'pipeline');
   } catch (e) {
     // The store took the run: it must not stay RUNNING (a full disk, most likely).

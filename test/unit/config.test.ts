@@ -212,3 +212,27 @@ test('a run or sweep the tracking store refuses at start leaves nothing under ru
     assert.deepEqual(existsSync(runs) ? readdirSync(runs) : [], [], f);
   }
 });
+
+test('a pipeline read from a pipe (`<(cat f)`, /dev/stdin): validated and its errors located as for a file; over 1 MB refused', async () => {
+  const { execFile } = await import('node:child_process');
+  const pipe = join(REPO, 'bin', 'pipe.js');
+  const bash = (root: string, script: string): Promise<{ code: number; stdout: string; stderr: string }> => new Promise((res) => {
+    execFile('bash', ['-c', script], { cwd: root, env: { ...process.env, PIPE_RUNS_DIR: join(root, 'runs'), MLFLOW_TRACKING_URI: '' }, maxBuffer: 1 << 20 }, (e, stdout, stderr) =>
+      res({ code: e ? Number((e as { code?: number }).code) : 0, stdout, stderr }));
+  });
+  const good = 'name: piped\nstages:\n  data: { kind: download, with: { dataset: fashion-mnist, source: ./d } }\n  aug: { kind: augment, needs: [data] }\n';
+  const root = makeTree({ 'p.yaml': good, 'bad.yaml': 'name: piped\nstages:\n  data: { kind: downlod }\n' });
+  const v = await bash(root, `node ${pipe} validate <(cat p.yaml)`);
+  assert.equal(v.code, 0, v.stderr);
+  assert.match(v.stdout, /^'\/dev\/fd\/\d+' is valid: 2 stages \(data -> aug\)$/m);
+  const s = await bash(root, `cat p.yaml | node ${pipe} validate /dev/stdin`);
+  assert.equal(s.code, 0, s.stderr);
+  assert.equal(s.stdout, "'/dev/stdin' is valid: 2 stages (data -> aug)\n");
+  const b = await bash(root, `node ${pipe} validate <(cat bad.yaml)`);
+  assert.equal(b.code, 2);
+  assert.match(b.stderr, /^\/dev\/fd\/\d+:3:17: stages\.data\.kind: expected one of download, .*Did you mean .download.\?$/m);
+  assert.match(b.stderr, / {2}3 \| {3}data: \{ kind: downlod \}$/m);
+  const big = await bash(root, `node ${pipe} validate <(head -c 2000000 /dev/zero | tr '\\0' '#')`);
+  assert.equal(big.code, 2);
+  assert.match(big.stderr, /^pipe: '\/dev\/fd\/\d+' is more than 1 MB; a pipeline file is at most 1 MB \(is it the right file\?\)$/m);
+});
