@@ -51,7 +51,8 @@ export function predictText(r: PredictResult): string {
 }
 
 /**
- * Runs `pipe predict`; resolves to the exit code: 0, or 2 for a missing model, an unreadable
+ * Runs `pipe predict`; resolves to the exit code: 0, or 2 for a missing model, weights holding NaN
+ * or infinities (a diverged training; never printed as `NaN%`), an unreadable
  * image, channels that cannot be converted or bad options (message on stderr naming the file).
  * @param target a run folder, a run id under runs/, or a best-model folder.
  * @param opts.topK classes per image. @defaultValue 5

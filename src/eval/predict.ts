@@ -63,12 +63,33 @@ export function topK(probs: ArrayLike<number>, classes: readonly string[], k: nu
 }
 
 /**
+ * The first weight of `model` holding NaN or an infinity: its name, how many such values, the
+ * first one and its flat index; undefined when every weight is finite.
+ */
+export function nonFiniteWeight(model: tf.LayersModel): { name: string; count: number; first: number; index: number } | undefined {
+  for (const w of model.weights) {
+    const v = w.read().dataSync();
+    let count = 0, index = -1;
+    for (let i = 0; i < v.length; i++) {
+      if (!Number.isFinite(v[i]!)) {
+        count++;
+        if (index < 0) index = i;
+      }
+    }
+    if (count) return { name: w.originalName, count, first: v[index]!, index };
+  }
+  return undefined;
+}
+
+/**
  * Predicts the top `topK` classes (default 5, at most the number of classes) of each image with
  * the model found at `target` (a run folder, a run id or a best-model folder). Every image is
  * prepared before the model runs, so a bad file fails the call before any output.
  * Needs an initialised tfjs backend (see `initEngine`).
  * @throws PipelineError (exit 2) naming the model or image file: missing model, unreadable
- *   image, channels that cannot be converted, a preprocessing chain that does not fit the model.
+ *   image, channels that cannot be converted, a preprocessing chain that does not fit the model,
+ *   weights holding NaN or infinities (a diverged training), or outputs that are not finite
+ *   (never shown as `NaN%`).
  */
 export async function predictImages(target: string, images: readonly string[], opts: { topK?: number } = {}): Promise<PredictResult> {
   const k = opts.topK ?? 5;
@@ -82,6 +103,11 @@ export async function predictImages(target: string, images: readonly string[], o
     throw new PipelineError('PIPE_MODEL', `cannot load model '${loc.dir}/model.json': ${(e as Error).message}`);
   }
   try {
+    const bad = nonFiniteWeight(model);
+    if (bad) {
+      throw new PipelineError('PIPE_MODEL', `model '${loc.dir}' cannot predict: weight ${bad.name} (in weights.bin) holds ${bad.count} non-finite value${bad.count === 1 ? '' : 's'} (${bad.first} at index ${bad.index}); ` +
+        'the training that saved it diverged (retrain it, e.g. with a lower learning rate)');
+    }
     const shape = model.inputs[0]!.shape;
     const [h, w, c] = [shape[1], shape[2], shape[3]];
     if (shape.length !== 4 || !h || !w || !c) throw new PipelineError('PIPE_MODEL', `model '${loc.dir}' takes inputs of shape [${shape.join(', ')}], not [n, height, width, channels] images`);
@@ -113,6 +139,10 @@ export async function predictImages(target: string, images: readonly string[], o
     const probs = tf.tidy(() => tf.softmax(model.predict(tf.tensor4d(x, [prepared.length, h, w, c])) as tf.Tensor2D));
     const values = (await probs.data()) as Float32Array;
     probs.dispose();
+    const nan = values.findIndex((v) => !Number.isFinite(v));
+    if (nan >= 0) {
+      throw new PipelineError('PIPE_MODEL', `model '${loc.dir}' gives non-finite outputs (${values[nan]}) for '${images[Math.floor(nan / units)]}': its weights are finite, so an activation overflowed; no prediction shown`);
+    }
     const results = prepared.map((p, i) => ({
       image: images[i]!,
       top: topK(values.subarray(i * units, (i + 1) * units), classes, Math.min(k, units)),

@@ -169,3 +169,22 @@ test('errors name the file and exit 2', async () => {
   assert.equal(r.code, 2);
   assert.match(r.stderr, /cannot use image '.*a\.png': it has 1 colour channel\(s\) \(b-w\) but the model takes 2; convert it first/);
 });
+
+test('NaN weights (a diverged training): a clear error naming the weight, exit 2, no NaN% printed', async () => {
+  await initEngine('wasm');
+  const img = await writeGrey(path.join(root, 'n.png'), PIXELS);
+  const c = tinyClassifier(1, 5);
+  const fc = c.head.getLayer('head_fc');
+  const [kernel, bias] = fc.getWeights();
+  const k = kernel!.arraySync() as number[][];
+  k[2]![1] = Number.NaN; // flat index 2 * 3 + 1 = 7 of the [4, 3] kernel
+  fc.setWeights([tf.tensor2d(k), bias!]);
+  const dir = path.join(root, 'nan', 'best-model');
+  await saveClassifier(c, dir, { classes: CLASSES, preprocess: { test: [NORMALIZE], input_size: [8, 8] } });
+  for (const json of [false, true]) {
+    const r = await capture(dir, [img], { json });
+    assert.equal(r.code, 2, r.stderr);
+    assert.equal(r.stdout, '');
+    assert.equal(r.stderr, `pipe: model '${dir}' cannot predict: weight head_fc/kernel (in weights.bin) holds 1 non-finite value (NaN at index 7); the training that saved it diverged (retrain it, e.g. with a lower learning rate)\n`);
+  }
+});
