@@ -1,5 +1,6 @@
 /**
- * `pipe models`: the zoo as a table: name, learnable parameters with a 1000-class head,
+ * `pipe models`: the zoo as a table: name, learnable parameters with a 1000-class head (the
+ * header and a note say so),
  * native and minimum input size, where the ImageNet weights come from, and whether they are in
  * the shared cache already.
  */
@@ -20,9 +21,13 @@ function paramsOf(name: string): number {
   return n;
 }
 
-/** One row per model, columns padded. */
+/**
+ * One row per model, columns padded. `params` counts the learnable parameters with ImageNet's
+ * 1000-class head, as torchvision and timm publish them (the header says so); a pipeline's
+ * build-model stage puts a head of `num_classes` logits instead.
+ */
 export function modelsTable(): string {
-  const rows = [['name', 'params', 'input', 'min', 'weights (imagenet)', 'cached']];
+  const rows = [['name', 'params (1000-class head)', 'input', 'min', 'weights (imagenet)', 'cached']];
   for (const name of listModels()) {
     const e = MODELS[name]!;
     const w = e.imagenet;
@@ -43,6 +48,7 @@ export function modelsTable(): string {
 /** Prints the zoo table and the cache folder; resolves to exit code 0. */
 export async function cmdModels(): Promise<number> {
   tf.env().set('PROD', true); // silences tfjs's "install tfjs-node" banner (the small nets are built to be counted)
-  process.stdout.write(`${modelsTable()}\n\nweights cache: ${cacheDir()}/weights (set PIPE_CACHE to move it; HF_ENDPOINT for a Hub mirror)\n`);
+  const note = 'params: with a 1000-class (ImageNet) head, as torchvision and timm count them; a pipeline\'s head has num_classes outputs';
+  process.stdout.write(`${modelsTable()}\n\n${note}\nweights cache: ${cacheDir()}/weights (set PIPE_CACHE to move it; HF_ENDPOINT for a Hub mirror)\n`);
   return 0;
 }
