@@ -104,6 +104,19 @@ export interface StageMeta<P = Record<string, unknown>> {
   cacheable: boolean;
   /** Extra cache-key parts computed before running (e.g. a fingerprint of local input files). */
   cacheKey?(params: P): Promise<unknown>;
+  /**
+   * What a run of the stage would download because it is not on this machine yet (data,
+   * pretrained weights), found without reading it; empty when everything is at hand. For
+   * `pipe plan`.
+   */
+  missingInputs?(params: P): Promise<MissingInput[]>;
+}
+
+/** An input a stage would download (or cannot find): `pipe plan` marks it. */
+export interface MissingInput {
+  what: 'data' | 'weights';
+  /** One line: what is downloaded from where into which file or folder, and the offline remedy. */
+  note: string;
 }
 
 /**

@@ -1,14 +1,17 @@
 /**
  * What planning needs of each stage kind (src/stage.ts StageMeta: version, summary, whether it is
- * cached, extra cache-key parts), apart from the implementations, so that `pipe plan` loads
+ * cached, extra cache-key parts, the data and weights a run would download), apart from the implementations, so that `pipe plan` loads
  * neither TensorFlow.js nor the data stack (test/unit/startup.test.ts). Each definition in
  * stages/<kind>.ts spreads its row here, so a version lives in one place;
  * test/unit/catalogs.test.ts checks that the StageTable of stages/index.ts carries these rows.
  */
+import type { BuildModelStageParameters } from '../src/config/generated/build-model.js';
 import type { DownloadStageParameters } from '../src/config/generated/download.js';
-import { compactKey, pathFingerprint, type DatasetRequest } from '../src/data/datasets.js';
+import { compactKey, missingData, pathFingerprint, type DatasetRequest } from '../src/data/datasets.js';
+import { IMAGENET_PINS } from '../src/models/pins.js';
+import { missingWeights } from '../src/models/pretrained.js';
 import { cacheDir } from '../src/paths.js';
-import type { StageMetaTable } from '../src/stage.js';
+import type { MissingInput, StageMetaTable } from '../src/stage.js';
 
 /** What a download stage with params `p` loads (src/data/datasets.ts), the shared cache resolved. */
 export function datasetRequest(p: DownloadStageParameters): DatasetRequest {
@@ -32,9 +35,23 @@ export const stageMeta = {
         return { source: 'unreadable' }; // run() reports what is wrong
       }
     },
+    async missingInputs(p: DownloadStageParameters): Promise<MissingInput[]> {
+      const note = await missingData(datasetRequest(p));
+      return note === undefined ? [] : [{ what: 'data', note }];
+    },
   },
   augment: { kind: 'augment', version: 2, summary: 'per-batch augmentation (train) and preprocessing (test), seeded, prefetched', cacheable: true },
-  'build-model': { kind: 'build-model', version: 2, summary: 'build the network and a new head of num_classes logits', cacheable: true },
+  'build-model': {
+    kind: 'build-model',
+    version: 2,
+    summary: 'build the network and a new head of num_classes logits',
+    cacheable: true,
+    async missingInputs(p: BuildModelStageParameters): Promise<MissingInput[]> {
+      const pin = p.weights === 'imagenet' ? IMAGENET_PINS[p.arch] : undefined; // an arch without weights is refused by validation
+      const note = pin && missingWeights(pin);
+      return note === undefined ? [] : [{ what: 'weights', note }];
+    },
+  },
   'freeze-train': { kind: 'freeze-train', version: 2, summary: 'train the new head, backbone frozen', cacheable: true },
   'unfreeze-train': { kind: 'unfreeze-train', version: 2, summary: 'fine-tune backbone and head, usually at a lower learning rate', cacheable: true },
   evaluate: { kind: 'evaluate', version: 2, summary: 'loss, top-1/top-k accuracy, per-class metrics and confusion matrix of the best model', cacheable: true },

@@ -204,11 +204,11 @@ export async function main(argv: string[]): Promise<number> {
     .action(async (file: string, opts: ConfigOpts) => void (code = await cmdValidate(file, opts)));
   program
     .command('plan')
-    .description('the stages in DAG order, and for each whether it runs or is reused, and why')
+    .description('the stages in DAG order, and for each whether it runs or is reused, and why; data and weights not cached yet are marked')
     .argument('<file>', 'pipeline YAML file')
     .option('--set <path=value>', 'override a config value (repeatable)', collect)
     .option('--sweep <path=v1,v2>', 'check the trials of this sweep too, as `run --sweep` (repeatable)', collect)
-    .option('--format <format>', 'text, mermaid or dot', 'text')
+    .option('--format <format>', 'text, mermaid, dot or json (one document, for scripts)', 'text')
     .option('--force', 'plan as `run --force`')
     .option('--from <stage>', 'plan as `run --from`')
     .action(async (file: string, opts: ConfigOpts & { format?: string }) => void (code = await cmdPlan(file, opts)));

@@ -9,7 +9,9 @@
 import { parseOverride } from '../config/overrides.js';
 import { PipelineError } from '../errors.js';
 import { compilePipeline, planFile } from '../runner/compile.js';
-import { formatPlan } from '../runner/plan.js';
+import type { Dag } from '../dag/compile.js';
+import { formatPlan, type PlanEntry } from '../runner/plan.js';
+import type { MissingInput } from '../stage.js';
 import { checkSweep, type CheckedSweep } from '../sweep/prepare.js';
 
 /** Options shared by validate and plan. */
@@ -43,17 +45,37 @@ export async function validateReport(file: string, opts: CheckCliOpts): Promise<
   return `'${file}' is valid: ${dag.order.length} stages (${dag.order.join(' -> ')})\n${sweepLine(sweep)}`;
 }
 
+/** `pipe plan --format json`: one document, for scripts. */
+export interface PlanJson {
+  file: string;
+  pipeline: string;
+  /** In DAG order. */
+  stages: Array<{ name: string; kind: string; needs: string[]; decision: 'run' | 'skip'; reason: string; key: string; reuseDir?: string; missing: MissingInput[] }>;
+  /** The sweep's trial names, when the file or --sweep has one. */
+  sweep?: string[];
+}
+
+function planJson(file: string, pipeline: string, dag: Dag, plan: PlanEntry[], sweep: CheckedSweep<unknown> | undefined): PlanJson {
+  const stages = plan.map((e) => ({
+    name: e.name, kind: e.kind, needs: dag.nodes.get(e.name)!.needs, decision: e.decision, reason: e.reason, key: e.key,
+    ...(e.reuseDir !== undefined ? { reuseDir: e.reuseDir } : {}), missing: e.missing ?? [],
+  }));
+  return { file, pipeline, stages, ...(sweep ? { sweep: sweep.trials.map((t) => t.name) } : {}) };
+}
+
 /**
  * What `pipe plan FILE` prints: the plan of the file (with its `--set` overrides) against the
- * stage cache, after every sweep trial has been checked.
+ * stage cache (with the data and weights the stages that run would download), after every sweep
+ * trial has been checked; as text, Mermaid, Graphviz dot or one JSON document (PlanJson).
  * @throws ConfigError / PipelineError (exit 2).
  */
 export async function planReport(file: string, opts: CheckCliOpts & { format?: string; force?: boolean; from?: string }): Promise<string> {
   const format = opts.format ?? 'text';
-  if (format !== 'text' && format !== 'mermaid' && format !== 'dot') throw new PipelineError('PIPE_USAGE', `--format ${format}: expected text, mermaid or dot`);
+  if (format !== 'text' && format !== 'mermaid' && format !== 'dot' && format !== 'json') throw new PipelineError('PIPE_USAGE', `--format ${format}: expected text, mermaid, dot or json`);
   const { stageMeta } = await import('../../stages/meta.js');
   const { config, dag, plan } = await planFile(file, { stages: stageMeta, overrides: (opts.set ?? []).map(parseOverride), force: opts.force, from: opts.from });
   const sweep = await checkedSweep(file, opts);
+  if (format === 'json') return `${JSON.stringify(planJson(file, config.name, dag, plan, sweep))}\n`;
   const head = format === 'text' ? `plan for '${file}' (${config.name}), stages in order:\n` : '';
   return `${head}${formatPlan(dag, plan, format)}\n${format === 'text' ? sweepLine(sweep) : ''}`;
 }

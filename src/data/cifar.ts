@@ -138,6 +138,16 @@ async function readArchive(spec: CifarSpec, archive: string, cache: string, sour
   }
 }
 
+/** The tarball's URL: the official one, or on the mirror `source` (the tarball's own URL, or a base URL its name is appended to). */
+export function cifarUrl(spec: CifarSpec, source?: string): string {
+  return source === undefined ? spec.url : /\.(tar\.gz|tgz|tar)$/.test(source) ? source : `${source.replace(/\/?$/, '/')}${spec.archive}`;
+}
+
+/** What to do without network: the exact tarball (name, md5, official URL) and where it goes (`cache`, the dataset's cache folder). */
+export function cifarOfflineRemedy(spec: CifarSpec, cache: string): string {
+  return `put ${spec.archive} (md5 ${spec.md5}, from ${spec.url}) in ${cache}/, or set the download stage's \`source\` to its path`;
+}
+
 /**
  * Loads CIFAR. `source`: a local tarball, a folder holding the tarball or its unpacked folder
  * (read as it is: the members have no published checksums), or a mirror URL (of the tarball, or
@@ -165,13 +175,13 @@ export async function loadCifar(
     if (got !== spec.md5) throw new DatasetError(`${spec.name}: ${archive} has md5 ${got}, expected ${spec.md5}; it is damaged or another file: replace it with ${spec.url}`);
     return readArchive(spec, archive, cache, archive);
   }
-  const url = src === undefined ? spec.url : /\.(tar\.gz|tgz|tar)$/.test(src) ? src : `${src.replace(/\/?$/, '/')}${spec.archive}`;
+  const url = cifarUrl(spec, src);
   const archive = join(cache, spec.archive);
   try {
     await download(url, archive, { checksum: { algorithm: 'md5', hex: spec.md5 }, onProgress: opts.onProgress, signal: opts.signal });
   } catch (e) {
     if (opts.signal?.aborted) throw e;
-    throw new DatasetError(`${spec.name}: ${(e as Error).message}. Without network: put ${spec.archive} (md5 ${spec.md5}, from ${spec.url}) in ${cache}/, or set the download stage's \`source\` to its path`);
+    throw new DatasetError(`${spec.name}: ${(e as Error).message}. Without network: ${cifarOfflineRemedy(spec, cache)}`);
   }
   return readArchive(spec, archive, cache, url);
 }

@@ -10,12 +10,12 @@ import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { CIFAR10, CIFAR100, loadCifar, type CifarSpec } from './cifar.js';
+import { CIFAR10, CIFAR100, cifarOfflineRemedy, cifarUrl, loadCifar, type CifarSpec } from './cifar.js';
 import { CompactFileError, readCompact, writeCompact, type CompactHeader } from './compact.js';
 import type { Dataset } from './dataset.js';
 import type { DownloadProgress } from './download.js';
 import { imageFolderFingerprint, loadImageFolder } from './imagefolder.js';
-import { FASHION_MNIST, MNIST, loadMnistFamily, type MnistFamilySpec } from './mnist-family.js';
+import { FASHION_MNIST, MNIST, loadMnistFamily, mnistFilesFolder, mnistOfflineRemedy, type MnistFamilySpec } from './mnist-family.js';
 
 /** The built-in datasets by name, by loader: the dataset catalog (schemas/stages/download.schema.json's enum is checked against it). */
 const MNIST_CATALOG = { 'fashion-mnist': FASHION_MNIST, mnist: MNIST } as const;
@@ -119,6 +119,32 @@ export async function compactKey(req: DatasetRequest): Promise<string> {
   const spec = CIFARS[dataset]!;
   const local = source !== undefined && !/^https?:\/\//.test(source) && existsSync(source) && statSync(source).isDirectory() && !existsSync(join(source, spec.archive));
   return local ? sha(JSON.stringify(['cifar-folder', spec.name, await pathFingerprint(source)])) : sha(JSON.stringify(['cifar-archive', spec.name, spec.md5, ...(localSource ? [await pathFingerprint(source)] : [])]));
+}
+
+/**
+ * Whether loading `req` would need the network, found without reading any data (for `pipe plan`):
+ * undefined when the data is at hand (a local `source` that exists; the compact cache; the
+ * dataset's files in the cache folder or, for the MNIST family, a system folder), else one line:
+ * what the run downloads from where into which folder, and what to do without network (the
+ * remedy the failed download names). A local `source` that does not exist is named too. Files
+ * found are not verified here (the run checks them against the published checksums).
+ */
+export async function missingData(req: DatasetRequest): Promise<string | undefined> {
+  const { dataset, source } = req;
+  const isUrl = source !== undefined && /^https?:\/\//.test(source);
+  if (source !== undefined && !isUrl) return existsSync(source) ? undefined : `${dataset}: source ${source} does not exist`;
+  if (dataset === 'imagefolder') return undefined; // needs a local source (the schema and the stage say so)
+  const paths = compactPaths(req.cacheDir, dataset, await compactKey(req));
+  if (existsSync(paths.train) && existsSync(paths.test)) return undefined;
+  const cache = join(req.cacheDir, dataset);
+  const family = MNIST_FAMILY[dataset];
+  if (family) {
+    if (mnistFilesFolder(family, [cache, ...family.systemDirs])) return undefined;
+    return `${dataset}: the run downloads it from ${isUrl ? source.replace(/\/?$/, '/') : family.baseUrl} into ${cache}; without network: ${mnistOfflineRemedy(family, cache)}`;
+  }
+  const spec = CIFARS[dataset]!;
+  if (existsSync(join(cache, spec.archive))) return undefined;
+  return `${dataset}: the run downloads it${isUrl ? ` from ${cifarUrl(spec, source)}` : ''} into ${cache}; without network: ${cifarOfflineRemedy(spec, cache)}`;
 }
 
 /** Loads without the cache, from the dataset's own files. @throws DatasetError / DownloadError. */

@@ -73,6 +73,16 @@ export const MNIST: MnistFamilySpec = {
 type Role = keyof MnistFamilySpec['files'];
 const ROLES: Role[] = ['trainImages', 'trainLabels', 'testImages', 'testLabels'];
 
+/** What to do without network: the Debian package where there is one, or the files and the folder to put them in (`cache`). */
+export function mnistOfflineRemedy(spec: MnistFamilySpec, cache: string): string {
+  return [spec.offlineHint ? `run \`${spec.offlineHint}\`` : '', `put ${ROLES.map((r) => spec.files[r].name).join(', ')} in ${cache}`].filter(Boolean).join(', or ');
+}
+
+/** The folder, of `dirs`, that holds all four files (each as .gz or decompressed), unread and unverified; undefined when none does. */
+export function mnistFilesFolder(spec: MnistFamilySpec, dirs: readonly string[]): string | undefined {
+  return dirs.find((dir) => ROLES.every((r) => [spec.files[r].name, spec.files[r].name.replace(/\.gz$/, '')].some((n) => existsSync(join(dir, n)))));
+}
+
 /**
  * Reads and verifies one file from a folder (the .gz or the decompressed name). A file that fails
  * its check is deleted when `deleteBad` (the cache: keep nothing bad), never in a user's folder.
@@ -157,8 +167,7 @@ export async function loadMnistFamily(
       await download(base + f.name, join(cache, f.name), { checksum, onProgress: opts.onProgress, signal: opts.signal });
     }
   } catch (e) {
-    const offline = [spec.offlineHint ? `run \`${spec.offlineHint}\`` : '', `put ${ROLES.map((r) => spec.files[r].name).join(', ')} in ${cache}`].filter(Boolean).join(', or ');
-    throw new DatasetError(`${spec.name}: ${(e as Error).message}. Without network: ${offline}.`);
+    throw new DatasetError(`${spec.name}: ${(e as Error).message}. Without network: ${mnistOfflineRemedy(spec, cache)}.`);
   }
   const raws = await Promise.all(ROLES.map((r) => readVerified(spec, cache, spec.files[r], true)));
   return assemble(spec, raws as Uint8Array[], isUrl ? base : spec.baseUrl);

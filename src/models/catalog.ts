@@ -2,8 +2,8 @@
  * What is known of each zoo architecture without building it: family, description, the blocks
  * `unfreeze: { from: <block> }` may name, the smallest input side and the classifier module.
  * `pipe validate` and `pipe plan` check pipelines against this table (src/dag) without loading
- * TensorFlow.js; the family files (resnet.ts, vgg.ts, ...) add the builders and pretrained
- * weights to these entries for the registry (registry.ts). test/unit/models.test.ts checks that
+ * TensorFlow.js; the family files (resnet.ts, vgg.ts, ...) add the builders and the pretrained
+ * weights (pins.ts) to these entries for the registry (registry.ts). test/unit/models.test.ts checks that
  * every built backbone's blocks are the ones listed here.
  */
 

@@ -9,7 +9,7 @@ import type { Rng } from '../rng.js';
 import { CATALOG } from './catalog.js';
 import type { ModelEntry } from './model-entry.js';
 import { Net, type Backbone, type BackboneInput, type T } from './torch-net.js';
-import { hubCfg } from './pretrained.js';
+import { IMAGENET_WEIGHTS } from './pins.js';
 
 /** DenseNet hyper-parameters (torchvision names). */
 export interface DenseLayout {
@@ -57,17 +57,7 @@ export const DENSENETS: Record<string, ModelEntry> = {
     ...CATALOG.densenet121,
     pretrained: ['imagenet'],
     publishedParams: 7_978_856,
-    imagenet: hubCfg({
-      hubId: 'timm/densenet121.tv_in1k',
-      // NOTE: this commit comes from a third-party Hub cache snapshot, not a Hub page; sha256 is the anchor.
-      commit: 'f0d0f2698a02cb133b09d48396db6e1e46fe9f3b',
-      sha256: 'c894c6d9caa317a8ca1942986dee7a16a86c77734a4d691d2abe05389cfef358',
-      sizeBytes: null, // not published (the Hub shows "32.3 MB")
-      classifier: 'classifier',
-      firstConv: 'features.conv0',
-      interpolation: 'bicubic',
-      origin: 'torchvision',
-    }),
+    imagenet: IMAGENET_WEIGHTS.densenet121,
     build: (inp, init) => densenet(DENSENET121, inp, init, 'densenet121'),
   },
 };

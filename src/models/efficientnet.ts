@@ -15,7 +15,7 @@ import type { Rng } from '../rng.js';
 import { CATALOG } from './catalog.js';
 import type { ModelEntry } from './model-entry.js';
 import { Net, type Act, type Backbone, type BackboneInput, type T } from './torch-net.js';
-import { hubCfg } from './pretrained.js';
+import { IMAGENET_WEIGHTS } from './pins.js';
 
 /** One stage of timm's arch_def: depthwise-separable ('ds') or inverted residual ('ir'). */
 export interface MbStage {
@@ -87,32 +87,14 @@ export const EFFICIENTNETS: Record<string, ModelEntry> = {
     ...CATALOG.mobilenet_v2,
     pretrained: ['imagenet'],
     publishedParams: 3_504_872,
-    imagenet: hubCfg({
-      hubId: 'timm/mobilenetv2_100.ra_in1k',
-      commit: 'f3ff81ba89de0bc46b546568ebeab2edef6b9d49',
-      sha256: '55ea4fb3a96010b933710ebf44fc965b070d5cd054d3f35e44f2d1320b4a714e',
-      sizeBytes: null, // not published (the Hub shows "14.2 MB"); sha256 is the check
-      classifier: 'classifier',
-      firstConv: 'conv_stem',
-      interpolation: 'bicubic',
-      origin: 'timm',
-    }),
+    imagenet: IMAGENET_WEIGHTS.mobilenet_v2,
     build: (inp, init) => mbNet(MOBILENET_V2, 'relu6', inp, init, 'mobilenet_v2'),
   },
   efficientnet_b0: {
     ...CATALOG.efficientnet_b0,
     pretrained: ['imagenet'],
     publishedParams: 5_288_548,
-    imagenet: hubCfg({
-      hubId: 'timm/efficientnet_b0.ra_in1k',
-      commit: '1b5383e5f79cc0f7fc067e372f8f26a5fa73f26a',
-      sha256: 'd569899762ea9b1384ee07f4af64805cf8caa1c55f9253ebb1080dc40e87a2cd',
-      sizeBytes: 21_355_344,
-      classifier: 'classifier',
-      firstConv: 'conv_stem',
-      interpolation: 'bicubic',
-      origin: 'timm',
-    }),
+    imagenet: IMAGENET_WEIGHTS.efficientnet_b0,
     build: (inp, init) => mbNet(EFFICIENTNET_B0, 'silu', inp, init, 'efficientnet_b0'),
   },
 };

@@ -10,7 +10,7 @@ import type { Rng } from '../rng.js';
 import { CATALOG } from './catalog.js';
 import type { ModelEntry } from './model-entry.js';
 import { Net, type Backbone, type BackboneInput, type T } from './torch-net.js';
-import { hubCfg } from './pretrained.js';
+import { IMAGENET_WEIGHTS } from './pins.js';
 
 type K = number | [number, number];
 
@@ -106,19 +106,7 @@ export const INCEPTIONS: Record<string, ModelEntry> = {
     pretrained: ['imagenet'],
     // torchvision documents 27,161,264 with AuxLogits (3,326,696 of them); the published file has none.
     publishedParams: 23_834_568,
-    imagenet: hubCfg({
-      hubId: 'timm/inception_v3.tv_in1k',
-      commit: null, // full hash not known: the URL follows 'main', the sha256 is the anchor
-      sha256: '9c452c63a67fd03a38a78c401ba12d4be0e926df63c93403de3a29f6df20fefb',
-      sizeBytes: null, // not published (the Hub shows "95.5 MB")
-      classifier: 'fc',
-      firstConv: 'Conv2d_1a_3x3.conv',
-      interpolation: 'bicubic',
-      origin: 'torchvision',
-      mean: [0.5, 0.5, 0.5],
-      std: [0.5, 0.5, 0.5],
-      inputSize: [3, 299, 299],
-    }),
+    imagenet: IMAGENET_WEIGHTS.inception_v3,
     build: (inp, init) => inceptionV3(inp, init),
   },
 };

@@ -3,7 +3,7 @@
  * is, how to check it, and the preprocessing the weights were trained with), its place in the
  * shared cache, and the download (src/data/download.ts: resume, checksum, atomic rename).
  * Anchor: timm `_pretrained.py` PretrainedCfg; Keras applications `WEIGHTS_HASHES`.
- * Sources of the values: the Hugging Face Hub pages and timm source; test/fixtures/weights/weights.json is the independent record the tests check these pins against.
+ * The pinned files themselves are in pins.ts.
  */
 import { stat } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
@@ -108,6 +108,17 @@ export function weightsUrl(cfg: PretrainedConfig): string {
 export function offlineRemedy(cfg: PretrainedConfig, path: string): string {
   const facts = [cfg.sha256 ? `sha256 ${cfg.sha256}` : 'no published sha256', cfg.sizeBytes !== null ? `${cfg.sizeBytes} bytes` : 'size not published'].join(', ');
   return `offline: download ${cfg.url} (${facts}) where the network reaches it and put it at ${path}; or set HF_ENDPOINT to a Hugging Face Hub mirror`;
+}
+
+/**
+ * For `pipe plan`: undefined when `cfg`'s file is in the cache (not verified here: the run
+ * re-hashes it), else one line: the weights, the mirror they come from (HF_ENDPOINT, when set)
+ * and the offline remedy (offlineRemedy: URL, sha256, size, where to put the file).
+ */
+export function missingWeights(cfg: PretrainedConfig, root = cacheDir()): string | undefined {
+  const path = cachedWeightsPath(cfg, root);
+  const url = weightsUrl(cfg);
+  return existsSync(path) ? undefined : `${cfg.hubId}: the run downloads it${url !== cfg.url ? ` from ${url}` : ''}; ${offlineRemedy(cfg, path)}`;
 }
 
 /** A fetched weights file. */

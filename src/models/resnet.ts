@@ -14,7 +14,7 @@ import { CATALOG } from './catalog.js';
 import type { ModelEntry } from './model-entry.js';
 import { RepeatChannels } from './layers.js';
 import { Net, type Backbone, type BackboneInput, type T } from './torch-net.js';
-import { hubCfg } from './pretrained.js';
+import { IMAGENET_WEIGHTS } from './pins.js';
 import * as tf from '@tensorflow/tfjs';
 
 /** mini_resnet: ~78k parameters; 16x14x14 after the stem on 28x28 input. */
@@ -93,9 +93,6 @@ export function resnet(layout: ResnetLayout, inp: BackboneInput, init: Rng | 'ze
   return net.finish(x, name);
 }
 
-const tvResnet = (hubId: string, commit: string, sha256: string, sizeBytes: number) =>
-  hubCfg({ hubId, commit, sha256, sizeBytes, classifier: 'fc', firstConv: 'conv1', interpolation: 'bilinear', origin: 'torchvision' });
-
 const entry = (arch: keyof typeof RESNET_LAYOUTS, extra: Partial<ModelEntry> = {}): ModelEntry => ({
   ...CATALOG[arch],
   pretrained: extra.imagenet ? ['imagenet'] : [],
@@ -108,15 +105,15 @@ export const RESNETS: Record<string, ModelEntry> = {
   mini_resnet: { ...CATALOG.mini_resnet, pretrained: [], build: (inp, init) => miniResnet(inp, init === 'zeros' ? new Rng(0) : init) },
   resnet18: entry('resnet18', {
     publishedParams: 11_689_512,
-    imagenet: tvResnet('timm/resnet18.tv_in1k', 'a987fd6b60f845221bfff84b6f0191273ba56ead', '694f673df6520a3158624e8a89af086f59923ee4cd7436fe5bc3bc71d295ad81', 46_807_446),
+    imagenet: IMAGENET_WEIGHTS.resnet18,
   }),
   resnet34: entry('resnet34', {
     publishedParams: 21_797_672,
-    imagenet: tvResnet('timm/resnet34.tv_in1k', 'c983eba7f5e69bc3548a626d1b0b0b914e5de3a6', '0bb82595a564991a9d424708b33f5d843f5aaed7f6c0886ff10849ff97022235', 87_278_522),
+    imagenet: IMAGENET_WEIGHTS.resnet34,
   }),
   resnet50: entry('resnet50', {
     publishedParams: 25_557_032,
-    imagenet: tvResnet('timm/resnet50.tv_in1k', 'aa6c2d36d56bc0209040c02b5a7b7d7bf11d57b8', '5d061a3c593d795bfe682d9b152bafbcf550579873492def3515b46db1189888', 102_469_840),
+    imagenet: IMAGENET_WEIGHTS.resnet50,
   }),
   test_resnet18: entry('test_resnet18'),
   test_resnet50: entry('test_resnet50'),

@@ -12,7 +12,7 @@ import { CATALOG } from './catalog.js';
 import type { ModelEntry } from './model-entry.js';
 import { AdaptiveAvgPool2d } from './layers.js';
 import { Net, type Backbone, type BackboneInput, type T } from './torch-net.js';
-import { hubCfg } from './pretrained.js';
+import { IMAGENET_WEIGHTS } from './pins.js';
 
 /** torchvision's cfg "D" (VGG-16): conv widths, 'M' = 2x2 max-pool. */
 export const VGG16_CFG: Array<number | 'M'> = [64, 64, 'M', 128, 128, 'M', 256, 256, 256, 'M', 512, 512, 512, 'M', 512, 512, 512, 'M'];
@@ -56,16 +56,7 @@ export const VGGS: Record<string, ModelEntry> = {
     ...CATALOG.vgg16,
     pretrained: ['imagenet'],
     publishedParams: 138_357_544,
-    imagenet: hubCfg({
-      hubId: 'timm/vgg16.tv_in1k',
-      commit: '3394518cba29aee1ea82a49d971be90d2dd1dab7',
-      sha256: '57b026918159a6bf9faf8405c3a551903768e7138989d9c6224a14227203fad8',
-      sizeBytes: null, // not published (the Hub shows "553 MB"); sha256 is the check
-      classifier: 'head.fc',
-      firstConv: 'features.0',
-      interpolation: 'bilinear',
-      origin: 'torchvision',
-    }),
+    imagenet: IMAGENET_WEIGHTS.vgg16,
     build: (inp, init) => vgg(VGG16_CFG, inp, init, 'vgg16'),
   },
 };

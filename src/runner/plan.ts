@@ -1,13 +1,13 @@
 /**
  * Decides, for each stage in DAG order, whether it runs or is reused, and says why: which
  * params, upstream stages or implementation versions changed since the last run of this
- * pipeline. Anchor: DVC `repo/reproduce.py` `plan_repro` and its "didn't change, skipping" log.
+ * pipeline; and, for a stage that runs, which data or weights it would download (not cached yet). Anchor: DVC `repo/reproduce.py` `plan_repro` and its "didn't change, skipping" log.
  */
 import type { PipelineConfig } from '../config/types.js';
 import type { StageKindName } from '../stage-kinds.js';
 import { ancestors, type Dag } from '../dag/compile.js';
 import { paramDiff, stageKey, type KeyParts, type Lock, type StageIndex } from './cache.js';
-import { stageMetaOf, type StageMetaTable } from '../stage.js';
+import { stageMetaOf, type MissingInput, type StageMetaTable } from '../stage.js';
 
 /** One stage's decision. */
 export interface PlanEntry {
@@ -20,6 +20,8 @@ export interface PlanEntry {
   reason: string;
   /** For skipped stages: the folder whose outputs are reused. */
   reuseDir?: string;
+  /** For stages that run: the data or weights they would download (not in the cache yet); absent when none. */
+  missing?: MissingInput[];
 }
 
 /** Options of planning. */
@@ -63,6 +65,9 @@ export async function planPipeline(config: PipelineConfig, dag: Dag, opts: PlanO
     else if (forced.has(name)) entries.push({ ...base, decision: 'run', reason: `forced (--from ${opts.from})` });
     else if (cached) entries.push({ ...base, decision: 'skip', reason: 'unchanged', reuseDir: cached });
     else entries.push({ ...base, decision: 'run', reason: def.cacheable ? whyChanged(name, parts, opts.previous, entries) : 'always runs (not cacheable)' });
+    const last = entries.at(-1)!;
+    const missing = last.decision === 'run' && def.missingInputs ? await def.missingInputs(node.config.with) : [];
+    if (missing.length) last.missing = missing;
   }
   return entries;
 }
@@ -87,7 +92,10 @@ function whyChanged(name: string, parts: KeyParts, previous: Lock | undefined, e
   return prev.status === 'done' ? 'outputs missing' : `did not finish last time (${prev.status})`;
 }
 
-/** The plan as text, Mermaid or Graphviz dot. */
+/**
+ * The plan as text (a line per stage, then a line per input it would download), Mermaid or
+ * Graphviz dot.
+ */
 export function formatPlan(dag: Dag, plan: PlanEntry[], format: 'text' | 'mermaid' | 'dot'): string {
   const id = (n: string): string => n.replace(/[^A-Za-z0-9_]/g, '_');
   const edges = plan.flatMap((e) => dag.nodes.get(e.name)!.needs.map((d) => [d, e.name] as const));
@@ -97,5 +105,8 @@ export function formatPlan(dag: Dag, plan: PlanEntry[], format: 'text' | 'mermai
   if (format === 'dot') {
     return ['digraph pipeline {', '  rankdir=LR;', ...plan.map((e) => `  ${id(e.name)} [label="${e.name}\\n${e.kind}\\n${e.decision}"${e.decision === 'skip' ? ', style=dashed' : ''}];`), ...edges.map(([a, b]) => `  ${id(a)} -> ${id(b)};`), '}'].join('\n');
   }
-  return plan.map((e, i) => `  ${i + 1}. ${e.name} [${e.kind}]${dag.nodes.get(e.name)!.needs.length ? ` <- ${dag.nodes.get(e.name)!.needs.join(', ')}` : ''}: ${e.decision} (${e.reason})`).join('\n');
+  return plan.map((e, i) => [
+    `  ${i + 1}. ${e.name} [${e.kind}]${dag.nodes.get(e.name)!.needs.length ? ` <- ${dag.nodes.get(e.name)!.needs.join(', ')}` : ''}: ${e.decision} (${e.reason})`,
+    ...(e.missing ?? []).map((m) => `     ${m.what} not cached yet: ${m.note}`),
+  ].join('\n')).join('\n');
 }

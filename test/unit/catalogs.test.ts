@@ -11,6 +11,7 @@ import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { DATASET_NAMES } from '../../src/data/datasets.js';
 import { MODELS } from '../../src/models/registry.js';
+import { IMAGENET_PINS } from '../../src/models/pins.js';
 import { readableKinds, STAGE_KINDS } from '../../src/stage-kinds.js';
 import { stageKinds } from '../../stages/index.js';
 import { stageMeta } from '../../stages/meta.js';
@@ -57,6 +58,14 @@ describe('catalogs and schemas agree', () => {
     assert.deepEqual(sorted(readableKinds('build-model')), ['augment', 'download', 'freeze-train', 'unfreeze-train']); // weights: upstream
     assert.deepEqual(sorted(readableKinds('plot')), ['evaluate', 'freeze-train', 'unfreeze-train']);
     assert.deepEqual(sorted(readableKinds('freeze-train')), ['augment', 'build-model', 'freeze-train', 'unfreeze-train']);
+  });
+
+  it('models: the ImageNet weights on each registry entry are its row of the pins table (src/models/pins.ts), which `pipe plan` reads', () => {
+    for (const [name, e] of Object.entries(MODELS)) {
+      assert.equal(e.imagenet, IMAGENET_PINS[name], name);
+      assert.deepEqual(e.pretrained, IMAGENET_PINS[name] ? ['imagenet'] : [], name);
+    }
+    for (const name of Object.keys(IMAGENET_PINS)) assert.ok(MODELS[name], `${name}: a pinned architecture is in the registry`);
   });
 
   it('models: the arch enum of build-model.schema.json is the registry', () => {

@@ -1,0 +1,115 @@
+/**
+ * `pipe plan` marks the data and weights a run would download (issue 20 point 6): with an empty
+ * download cache of the test's own (PIPE_CACHE), the download stage of CIFAR-10 / MNIST and a
+ * build-model stage with `weights: imagenet` are marked, naming the exact file (the weights' URL,
+ * sha256 and size from test/fixtures/weights/weights.json, the independent record of the pins)
+ * and where it goes; once the files are in place, nothing is marked. A `source:` is at hand when
+ * it exists. Through the CLI's report functions (text and `--format json`), in this process.
+ */
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { planReport, type PlanJson } from '../../src/cli/validate.js';
+
+const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'test', 'fixtures');
+const pin = (JSON.parse(readFileSync(join(FIXTURES, 'weights', 'weights.json'), 'utf8')) as Array<{ arch: string; url: string; sha256: string; size_bytes: number; hub_id: string }>).find((w) => w.arch === 'resnet18')!;
+
+let tmp = '';
+let cache = '';
+const saved: Record<string, string | undefined> = {};
+
+/** A pipeline file: a download stage with `data` (its `with:` as flow YAML) and resnet18 with `weights`. */
+function pipeline(name: string, data: string, weights: string): string {
+  const file = join(tmp, `${name}.yaml`);
+  writeFileSync(file, `name: ${name}
+stages:
+  data: { kind: download, with: ${data} }
+  model: { kind: build-model, needs: [data], with: { arch: resnet18, weights: ${weights} } }
+`);
+  return file;
+}
+
+const planJson = async (file: string): Promise<PlanJson> => JSON.parse(await planReport(file, { format: 'json' })) as PlanJson;
+const missingOf = (p: PlanJson, stage: string): string[] => p.stages.find((s) => s.name === stage)!.missing.map((m) => `${m.what}: ${m.note}`);
+
+describe('pipe plan: data and weights not cached yet', () => {
+  before(() => {
+    tmp = mkdtempSync(join(tmpdir(), 'pipe-plan-missing-'));
+    cache = join(tmp, 'cache');
+    for (const k of ['PIPE_CACHE', 'PIPE_RUNS_DIR', 'HF_ENDPOINT']) saved[k] = process.env[k];
+    process.env['PIPE_CACHE'] = cache;
+    process.env['PIPE_RUNS_DIR'] = join(tmp, 'runs');
+    delete process.env['HF_ENDPOINT'];
+  });
+  after(() => {
+    for (const [k, v] of Object.entries(saved)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+    rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it('an empty cache: the CIFAR-10 tarball and the ImageNet weights are marked, with the exact file and place', async () => {
+    const file = pipeline('cifar', '{ dataset: cifar10 }', 'imagenet');
+    const p = await planJson(file);
+    const weightsPath = join(cache, 'weights', 'timm--resnet18.tv_in1k', pin.sha256.slice(0, 16), 'model.safetensors');
+    assert.deepEqual(missingOf(p, 'model'), [
+      `weights: ${pin.hub_id}: the run downloads it; offline: download ${pin.url} (sha256 ${pin.sha256}, ${pin.size_bytes} bytes) where the network reaches it and put it at ${weightsPath}; or set HF_ENDPOINT to a Hugging Face Hub mirror`,
+    ]);
+    const cifarDir = join(cache, 'cifar10');
+    assert.deepEqual(missingOf(p, 'data'), [
+      `data: cifar10: the run downloads it into ${cifarDir}; without network: put cifar-10-binary.tar.gz (md5 c32a1d4ab5d03f1284b67883e8d87530, from https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz) in ${cifarDir}/, or set the download stage's \`source\` to its path`,
+    ]);
+    // The text form: one line per missing input under its stage.
+    const text = (await planReport(file, {})).split('\n');
+    const at = text.findIndex((l) => l.startsWith('  2. model [build-model]'));
+    assert.ok(at > 0, text.join('\n'));
+    assert.equal(text[at + 1], `     ${missingOf(p, 'model')[0]!.replace(/^weights: /, 'weights not cached yet: ')}`);
+    assert.equal(text[at - 1], `     ${missingOf(p, 'data')[0]!.replace(/^data: /, 'data not cached yet: ')}`);
+
+    // With the files in place, nothing is marked.
+    mkdirSync(dirname(weightsPath), { recursive: true });
+    writeFileSync(weightsPath, 'x');
+    mkdirSync(cifarDir, { recursive: true });
+    writeFileSync(join(cifarDir, 'cifar-10-binary.tar.gz'), 'x');
+    const q = await planJson(file);
+    assert.deepEqual(q.stages.map((s) => [s.name, s.missing]), [['data', []], ['model', []]]);
+    assert.ok(!(await planReport(file, {})).includes('not cached yet'));
+  });
+
+  it('weights from a Hub mirror (HF_ENDPOINT) name the mirror URL', async () => {
+    rmSync(join(cache, 'weights'), { recursive: true, force: true });
+    process.env['HF_ENDPOINT'] = 'http://hub.example:8080/';
+    try {
+      const [note] = missingOf(await planJson(pipeline('mirror', '{ dataset: cifar10 }', 'imagenet')), 'model');
+      assert.ok(note!.startsWith(`weights: ${pin.hub_id}: the run downloads it from ${pin.url.replace('https://huggingface.co', 'http://hub.example:8080')}; offline: download ${pin.url} `), note);
+    } finally {
+      delete process.env['HF_ENDPOINT'];
+    }
+  });
+
+  it('MNIST: marked until its four files are in the cache; weights: none is never marked', async () => {
+    const file = pipeline('mnist', '{ dataset: mnist }', 'none');
+    const dir = join(cache, 'mnist');
+    const names = ['train-images-idx3-ubyte.gz', 'train-labels-idx1-ubyte.gz', 't10k-images-idx3-ubyte.gz', 't10k-labels-idx1-ubyte.gz'];
+    const expected = `data: mnist: the run downloads it from https://ossci-datasets.s3.amazonaws.com/mnist/ into ${dir}; without network: put ${names.join(', ')} in ${dir}`;
+    assert.deepEqual(missingOf(await planJson(file), 'data'), [expected]);
+    assert.deepEqual(missingOf(await planJson(file), 'model'), []);
+    mkdirSync(dir, { recursive: true });
+    for (const n of names.slice(0, 3)) writeFileSync(join(dir, n), 'x');
+    assert.deepEqual(missingOf(await planJson(file), 'data'), [expected], 'three of four is not enough');
+    writeFileSync(join(dir, names[3]!.replace(/\.gz$/, '')), 'x'); // decompressed names count too
+    assert.deepEqual(missingOf(await planJson(file), 'data'), []);
+  });
+
+  it('a local source: at hand when it exists, named when it does not', async () => {
+    const src = join(tmp, 'mnist-files');
+    const file = pipeline('local', `{ dataset: mnist, source: ${src} }`, 'none');
+    assert.deepEqual(missingOf(await planJson(file), 'data'), [`data: mnist: source ${src} does not exist`]);
+    mkdirSync(src);
+    assert.deepEqual(missingOf(await planJson(file), 'data'), []);
+  });
+});
