@@ -26,6 +26,7 @@ export type RunEvent = { time: number } & (
   | { type: 'stage-progress'; stage: string; text: string }
   | ({ type: 'stage-batch'; stage: string } & BatchProgress)
   | ({ type: 'stage-epoch'; stage: string } & EpochSummary)
+  /** `key` is the MLflow metric key (`curves/test_accuracy`, `eval/test_accuracy`; src/tracking/layout.ts), as the run logs it. */
   | { type: 'stage-metric'; stage: string; key: string; value: number; step: number }
   | { type: 'stage-tags'; stage: string; tags: Record<string, string> }
   | { type: 'stage-artifact'; stage: string; path: string; artifactPath?: string }

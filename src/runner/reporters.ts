@@ -5,7 +5,6 @@
  * columns gets the live view, anything else (a pipe, a file, a 0-column terminal) plain lines.
  */
 import type { Tracker } from '../tracking/tracker.js';
-import { mlflowMetricKey } from '../tracking/layout.js';
 import type { PlannedStage, Reporter, RunEvent } from './events.js';
 
 /** Notes worth showing even when plain output is throttled: stage summaries (not byte counts of downloads). */
@@ -35,7 +34,7 @@ export class TrackingReporter {
   readonly on: Reporter = (e) => {
     switch (e.type) {
       case 'stage-metric':
-        this.tracker.metric(mlflowMetricKey(e.key), e.value, e.step);
+        this.tracker.metric(e.key, e.value, e.step);
         break;
       case 'stage-tags':
         this.add(e.stage, this.tracker.setTags(e.tags));

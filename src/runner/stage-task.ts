@@ -18,6 +18,7 @@ import type { RunEvents } from './events.js';
 import type { TrackingReporter } from './reporters.js';
 import { readStageRecord, replayStageRecord, StageRecorder } from './stage-record.js';
 import { stageOf, type StageContext, type StageReport, type StageTable } from '../stage.js';
+import { mlflowMetricKey } from '../tracking/layout.js';
 
 /** How a stage ended. */
 export interface StageOutcome {
@@ -67,7 +68,8 @@ export async function runStageTask(a: StageTaskArgs): Promise<StageOutcome> {
     progress: (text) => a.events.emit({ type: 'stage-progress', stage, text }),
     batch: (b) => a.events.emit({ type: 'stage-batch', stage, ...b }),
     epoch: (e) => a.events.emit({ type: 'stage-epoch', stage, ...e }),
-    metric: (key, value, step) => a.events.emit({ type: 'stage-metric', stage, key, value, step }),
+    // One naming for every reader of the run's metrics (the tracker, `--log-format json`): MLflow's key.
+    metric: (key, value, step) => a.events.emit({ type: 'stage-metric', stage, key: mlflowMetricKey(key), value, step }),
     tags: (tags) => a.events.emit({ type: 'stage-tags', stage, tags }),
     artifact: (path, artifactPath) => a.events.emit({ type: 'stage-artifact', stage, path, ...(artifactPath !== undefined ? { artifactPath } : {}) }),
     dataset: (dataset) => a.events.emit({ type: 'stage-dataset', stage, dataset }),

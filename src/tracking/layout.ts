@@ -21,7 +21,9 @@ import type { TrackedDataset } from './tracker.js';
  * | epoch_seconds, images_per_second, rss_bytes, tensor_bytes, stage_seconds.<stage> | system/<name> | System metrics |
  *
  * Stages keep their own names (report.json, state.json and the tests of the stages use them);
- * this table is applied once, where stage reports reach the tracker (src/runner/stage-task.ts).
+ * this table is applied once, where a stage's report becomes a run event
+ * (src/runner/stage-task.ts), so the tracker and the JSON event stream (`--log-format json`)
+ * name every metric alike.
  */
 
 /** Metrics that describe the machine or the speed of the run, not the model: the UI's System metrics tab. */

@@ -58,9 +58,9 @@ test('rerun reuses unchanged stages; a param change reruns that stage and its de
   assert.deepEqual(finished(e1), ['data', 'aug', 'model', 'head', 'finetune', 'eval'].map((s) => [s, false]));
   assert.deepEqual(finished(e2), ['data', 'aug', 'model', 'head', 'finetune', 'eval'].map((s) => [s, true]));
   // Same numbers: the reused stages' outputs are the ones of the first run.
-  const acc = metric(e1, 'eval_test_accuracy');
+  const acc = metric(e1, 'eval/test_accuracy');
   assert.ok(acc !== undefined && acc > 0, first.stdout);
-  assert.equal(metric(e2, 'eval_test_accuracy'), acc);
+  assert.equal(metric(e2, 'eval/test_accuracy'), acc);
   const forced = await runCliIn(root, ['plan', 'p.yaml', '--from', 'head']);
   assert.deepEqual(Object.values(decisions(forced.stdout)).map((d) => d.split(' ')[0]), ['skip', 'skip', 'skip', 'run', 'run', 'run']);
   const all = await runCliIn(root, ['plan', 'p.yaml', '--force']);

@@ -42,7 +42,12 @@ test('--log-format json: every stdout line is an event; stages, epochs, metrics 
   const run = await new FileStore(store).readRun(runId);
   assert.deepEqual(epochs.map((e) => e.test_accuracy), run.metrics[mlflowMetricKey('test_accuracy')]!.map((p) => p.value));
   assert.deepEqual(epochs.map((e) => e.lr), run.metrics[mlflowMetricKey('lr')]!.map((p) => p.value));
-  assert.deepEqual(of('stage-metric').filter((e) => e.key === 'batch_loss').map((e) => e.step), run.metrics[mlflowMetricKey('batch_loss')]!.map((p) => p.step));
+  // One naming: each stage-metric event carries the MLflow key the run logged, with the same points.
+  const points = new Map<string, string[]>();
+  for (const e of of('stage-metric')) points.set(e.key, [...(points.get(e.key) ?? []), `${e.step}:${e.value}`]);
+  assert.deepEqual([...points.keys()].sort(), Object.keys(run.metrics).sort());
+  for (const [key, got] of points) assert.deepEqual(got.sort(), run.metrics[key]!.map((p) => `${p.step}:${p.value}`).sort(), key);
+  assert.ok(points.has('curves/batch_loss') && points.has('eval/test_accuracy') && points.has('system/epoch_seconds'), [...points.keys()].join(' '));
 
   const end = of('run-end');
   assert.equal(end.length, 1);
