@@ -10,7 +10,7 @@
 import { existsSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { userInfo } from 'node:os';
-import { join, resolve } from 'node:path';
+import { isAbsolute, join, relative, resolve } from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
 import { Listr } from 'listr2';
 import { parse as parseYaml, stringify } from 'yaml';
@@ -182,7 +182,7 @@ export async function runPipeline(file: string, opts: RunOptions): Promise<RunRe
     stages: plan.map((e) => ({ name: e.name, kind: e.kind, decision: e.decision, reason: e.reason, ...epochsOf(config, e.name) })),
   });
   const end = (status: 'FINISHED' | 'FAILED' | 'KILLED', error?: string): void =>
-    events.emit({ type: 'run-end', status, runId, runDir, store, ...productsOf(plan, outputs), ...(error !== undefined ? { error } : {}) });
+    events.emit({ type: 'run-end', status, runId, runDir, store, ...productsOf(plan, outputs, runDir), ...(error !== undefined ? { error } : {}) });
   let failures: StageFailure[] = [];
   try {
     failures = await runStages({ opts, mode, terminal, plan, dag, config, runDir, engine, events, tracking, outputs, signal: controller.signal, lock, saveLock });
@@ -218,7 +218,7 @@ export async function runPipeline(file: string, opts: RunOptions): Promise<RunRe
     opts.signal?.removeEventListener('abort', onAbort);
     releaseClaim?.();
   }
-  return { runId, runDir, store, engine, plan, outputs, ...productsOf(plan, outputs) };
+  return { runId, runDir, store, engine, plan, outputs, ...productsOf(plan, outputs, runDir) };
 }
 
 /**
@@ -351,14 +351,26 @@ function epochsOf(config: PipelineConfig, stage: string): { epochs?: number } {
   return (s.kind === 'freeze-train' || s.kind === 'unfreeze-train') && typeof n === 'number' ? { epochs: n } : {};
 }
 
-/** What a user opens after a run: the report.html of the plot stage and the best model of the last training stage to finish. */
-function productsOf(plan: PlanEntry[], outputs: Map<string, unknown>): { reportHtml?: string; bestModel?: string } {
+/**
+ * What a user opens after a run: the report.html of the plot stage and the best model of the
+ * last training stage to finish, as paths in this run's folder: a stage reused from another
+ * run is reached through its link there (runs/<new>/<stage>, see stage-task.ts), the old
+ * run's path only when that link could not be made.
+ */
+function productsOf(plan: PlanEntry[], outputs: Map<string, unknown>, runDir: string): { reportHtml?: string; bestModel?: string } {
+  const inRun = (e: PlanEntry, path: string): string => {
+    const own = join(runDir, e.name);
+    if (e.reuseDir === undefined || resolve(e.reuseDir) === resolve(own)) return path;
+    const rel = relative(e.reuseDir, path);
+    const linked = join(own, rel);
+    return rel.startsWith('..') || isAbsolute(rel) || !existsSync(linked) ? path : linked;
+  };
   let reportHtml: string | undefined;
   let bestModel: string | undefined;
   for (const e of plan) {
     const o = outputs.get(e.name) as { report?: unknown; modelDir?: unknown } | undefined;
-    if (e.kind === 'plot' && typeof o?.report === 'string') reportHtml = o.report;
-    if ((e.kind === 'freeze-train' || e.kind === 'unfreeze-train') && typeof o?.modelDir === 'string') bestModel = o.modelDir;
+    if (e.kind === 'plot' && typeof o?.report === 'string') reportHtml = inRun(e, o.report);
+    if ((e.kind === 'freeze-train' || e.kind === 'unfreeze-train') && typeof o?.modelDir === 'string') bestModel = inRun(e, o.modelDir);
   }
   return { ...(reportHtml !== undefined ? { reportHtml } : {}), ...(bestModel !== undefined ? { bestModel } : {}) };
 }

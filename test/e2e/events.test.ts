@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import type { RunEvent } from '../../src/runner/events.js';
 import { FileStore } from '../../src/tracking/file/store.js';
 import { mlflowMetricKey } from '../../src/tracking/layout.js';
-import { e2ePipeline, FASHION_MNIST_DIR, quickPipeline, runCli } from '../utils.js';
+import { e2ePipeline, FASHION_MNIST_DIR, quickPipeline, runCli, runCliIn } from '../utils.js';
 
 const skip = !existsSync(FASHION_MNIST_DIR) && `${FASHION_MNIST_DIR} is missing (apt-get install dataset-fashion-mnist)`;
 const FAILING = 'name: f\nstages:\n  data: { kind: download, with: { dataset: fashion-mnist, source: ./no-such-dir } }\n  a: { kind: augment, needs: [data] }\n';
@@ -71,6 +71,18 @@ test('plain output (not a terminal): each finished epoch one line, once; the run
   assert.ok(runDir, r.stdout);
   assert.match(r.stdout, new RegExp(`^report: ${runDir}/plots/report\\.html$`, 'm'));
   assert.match(r.stdout, new RegExp(`^best model: ${runDir}/finetune/best-model$`, 'm'));
+
+  // A rerun reuses every stage: its end lines name the new run's folder (the reused stages are linked there), not the old one's.
+  const again = await runCliIn(r.root, ['run', 'p.yaml']);
+  assert.equal(again.exitCode, 0, again.stderr + again.stdout);
+  assert.match(again.stdout, /^reused from the stage cache: data, aug, model, head, finetune, eval, plots$/m);
+  const runDir2 = /^run: \S+ {2}outputs: (\S+)$/m.exec(again.stdout)?.[1];
+  assert.ok(runDir2 && runDir2 !== runDir, again.stdout);
+  assert.match(again.stdout, new RegExp(`^report: ${runDir2}/plots/report\\.html$`, 'm'));
+  assert.match(again.stdout, new RegExp(`^best model: ${runDir2}/finetune/best-model$`, 'm'));
+  const local = (p: string): string => p.split('<root>').join(r.root);
+  assert.ok(existsSync(`${local(runDir2)}/plots/report.html`));
+  assert.ok(existsSync(`${local(runDir2)}/finetune/best-model/model.json`));
 });
 
 test('a failing stage: its error is printed once (plain), and in the JSON stream once, in stage-fail and run-end', async () => {
