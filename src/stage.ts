@@ -84,6 +84,13 @@ export interface StageContext<P> {
   upstream<T>(...kinds: StageKindName[]): T;
   /** Like `upstream`, but undefined when there is none. */
   maybeUpstream<T>(...kinds: StageKindName[]): T | undefined;
+  /**
+   * The output of the stage named `stage`, upstream of this one (transitively) and of a kind this
+   * kind reads (a plot stage comparing training chains). @throws Error when it is not.
+   */
+  upstreamNamed<T>(stage: string): T;
+  /** The stages upstream of `stage` (default: this one), transitively, nearest first (breadth-first over `needs`). */
+  ancestors(stage?: string): string[];
 }
 
 /**

@@ -55,5 +55,5 @@ export const stageMeta = {
   'freeze-train': { kind: 'freeze-train', version: 2, summary: 'train the new head, backbone frozen', cacheable: true },
   'unfreeze-train': { kind: 'unfreeze-train', version: 2, summary: 'fine-tune backbone and head, usually at a lower learning rate', cacheable: true },
   evaluate: { kind: 'evaluate', version: 2, summary: 'loss, top-1/top-k accuracy, per-class metrics and confusion matrix of the best model', cacheable: true },
-  plot: { kind: 'plot', version: 3, summary: 'charts of the training history and the evaluation, and report.html', cacheable: true },
+  plot: { kind: 'plot', version: 4, summary: 'charts of the training history and the evaluation, and report.html; with compare:, several training chains side by side', cacheable: true },
 } as const satisfies StageMetaTable;

@@ -3,6 +3,7 @@
  * - each stage kind has the upstream kinds it reads (augment needs a download, ...);
  * - the training stages of a chain train for at least one epoch in all;
  * - an architecture's minimum input size fits the images after augmentation;
+ * - a plot stage's `compare:` names training stages upstream of it, each once, labels distinct;
  * - the stages fit the data: class count, image shape, val split, block names (data-checks.ts);
  * - names fit the tracking store and the file system (store-limits.ts).
  * Anchor: DVC `repo/graph.py` checks as named errors, Keras applications' input-size checks.
@@ -17,6 +18,7 @@ import { datasetFacts } from '../data/datasets.js';
 import { MODEL_CATALOG as MODELS } from '../models/catalog.js';
 import { STAGE_KINDS } from '../stage-kinds.js';
 import { dataIssues } from './data-checks.js';
+import { didYouMean } from '../config/suggest.js';
 import { storeLimitIssues } from './store-limits.js';
 
 
@@ -44,9 +46,36 @@ export function semanticIssues(config: PipelineConfig, ancestorsOf: (name: strin
       }
     }
     if (stage.kind === 'build-model') checkInputSize(config, name, ancestorsOf, at);
+    if (stage.kind === 'plot') checkCompare(config, name, anc, at);
   }
   issues.push(...dataIssues(config, ancestorsOf, source), ...storeLimitIssues(config, source));
   return issues;
+}
+
+/** A plot stage's `compare:` entries: training stages upstream of it, each once, with distinct labels. */
+function checkCompare(config: PipelineConfig, plot: string, anc: readonly string[], at: (p: (string | number)[], m: string) => void): void {
+  const compare = (config.stages[plot]!.with as { compare?: Array<string | { stage: string; label?: string }> }).compare ?? [];
+  const names = Object.keys(config.stages);
+  const seen = new Map<string, number>();
+  const labels = new Map<string, number>();
+  compare.forEach((c, i) => {
+    const [stage, label] = typeof c === 'string' ? [c, c] : [c.stage, c.label ?? c.stage];
+    const path = ['stages', plot, 'with', 'compare', i, ...(typeof c === 'string' ? [] : ['stage'])];
+    const kind = config.stages[stage]?.kind;
+    if (kind === undefined) {
+      at(path, `stage '${plot}' compares '${stage}', which is not a stage of this pipeline.${didYouMean(stage, names) || ` Stages: ${names.join(', ')}.`}`);
+    } else if (kind !== 'freeze-train' && kind !== 'unfreeze-train') {
+      at(path, `stage '${plot}' compares '${stage}', ${/^[aeiou]/.test(kind) ? 'an' : 'a'} ${kind} stage; compare lists training stages (freeze-train or unfreeze-train), the last of each chain`);
+    } else if (!anc.includes(stage)) {
+      at(path, `stage '${plot}' compares '${stage}', which is not upstream of it; add '${stage}' (or a stage after it, e.g. its evaluate stage) to its needs`);
+    } else if (seen.has(stage)) {
+      at(path, `stage '${plot}' compares '${stage}' twice (entries ${seen.get(stage)} and ${i})`);
+    } else if (labels.has(label)) {
+      at(typeof c === 'string' ? path : ['stages', plot, 'with', 'compare', i, 'label' in c ? 'label' : 'stage'], `stage '${plot}' has two chains labelled '${label}' (entries ${labels.get(label)} and ${i}); give them distinct labels`);
+    }
+    if (!seen.has(stage)) seen.set(stage, i);
+    if (!labels.has(label)) labels.set(label, i);
+  });
 }
 
 /** Image size (height, width) of a download stage's images, when known before running. */

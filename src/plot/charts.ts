@@ -104,6 +104,14 @@ export const MARK_NAMES = {
   confusionCell: 'confusion_cell',
   /** Counts written in the confusion-matrix cells (one text per cell). */
   confusionCount: 'confusion_count',
+  /** Test-accuracy lines of the chain comparison (one path per chain), `./compare.ts`. */
+  compareAccuracyLine: 'compare_accuracy_line',
+  /** Test-loss lines of the chain comparison (one path per chain). */
+  compareLossLine: 'compare_loss_line',
+  /** Unfreeze rules in the comparison's accuracy panel (one per distinct unfreeze epoch). */
+  compareAccuracyUnfreezeRule: 'compare_accuracy_unfreeze_rule',
+  /** Unfreeze rules in the comparison's loss panel. */
+  compareLossUnfreezeRule: 'compare_loss_unfreeze_rule',
   /** Misclassified images (one image per mistake shown), `./misclassified.ts`. */
   misclassifiedImage: 'misclassified_image',
   /** "true: <class>" label under each misclassified image. */

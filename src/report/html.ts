@@ -29,6 +29,20 @@ export interface ReportEvaluation {
 /** One row of the training history: the fields of the training loop's epoch record it shows. */
 export type ReportEpoch = Pick<EpochRecord, 'epoch' | 'phase' | 'train_loss' | 'train_accuracy' | 'test_loss' | 'test_accuracy' | 'lr' | 'epoch_seconds'>;
 
+/** One training chain of a comparison (a plot stage with `compare:`). */
+export interface ReportChain {
+  /** Its name in the legend and the headings. */
+  label: string;
+  /** The training stage that ends the chain. */
+  stage: string;
+  /** Its own charts, shown in its section. */
+  figures: ReportFigure[];
+  /** The evaluation of its best model, when an evaluate stage of the chain ran. */
+  evaluation?: ReportEvaluation;
+  /** Its epochs (global numbering, both phases). */
+  history: ReportEpoch[];
+}
+
 /** Everything report.html shows. */
 export interface ReportInput {
   /** Pipeline name (page title). */
@@ -43,6 +57,13 @@ export interface ReportInput {
   history?: ReportEpoch[];
   /** The resolved pipeline config, shown as YAML. */
   config: unknown;
+  /**
+   * Training chains compared: the page then has a table of them (epochs, unfreeze epoch, best and
+   * last test accuracy, the evaluation's test accuracy and loss) instead of the headline,
+   * `figures` (the comparison) under it, and one section per chain with its figures, evaluation
+   * and history; `evaluation` and `history` are not shown.
+   */
+  chains?: ReportChain[];
 }
 
 /** HTML-escapes text for element content and double-quoted attributes. */
@@ -64,7 +85,7 @@ function table(head: string[], rows: string[][], numericFrom = 1): string {
   return `<table><thead><tr>${th}</tr></thead><tbody>${tr.join('')}</tbody></table>`;
 }
 
-function splitSection(r: SplitReport): string {
+function splitSection(r: SplitReport, chain?: ReportChain): string {
   const overall = table(
     ['metric', 'value'],
     [
@@ -82,12 +103,41 @@ function splitSection(r: SplitReport): string {
     ['class', 'precision', 'recall', 'F1', 'accuracy', 'support'],
     r.per_class.map((c) => [c.class, num(c.precision), num(c.recall), num(c.f1), pct(c.accuracy), String(c.support)]),
   );
-  return `<section id="eval-${escapeHtml(r.split)}"><h2>Evaluation: ${escapeHtml(r.split)} split</h2>${overall}<h3>Per class</h3>${perClass}</section>`;
+  // In a chain's section everything is one heading level lower, and ids carry the stage.
+  const [h, h2, id] = chain ? ['h3', 'h4', `${chain.stage}-eval-${r.split}`] : ['h2', 'h3', `eval-${r.split}`];
+  return `<section id="${escapeHtml(id)}"><${h}>Evaluation: ${escapeHtml(r.split)} split</${h}>${overall}<${h2}>Per class</${h2}>${perClass}</section>`;
 }
 
-function historySection(h: readonly ReportEpoch[]): string {
-  const rows = h.map((e) => [String(e.epoch), e.phase, num(e.train_loss), pct(e.train_accuracy), num(e.test_loss), pct(e.test_accuracy), e.lr.toExponential(2), num(e.epoch_seconds, 1)]);
-  return `<section id="history"><h2>Training history</h2>${table(['epoch', 'phase', 'train loss', 'train accuracy', 'test loss', 'test accuracy', 'learning rate', 'seconds'], rows, 2)}</section>`;
+function historySection(hist: readonly ReportEpoch[], chain?: ReportChain): string {
+  const rows = hist.map((e) => [String(e.epoch), e.phase, num(e.train_loss), pct(e.train_accuracy), num(e.test_loss), pct(e.test_accuracy), e.lr.toExponential(2), num(e.epoch_seconds, 1)]);
+  const [h, id] = chain ? ['h3', `${chain.stage}-history`] : ['h2', 'history'];
+  return `<section id="${escapeHtml(id)}"><${h}>Training history</${h}>${table(['epoch', 'phase', 'train loss', 'train accuracy', 'test loss', 'test accuracy', 'learning rate', 'seconds'], rows, 2)}</section>`;
+}
+
+function figureHtml(f: ReportFigure): string {
+  return `<figure><img alt="${escapeHtml(f.title)}" src="${svgDataUri(f.svg)}">${f.caption ? `<figcaption>${escapeHtml(f.caption)}</figcaption>` : ''}</figure>`;
+}
+
+/** The table of compared chains: one row each, test accuracy per epoch summarised. */
+function chainsTable(chains: readonly ReportChain[]): string {
+  const rows = chains.map((c) => {
+    const finite = c.history.filter((e) => Number.isFinite(e.test_accuracy));
+    const best = finite.reduce<ReportEpoch | undefined>((b, e) => (b === undefined || e.test_accuracy > b.test_accuracy ? e : b), undefined);
+    const last = c.history.at(-1);
+    const unfrozen = c.history.find((e) => e.phase === 'unfreeze')?.epoch;
+    const test = c.evaluation?.splits['test'];
+    return [c.label, c.stage, String(c.history.length), unfrozen !== undefined ? String(unfrozen) : '-',
+      best ? `${pct(best.test_accuracy)} (epoch ${best.epoch})` : '-', last ? pct(last.test_accuracy) : '-',
+      test ? pct(test.accuracy) : '-', test ? num(test.loss) : '-',
+      c.evaluation?.best_epoch != null ? String(c.evaluation.best_epoch) : '-'];
+  });
+  return `<section id="chains"><h2>Training chains compared</h2>${table(['chain', 'stage', 'epochs', 'unfrozen at epoch', 'best test accuracy (epoch)', 'last epoch test accuracy', 'evaluated test accuracy', 'evaluated test loss', 'evaluated epoch'], rows, 2)}</section>`;
+}
+
+function chainSection(c: ReportChain): string {
+  const splits = Object.values(c.evaluation?.splits ?? {}).filter((s): s is SplitReport => s !== undefined);
+  return `<section id="chain-${escapeHtml(c.stage)}"><h2>${escapeHtml(c.label)}${c.label !== c.stage ? ` (${escapeHtml(c.stage)})` : ''}</h2>${c.figures.map(figureHtml).join('')}` +
+    `${splits.map((s) => splitSection(s, c)).join('')}${c.history.length ? historySection(c.history, c) : ''}</section>`;
 }
 
 const STYLE = `body{font-family:"DejaVu Sans",system-ui,sans-serif;margin:2em auto;max-width:1200px;padding:0 1em;color:#222}
@@ -101,7 +151,7 @@ td.n{text-align:right;font-variant-numeric:tabular-nums}pre{background:#f7f7f7;p
 
 /** The whole page as one string (UTF-8). Every text is escaped; charts are `<img>` with SVG data URIs. */
 export function renderReportHtml(r: ReportInput): string {
-  const test = r.evaluation?.splits['test'];
+  const test = r.chains ? undefined : r.evaluation?.splits['test'];
   const headline = test
     ? `<div class="headline"><div>test accuracy<b>${pct(test.accuracy)}</b></div><div>top-${test.top_k} accuracy<b>${pct(test.top_k_accuracy)}</b></div>` +
       `<div>test loss<b>${num(test.loss)}</b></div><div>macro F1<b>${num(test.averages.macro.f1)}</b></div><div>test images<b>${test.images}</b></div></div>`
@@ -109,8 +159,8 @@ export function renderReportHtml(r: ReportInput): string {
   const facts: Array<[string, string]> = [['generated', r.generated.toISOString()], ...(r.facts ?? [])];
   if (r.evaluation?.best_epoch != null) facts.push(['best epoch', `${r.evaluation.best_epoch} (${r.evaluation.best_phase ?? '?'})`]);
   if (r.evaluation?.unfreeze_epoch != null) facts.push(['unfrozen at epoch', String(r.evaluation.unfreeze_epoch)]);
-  const figures = r.figures.map((f) => `<figure><img alt="${escapeHtml(f.title)}" src="${svgDataUri(f.svg)}">${f.caption ? `<figcaption>${escapeHtml(f.caption)}</figcaption>` : ''}</figure>`);
-  const splits = Object.values(r.evaluation?.splits ?? {}).filter((s): s is SplitReport => s !== undefined);
+  const figures = r.figures.map(figureHtml);
+  const splits = r.chains ? [] : Object.values(r.evaluation?.splits ?? {}).filter((s): s is SplitReport => s !== undefined);
   return [
     '<!doctype html>',
     '<html lang="en"><head><meta charset="utf-8">',
@@ -120,9 +170,11 @@ export function renderReportHtml(r: ReportInput): string {
     r.description ? `<p>${escapeHtml(r.description)}</p>` : '',
     `<dl class="facts">${facts.map(([k, v]) => `<dt>${escapeHtml(k)}</dt><dd>${escapeHtml(v)}</dd>`).join('')}</dl>`,
     headline,
+    r.chains ? chainsTable(r.chains) : '',
     figures.length ? `<section id="charts"><h2>Charts</h2>${figures.join('')}</section>` : '',
-    ...splits.map(splitSection),
-    r.history?.length ? historySection(r.history) : '',
+    ...splits.map((s) => splitSection(s)),
+    !r.chains && r.history?.length ? historySection(r.history) : '',
+    ...(r.chains ?? []).map(chainSection),
     `<section id="config"><h2>Resolved config</h2><pre>${escapeHtml(stringify(r.config))}</pre></section>`,
     '</body></html>',
     '',

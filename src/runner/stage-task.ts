@@ -94,6 +94,14 @@ export async function runStageTask(a: StageTaskArgs): Promise<StageOutcome> {
       if (v === undefined) throw new PipelineError('PIPE_USAGE', `stage '${name}' (${node.config.kind}) needs an upstream stage of kind ${kinds.join(' or ')} in its needs`, 1);
       return v as T;
     },
+    upstreamNamed: <T>(stage: string) => {
+      const kind = dag.nodes.get(stage)?.config.kind;
+      if (kind === undefined || !ancestors(dag, name).includes(stage) || !readable.has(kind)) {
+        throw new PipelineError('PIPE_USAGE', `stage '${name}' (${node.config.kind}) reads stage '${stage}', which is not upstream of it or not of a kind it reads`, 1);
+      }
+      return a.outputs.get(stage) as T;
+    },
+    ancestors: (stage = name) => ancestors(dag, stage),
   };
   const t0 = Date.now();
   try {

@@ -62,6 +62,8 @@ function context<P>(name: string, params: P, upstream: Partial<Record<StageKindN
     report: { progress: () => {}, batch: () => {}, epoch: () => {}, metric: (k, v) => void rec.metrics.set(k, v), tags: () => {}, artifact: (p, a) => void rec.artifacts.push([p, a]), dataset: () => {} },
     upstream: <T>(...kinds: StageKindName[]) => { const v = find(kinds); if (v === undefined) throw new Error(`no ${kinds.join(' or ')}`); return v as T; },
     maybeUpstream: <T>(...kinds: StageKindName[]) => find(kinds) as T | undefined,
+    upstreamNamed: (stage: string) => { throw new Error(`no stage ${stage} upstream`); },
+    ancestors: () => [],
     rec,
   };
 }

@@ -183,6 +183,8 @@ function stageContext(name: string, params: TrainParams, upstream: Partial<Recor
     report: { progress: () => {}, batch: () => {}, epoch: () => {}, metric: () => {}, tags: () => {}, artifact: () => {}, dataset: () => {} } as never,
     upstream: <T>(...kinds: string[]) => find(kinds) as T,
     maybeUpstream: <T>(...kinds: string[]) => find(kinds) as T | undefined,
+    upstreamNamed: (stage: string) => { throw new Error(`no stage ${stage} upstream`); },
+    ancestors: () => [],
   } as StageContext<TrainParams>;
 }
 

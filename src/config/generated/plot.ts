@@ -21,4 +21,50 @@ export interface PlotStageParameters {
    * @defaultValue 8
    */
   columns: number;
+  /**
+   * Training chains to compare in one chart: test accuracy and test loss per epoch, one line per chain, each chain's unfreeze epoch marked. Two or more freeze-train or unfreeze-train stages upstream of this one (in its needs, directly or through another stage), each a stage name or { stage, label }; the legend shows the labels (default: the stage names). The report then shows a table of the chains, this chart, and each chain's own charts, evaluation (an evaluate stage of that chain upstream of this one) and history. Absent: the charts of the nearest upstream training stage only.
+   *
+   * @minItems 2
+   */
+  compare?: [
+    (
+      | string
+      | {
+          /**
+           * A freeze-train or unfreeze-train stage upstream of this one.
+           */
+          stage: string;
+          /**
+           * The chain's name in the legend and the report (default: the stage name).
+           */
+          label?: string;
+        }
+    ),
+    (
+      | string
+      | {
+          /**
+           * A freeze-train or unfreeze-train stage upstream of this one.
+           */
+          stage: string;
+          /**
+           * The chain's name in the legend and the report (default: the stage name).
+           */
+          label?: string;
+        }
+    ),
+    ...(
+      | string
+      | {
+          /**
+           * A freeze-train or unfreeze-train stage upstream of this one.
+           */
+          stage: string;
+          /**
+           * The chain's name in the legend and the report (default: the stage name).
+           */
+          label?: string;
+        }
+    )[]
+  ];
 }
