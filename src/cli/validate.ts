@@ -9,6 +9,7 @@
 import { parseOverride } from '../config/overrides.js';
 import { PipelineError } from '../errors.js';
 import { compilePipeline, planFile } from '../runner/compile.js';
+import type { PipelineConfig } from '../config/types.js';
 import type { Dag } from '../dag/compile.js';
 import { formatPlan, type PlanEntry } from '../runner/plan.js';
 import type { MissingInput } from '../stage.js';
@@ -29,8 +30,13 @@ function sweepLine(sweep: CheckedSweep<unknown> | undefined): string {
   return `sweep: ${n} trial${n === 1 ? '' : 's'}, each valid (${shown.join(', ')}${more})\n`;
 }
 
-/** The file's sweep checked trial by trial, as `pipe run` does before starting one. */
-function checkedSweep(file: string, opts: CheckCliOpts): Promise<CheckedSweep<unknown> | undefined> {
+/**
+ * The file's sweep checked trial by trial, as `pipe run` does before starting one; `config` is
+ * the file already loaded with the same `--set`s: without a `sweep:` block or `--sweep` there is
+ * nothing to check, and the file is not read a second time.
+ */
+async function checkedSweep(file: string, opts: CheckCliOpts, config: PipelineConfig): Promise<CheckedSweep<unknown> | undefined> {
+  if (config.sweep === undefined && !opts.sweep?.length) return undefined;
   const overrides = (opts.set ?? []).map(parseOverride);
   return checkSweep(file, { overrides, sweep: opts.sweep }, (o) => compilePipeline(file, o));
 }
@@ -40,8 +46,8 @@ function checkedSweep(file: string, opts: CheckCliOpts): Promise<CheckedSweep<un
  * @throws ConfigError / PipelineError (exit 2) for the first check that fails.
  */
 export async function validateReport(file: string, opts: CheckCliOpts): Promise<string> {
-  const { dag } = await compilePipeline(file, (opts.set ?? []).map(parseOverride));
-  const sweep = await checkedSweep(file, opts);
+  const { config, dag } = await compilePipeline(file, (opts.set ?? []).map(parseOverride));
+  const sweep = await checkedSweep(file, opts, config);
   return `'${file}' is valid: ${dag.order.length} stages (${dag.order.join(' -> ')})\n${sweepLine(sweep)}`;
 }
 
@@ -74,7 +80,7 @@ export async function planReport(file: string, opts: CheckCliOpts & { format?: s
   if (format !== 'text' && format !== 'mermaid' && format !== 'dot' && format !== 'json') throw new PipelineError('PIPE_USAGE', `--format ${format}: expected text, mermaid, dot or json`);
   const { stageMeta } = await import('../../stages/meta.js');
   const { config, dag, plan } = await planFile(file, { stages: stageMeta, overrides: (opts.set ?? []).map(parseOverride), force: opts.force, from: opts.from });
-  const sweep = await checkedSweep(file, opts);
+  const sweep = await checkedSweep(file, opts, config);
   if (format === 'json') return `${JSON.stringify(planJson(file, config.name, dag, plan, sweep))}\n`;
   const head = format === 'text' ? `plan for '${file}' (${config.name}), stages in order:\n` : '';
   return `${head}${formatPlan(dag, plan, format)}\n${format === 'text' ? sweepLine(sweep) : ''}`;
