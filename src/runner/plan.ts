@@ -94,16 +94,18 @@ function whyChanged(name: string, parts: KeyParts, previous: Lock | undefined, e
 
 /**
  * The plan as text (a line per stage, then a line per input it would download), Mermaid or
- * Graphviz dot.
+ * Graphviz dot (a node per stage: name, kind, decision, and which inputs are not cached yet).
  */
 export function formatPlan(dag: Dag, plan: PlanEntry[], format: 'text' | 'mermaid' | 'dot'): string {
   const id = (n: string): string => n.replace(/[^A-Za-z0-9_]/g, '_');
   const edges = plan.flatMap((e) => dag.nodes.get(e.name)!.needs.map((d) => [d, e.name] as const));
+  // In the graph formats, the inputs not cached yet as one short line (the text form has the details).
+  const missing = (e: PlanEntry): string | undefined => (e.missing?.length ? `${e.missing.map((m) => m.what).join(', ')} not cached yet` : undefined);
   if (format === 'mermaid') {
-    return ['flowchart LR', ...plan.map((e) => `  ${id(e.name)}["${e.name} (${e.kind})<br/>${e.decision}"]`), ...edges.map(([a, b]) => `  ${id(a)} --> ${id(b)}`)].join('\n');
+    return ['flowchart LR', ...plan.map((e) => `  ${id(e.name)}["${[`${e.name} (${e.kind})`, e.decision, missing(e)].filter(Boolean).join('<br/>')}"]`), ...edges.map(([a, b]) => `  ${id(a)} --> ${id(b)}`)].join('\n');
   }
   if (format === 'dot') {
-    return ['digraph pipeline {', '  rankdir=LR;', ...plan.map((e) => `  ${id(e.name)} [label="${e.name}\\n${e.kind}\\n${e.decision}"${e.decision === 'skip' ? ', style=dashed' : ''}];`), ...edges.map(([a, b]) => `  ${id(a)} -> ${id(b)};`), '}'].join('\n');
+    return ['digraph pipeline {', '  rankdir=LR;', ...plan.map((e) => `  ${id(e.name)} [label="${[e.name, e.kind, e.decision, missing(e)].filter(Boolean).join('\\n')}"${e.decision === 'skip' ? ', style=dashed' : ''}];`), ...edges.map(([a, b]) => `  ${id(a)} -> ${id(b)};`), '}'].join('\n');
   }
   return plan.map((e, i) => [
     `  ${i + 1}. ${e.name} [${e.kind}]${dag.nodes.get(e.name)!.needs.length ? ` <- ${dag.nodes.get(e.name)!.needs.join(', ')}` : ''}: ${e.decision} (${e.reason})`,

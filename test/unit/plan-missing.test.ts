@@ -69,6 +69,11 @@ describe('pipe plan: data and weights not cached yet', () => {
     assert.ok(at > 0, text.join('\n'));
     assert.equal(text[at + 1], `     ${missingOf(p, 'model')[0]!.replace(/^weights: /, 'weights not cached yet: ')}`);
     assert.equal(text[at - 1], `     ${missingOf(p, 'data')[0]!.replace(/^data: /, 'data not cached yet: ')}`);
+    // The graph forms say which inputs, in one line of the stage's node.
+    const mermaid = await planReport(file, { format: 'mermaid' });
+    assert.ok(mermaid.includes('  model["model (build-model)<br/>run<br/>weights not cached yet"]'), mermaid);
+    assert.ok(mermaid.includes('  data["data (download)<br/>run<br/>data not cached yet"]'), mermaid);
+    assert.ok((await planReport(file, { format: 'dot' })).includes('  model [label="model\\nbuild-model\\nrun\\nweights not cached yet"];'));
 
     // With the files in place, nothing is marked.
     mkdirSync(dirname(weightsPath), { recursive: true });
@@ -77,7 +82,7 @@ describe('pipe plan: data and weights not cached yet', () => {
     writeFileSync(join(cifarDir, 'cifar-10-binary.tar.gz'), 'x');
     const q = await planJson(file);
     assert.deepEqual(q.stages.map((s) => [s.name, s.missing]), [['data', []], ['model', []]]);
-    assert.ok(!(await planReport(file, {})).includes('not cached yet'));
+    for (const format of ['text', 'mermaid', 'dot']) assert.ok(!(await planReport(file, { format })).includes('not cached yet'), format);
   });
 
   it('weights from a Hub mirror (HF_ENDPOINT) name the mirror URL', async () => {
