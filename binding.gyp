@@ -7,7 +7,7 @@
   "targets": [
     {
       "target_name": "pipe_dnnl",
-      "sources": ["native/pipe_dnnl.cc", "native/conv.cc", "native/pointwise.cc", "native/batch_norm_train.cc"],
+      "sources": ["native/pipe_dnnl.cc", "native/conv.cc", "native/pointwise.cc", "native/batch_norm_train.cc", "native/conv_bn.cc"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17"],
       "cflags_cc": ["-std=c++17", "-fexceptions", "-fopenmp"],
       "ldflags": ["-fopenmp"],

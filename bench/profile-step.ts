@@ -2,13 +2,14 @@
  * Where a training step's time goes: one pipe training step (bench/speed-child.ts's) under
  * `tf.profile`, kernel time summed by kernel name (and, with --shapes, by name + input shapes).
  *
- *   npx tsc -p . && node dist/bench/profile-step.js [model] [--backend wasm] [--batch 64] [--shapes] [--infer]
+ *   npx tsc -p . && node dist/bench/profile-step.js [model] [--backend wasm] [--batch 64] [--shapes] [--infer] [--unfused]
  *
  * Prints ms per kernel, its share of the summed kernel time, and the step's wall time (ms).
  */
 import * as tf from '@tensorflow/tfjs';
 import { initEngine } from '../src/engine/backend.js';
 import type { BackendName } from '../src/config/types.js';
+import { fusedApply } from '../src/models/fused-forward.js';
 import { buildClassifier, type Classifier } from '../src/models/registry.js';
 import { Rng } from '../src/rng.js';
 import { predictLogits } from '../src/train/evaluate.js';
@@ -31,14 +32,17 @@ const vars = trainableVariables(c);
 const optimizer = buildOptimizer({ name: 'adam', lr: 1e-3, weight_decay: 0, momentum: 0, nesterov: false });
 const x = tf.randomNormal([batch, 32, 32, 3]) as tf.Tensor4D;
 const y = tf.oneHot(tf.tensor1d(Array.from({ length: batch }, (_, i) => i % 10), 'int32'), 10);
+// --unfused: the backbone as tfjs-layers runs it (model.apply), without src/models/fused-forward.ts.
+const unfused = process.argv.includes('--unfused');
+const backbone = (t: tf.Tensor, training: boolean): tf.Tensor => (unfused ? (c.backbone.model.apply(t, { training }) as tf.Tensor) : fusedApply(c.backbone.model, t, training));
 const step = async (): Promise<void> => {
   if (process.argv.includes('--infer')) {
-    const l = predictLogits(c, x);
+    const l = unfused ? tf.tidy(() => c.head.apply(backbone(x, false), { training: false }) as tf.Tensor) : predictLogits(c, x);
     await l.data();
     l.dispose();
     return;
   }
-  const loss = optimizer.step(() => tf.losses.softmaxCrossEntropy(y, c.head.apply(c.backbone.model.apply(x, { training: true }), { training: true }) as tf.Tensor) as tf.Scalar, vars);
+  const loss = optimizer.step(() => tf.losses.softmaxCrossEntropy(y, c.head.apply(backbone(x, true), { training: true }) as tf.Tensor) as tf.Scalar, vars);
   await loss.data();
   loss.dispose();
 };

@@ -12,6 +12,7 @@ import * as tf from '@tensorflow/tfjs';
 import { initEngine } from '../src/engine/backend.js';
 import { kernelRoute } from '../src/engine/kernels/register.js';
 import type { BackendName } from '../src/config/types.js';
+import { fusedApply } from '../src/models/fused-forward.js';
 import { Net } from '../src/models/torch-net.js';
 import { buildClassifier, type Classifier } from '../src/models/registry.js';
 import { Rng } from '../src/rng.js';
@@ -113,7 +114,7 @@ export async function runChild(p: ChildPlan): Promise<ChildResult> {
     const y = tf.tensor1d(ys, 'int32');
     let predicted: tf.Tensor | undefined;
     const loss = optimizer.step(() => {
-      const logits = c.head.apply(c.backbone.model.apply(x, { training: true }), { training: true }) as tf.Tensor2D;
+      const logits = c.head.apply(fusedApply(c.backbone.model, x, true), { training: true }) as tf.Tensor2D;
       predicted = tf.keep(tf.argMax(logits, 1));
       return tf.losses.softmaxCrossEntropy(tf.oneHot(y, c.numClasses), logits) as tf.Scalar;
     }, vars);

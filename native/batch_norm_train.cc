@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <stdexcept>
 #include <vector>
 
@@ -39,19 +40,8 @@ void channel_sums(long rows, long C, std::vector<double>& out, F f) {
 
 }  // namespace
 
-void batch_norm_train(char* heap, size_t heap_len, const double* p) {
-  const long rows = static_cast<long>(p[6]), C = static_cast<long>(p[7]);
-  const double eps = p[8];
-  if (rows < 1 || C < 1) throw std::runtime_error("batch_norm_train: empty input");
-  check_range(p[0], static_cast<double>(rows) * C, heap_len, "x");
-  check_range(p[1], static_cast<double>(rows) * C, heap_len, "y");
-  check_range(p[2], C, heap_len, "mean");
-  check_range(p[3], C, heap_len, "variance");
-  check_range(p[4], C, heap_len, "gamma");
-  check_range(p[5], C, heap_len, "beta");
-  const float* x = fptr(heap, p[0]);
-  float* y = fptr(heap, p[1]);
-  const float *gamma = fptr(heap, p[4]), *beta = fptr(heap, p[5]);
+void bn_train_forward(const float* x, float* y, float* mean_out, float* var_out, const float* gamma, const float* beta, long rows, long C, double eps,
+                      const float* residual, bool relu) {
   std::vector<double> s;
   channel_sums(rows, C, s, [&](long r, double* sx, double* sxx) {
     const float* xr = x + r * C;
@@ -61,7 +51,6 @@ void batch_norm_train(char* heap, size_t heap_len, const double* p) {
     }
   });
   std::vector<float> scale(C), shift(C);
-  float *mean_out = fptr(heap, p[2]), *var_out = fptr(heap, p[3]);
   for (long c = 0; c < C; c++) {
     const double mean = s[c] / rows, var = std::max(0.0, s[C + c] / rows - mean * mean);  // biased
     const double g = gamma[c] / std::sqrt(var + eps);
@@ -70,34 +59,54 @@ void batch_norm_train(char* heap, size_t heap_len, const double* p) {
     mean_out[c] = static_cast<float>(mean);
     var_out[c] = static_cast<float>(var);
   }
+  // One loop per variant, so that each vectorises; the float32 operations are those of the
+  // separate tfjs ops (BN output rounded, then + residual rounded, then max(0, .)).
 #pragma omp parallel for schedule(static) if (rows * C >= kParallelMin)
   for (long r = 0; r < rows; r++) {
     const float* xr = x + r * C;
     float* yr = y + r * C;
-    for (long c = 0; c < C; c++) yr[c] = xr[c] * scale[c] + shift[c];
+    if (residual) {
+      const float* rr = residual + r * C;
+      if (relu) {
+        for (long c = 0; c < C; c++) yr[c] = std::max(0.f, (xr[c] * scale[c] + shift[c]) + rr[c]);
+      } else {
+        for (long c = 0; c < C; c++) yr[c] = (xr[c] * scale[c] + shift[c]) + rr[c];
+      }
+    } else if (relu) {
+      for (long c = 0; c < C; c++) yr[c] = std::max(0.f, xr[c] * scale[c] + shift[c]);
+    } else {
+      for (long c = 0; c < C; c++) yr[c] = xr[c] * scale[c] + shift[c];
+    }
   }
 }
 
-void batch_norm_train_grad(char* heap, size_t heap_len, const double* p) {
-  const long rows = static_cast<long>(p[8]), C = static_cast<long>(p[9]);
-  const double eps = p[10];
-  if (rows < 1 || C < 1) throw std::runtime_error("batch_norm_train_grad: empty input");
-  check_range(p[0], static_cast<double>(rows) * C, heap_len, "x");
-  check_range(p[1], static_cast<double>(rows) * C, heap_len, "dy");
-  check_range(p[2], C, heap_len, "mean");
-  check_range(p[3], C, heap_len, "variance");
-  check_range(p[4], C, heap_len, "gamma");
-  check_range(p[5], static_cast<double>(rows) * C, heap_len, "dx");
-  check_range(p[6], C, heap_len, "dgamma");
-  check_range(p[7], C, heap_len, "dbeta");
-  const float *x = fptr(heap, p[0]), *dy = fptr(heap, p[1]), *mean = fptr(heap, p[2]), *var = fptr(heap, p[3]), *gamma = fptr(heap, p[4]);
-  float *dx = fptr(heap, p[5]), *dgamma = fptr(heap, p[6]), *dbeta = fptr(heap, p[7]);
+void bn_train_backward(const float* x, const float* dy, const float* mean, const float* var, const float* gamma, float* dx, float* dgamma, float* dbeta, long rows,
+                       long C, double eps, const float* y_mask, float* g_out) {
   std::vector<double> invstd(C);
   for (long c = 0; c < C; c++) invstd[c] = 1.0 / std::sqrt(static_cast<double>(var[c]) + eps);
-  // sum(dy) and sum(dy * (x - mean)) per channel.
+  // The ReLU's gradient first (dy where the output is positive, else 0; written to g_out when
+  // asked), then sum(dy) and sum(dy * (x - mean)) per channel.
+  const float* g = dy;
+  if (y_mask) {
+    float* gm = g_out;
+    std::vector<float> scratch;
+    if (!gm) {
+      scratch.resize(static_cast<size_t>(rows * C));
+      gm = scratch.data();
+    }
+#pragma omp parallel for schedule(static) if (rows * C >= kParallelMin)
+    for (long i = 0; i < rows * C; i++) gm[i] = y_mask[i] > 0.f ? dy[i] : 0.f;
+    if (!g_out) {
+      bn_train_backward(x, gm, mean, var, gamma, dx, dgamma, dbeta, rows, C, eps, nullptr, nullptr);
+      return;
+    }
+    g = gm;
+  } else if (g_out) {
+    std::memcpy(g_out, dy, static_cast<size_t>(rows * C) * 4);
+  }
   std::vector<double> s;
   channel_sums(rows, C, s, [&](long r, double* sdy, double* sdyx) {
-    const float *xr = x + r * C, *dyr = dy + r * C;
+    const float *xr = x + r * C, *dyr = g + r * C;
     for (long c = 0; c < C; c++) {
       sdy[c] += dyr[c];
       sdyx[c] += static_cast<double>(dyr[c]) * (xr[c] - mean[c]);
@@ -108,17 +117,44 @@ void batch_norm_train_grad(char* heap, size_t heap_len, const double* p) {
   for (long c = 0; c < C; c++) {
     dbeta[c] = static_cast<float>(s[c]);
     dgamma[c] = static_cast<float>(s[C + c] * invstd[c]);
-    const double g = gamma[c] * invstd[c];
-    a[c] = static_cast<float>(g);                                                   // times dy
-    k[c] = static_cast<float>(g * invstd[c] * invstd[c] * s[C + c] / rows);         // times (x - mean)
-    b[c] = static_cast<float>(g * s[c] / rows);                                     // subtracted
+    const double gc = gamma[c] * invstd[c];
+    a[c] = static_cast<float>(gc);                                                   // times dy
+    k[c] = static_cast<float>(gc * invstd[c] * invstd[c] * s[C + c] / rows);         // times (x - mean)
+    b[c] = static_cast<float>(gc * s[c] / rows);                                     // subtracted
   }
 #pragma omp parallel for schedule(static) if (rows * C >= kParallelMin)
   for (long r = 0; r < rows; r++) {
-    const float *xr = x + r * C, *dyr = dy + r * C;
+    const float *xr = x + r * C, *dyr = g + r * C;
     float* dxr = dx + r * C;
     for (long c = 0; c < C; c++) dxr[c] = a[c] * dyr[c] - k[c] * (xr[c] - mean[c]) - b[c];
   }
+}
+
+void batch_norm_train(char* heap, size_t heap_len, const double* p) {
+  const long rows = static_cast<long>(p[6]), C = static_cast<long>(p[7]);
+  if (rows < 1 || C < 1) throw std::runtime_error("batch_norm_train: empty input");
+  check_range(p[0], static_cast<double>(rows) * C, heap_len, "x");
+  check_range(p[1], static_cast<double>(rows) * C, heap_len, "y");
+  check_range(p[2], C, heap_len, "mean");
+  check_range(p[3], C, heap_len, "variance");
+  check_range(p[4], C, heap_len, "gamma");
+  check_range(p[5], C, heap_len, "beta");
+  bn_train_forward(fptr(heap, p[0]), fptr(heap, p[1]), fptr(heap, p[2]), fptr(heap, p[3]), fptr(heap, p[4]), fptr(heap, p[5]), rows, C, p[8], nullptr, false);
+}
+
+void batch_norm_train_grad(char* heap, size_t heap_len, const double* p) {
+  const long rows = static_cast<long>(p[8]), C = static_cast<long>(p[9]);
+  if (rows < 1 || C < 1) throw std::runtime_error("batch_norm_train_grad: empty input");
+  check_range(p[0], static_cast<double>(rows) * C, heap_len, "x");
+  check_range(p[1], static_cast<double>(rows) * C, heap_len, "dy");
+  check_range(p[2], C, heap_len, "mean");
+  check_range(p[3], C, heap_len, "variance");
+  check_range(p[4], C, heap_len, "gamma");
+  check_range(p[5], static_cast<double>(rows) * C, heap_len, "dx");
+  check_range(p[6], C, heap_len, "dgamma");
+  check_range(p[7], C, heap_len, "dbeta");
+  bn_train_backward(fptr(heap, p[0]), fptr(heap, p[1]), fptr(heap, p[2]), fptr(heap, p[3]), fptr(heap, p[4]), fptr(heap, p[5]), fptr(heap, p[6]), fptr(heap, p[7]), rows,
+                    C, p[10], nullptr, nullptr);
 }
 
 }  // namespace pipe_native

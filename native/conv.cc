@@ -92,9 +92,12 @@ struct MatmulEntry {
 std::map<std::vector<double>, std::unique_ptr<ConvEntry>> conv_cache;
 std::map<std::vector<double>, std::unique_ptr<MatmulEntry>> matmul_cache;
 
-primitive_attr post_ops_attr(int act, float alpha) {
+// The activation `act` (native.h) after the conv or matmul, preceded by a sum with the
+// destination's previous contents when `sum` (the residual of conv()).
+primitive_attr post_ops_attr(int act, float alpha, bool sum = false) {
   primitive_attr attr;
   post_ops ops;
+  if (sum) ops.append_sum(1.f);
   switch (act) {
     case 0: break;
     case 1: ops.append_eltwise(1.f, algorithm::eltwise_relu, 0.f, 0.f); break;
@@ -108,9 +111,9 @@ primitive_attr post_ops_attr(int act, float alpha) {
   return attr;
 }
 
-ConvEntry* conv_entry(int kind, const double* p) {
+ConvEntry* conv_entry(int kind, const double* p, bool sum = false) {
   std::vector<double> key(p, p + 15);
-  key.insert(key.end(), {static_cast<double>(kind), p[18] >= 0 ? 1.0 : 0.0, p[19], p[20], p[21], p[22]});
+  key.insert(key.end(), {static_cast<double>(kind), p[18] >= 0 ? 1.0 : 0.0, p[19], p[20], p[21], p[22], sum ? 1.0 : 0.0});
   auto it = conv_cache.find(key);
   if (it != conv_cache.end()) return it->second.get();
   const memory::dim N = p[0], H = p[1], W = p[2], C = p[3], KH = p[4], KW = p[5], O = p[6], OH = p[7], OW = p[8];
@@ -128,7 +131,7 @@ ConvEntry* conv_entry(int kind, const double* p) {
   const prop_kind pk = kind == 0 ? prop_kind::forward_inference : prop_kind::forward_training;
   convolution_forward::desc fd(pk, algorithm::convolution_direct, e->x_md, w_any, e->bias_md, e->y_md, strides, pad_l, pad_r);
   if (kind == 0) {
-    convolution_forward::primitive_desc pd(fd, post_ops_attr((int)p[19], (float)p[20]), eng());
+    convolution_forward::primitive_desc pd(fd, post_ops_attr((int)p[19], (float)p[20], sum), eng());
     e->w_md = pd.weights_desc();
     e->prim = convolution_forward(pd);
     e->impl = pd.impl_info_str();
@@ -269,13 +272,15 @@ void check_range(double off, double floats, size_t heap_len, const char* what) {
   if (off < 0 || off + floats * 4 > static_cast<double>(heap_len)) throw std::runtime_error(std::string(what) + " is outside the wasm heap");
 }
 
-void conv(int kind, char* heap, size_t heap_len, const double* p) {
+void conv(int kind, char* heap, size_t heap_len, const double* p, double residual) {
   const double filter_floats = p[21] * p[22] * p[3] * p[6];
   check_range(p[15], p[0] * p[1] * p[2] * p[3], heap_len, "x");
   check_range(p[16], filter_floats, heap_len, "filter");
   check_range(p[17], p[0] * p[7] * p[8] * p[6], heap_len, "y");
   if (p[18] >= 0) check_range(p[18], p[6], heap_len, "bias");
   if (p[23] < 0 || p[24] < 0 || p[23] + p[4] > p[21] || p[24] + p[5] > p[22]) throw std::runtime_error("filter window outside the filter");
+  const bool sum = kind == 0 && residual >= 0;
+  if (sum) check_range(residual, p[0] * p[7] * p[8] * p[6], heap_len, "residual");
   if (kind == 1 && p[3] <= 4 && p[4] == p[21] && p[5] == p[22]) {
     conv_bwd_data_col2im(heap, p);
     return;
@@ -284,7 +289,7 @@ void conv(int kind, char* heap, size_t heap_len, const double* p) {
     conv_bwd_weights_1x1_strided(heap, p);
     return;
   }
-  ConvEntry* e = conv_entry(kind, p);
+  ConvEntry* e = conv_entry(kind, p, sum);
   auto at = [&](double off) { return static_cast<void*>(heap + static_cast<size_t>(off)); };
   const double window = (p[23] * p[22] + p[24]) * p[3] * p[6] * 4;  // byte offset of tap (A0, B0)
   memory x(e->x_md, eng(), at(p[15]));
@@ -298,6 +303,7 @@ void conv(int kind, char* heap, size_t heap_len, const double* p) {
   }
   if (e->w_reorder && kind == 2) wp = e->w_buf.get();
   memory& w = *wp;
+  if (sum && residual != p[17]) std::memmove(at(p[17]), at(residual), static_cast<size_t>(p[0] * p[7] * p[8] * p[6]) * 4);
   if (kind == 0) {
     std::unordered_map<int, memory> args = {{DNNL_ARG_SRC, x}, {DNNL_ARG_WEIGHTS, w}, {DNNL_ARG_DST, y}};
     if (p[18] >= 0) args.insert({DNNL_ARG_BIAS, memory(e->bias_md, eng(), at(p[18]))});

@@ -24,7 +24,9 @@ namespace pipe_native {
 // backward weights the taps outside the window are set to zero. filterId (>= 0; -1: none) names
 // the filter's data for the forward pass: its reordered copy is kept and reused while the same id
 // comes back (the caller guarantees that an id's data never changes).
-void conv(int kind, char* heap, size_t heap_len, const double* p);
+// A forward conv may also add a residual r before its activation (oneDNN's sum post-op):
+// y = act(conv(x, w) + bias + r), r of y's shape at byte offset `residual` (-1: none).
+void conv(int kind, char* heap, size_t heap_len, const double* p, double residual = -1);
 
 // Batched matrix product (see pipe_dnnl.cc). p (13 numbers).
 void matmul(char* heap, size_t heap_len, const double* p);
@@ -63,6 +65,27 @@ void batch_norm_train(char* heap, size_t heap_len, const double* p);
 // Its gradient: dx, dgamma = sum(dy * xhat), dbeta = sum(dy), from x, dy and the forward's mean
 // and biased variance. p = [xOff, dyOff, meanOff, varOff, gammaOff, dxOff, dgammaOff, dbetaOff, rows, C, eps].
 void batch_norm_train_grad(char* heap, size_t heap_len, const double* p);
+
+// Pointer-level cores of the two above, shared with conv_bn.cc. The forward optionally adds a
+// residual (same shape as x) to the normalised value and applies a ReLU:
+// y = max(0, bn(x) + residual), each float32 operation rounded as the separate ops round it.
+// The backward optionally first applies the ReLU's gradient (dy where y_mask > 0, else 0),
+// writing that masked dy to g_out when g_out is given (the residual's gradient).
+void bn_train_forward(const float* x, float* y, float* mean_out, float* var_out, const float* gamma, const float* beta, long rows, long C, double eps,
+                      const float* residual, bool relu);
+void bn_train_backward(const float* x, const float* dy, const float* mean, const float* var, const float* gamma, float* dx, float* dgamma, float* dbeta, long rows,
+                       long C, double eps, const float* y_mask, float* g_out);
+
+// Conv + training-mode BatchNorm (+ residual) (+ ReLU), forward (conv_bn.cc). p (34 numbers): the
+// conv's 26 (x at p[15], filter p[16], the conv output z at p[17], no bias), then
+// [yOff, meanOff, varOff, gammaOff, betaOff, residualOff (-1 none), relu (0/1), eps].
+void conv_bn_train(char* heap, size_t heap_len, const double* p);
+
+// Its backward but the input gradient: p (38 numbers): the conv's 26 (x at p[15], filter p[16],
+// dz written at p[17]), then [zOff, yOff, dyOff, meanOff, varOff, gammaOff, eps, relu,
+// residualGradOff (-1 none), dwOff, dgammaOff, dbetaOff]. dz is the gradient at the conv output
+// (the caller gets dx from it with a backward-data conv).
+void conv_bn_train_grad(char* heap, size_t heap_len, const double* p);
 
 // One Adam step (tfjs-core AdamOptimizer's float32 arithmetic, in its order) into new arrays:
 // m' = m*b1 + g*c1, v' = v*b2 + (g*g)*c2, w' = ((m'/a1) / (sqrt(v'/a2) + eps)) * nlr + w, where

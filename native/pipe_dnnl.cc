@@ -7,9 +7,9 @@
 // binding.gyp (see native/install.mjs).
 //
 // Exports (synchronous; `heap` an ArrayBuffer, `p` a Float64Array laid out as native.h says):
-//   conv(kind, heap, p)  matmul(heap, p)  binary(heap, p)  unary(heap, p)
+//   conv(kind, heap, p [, residual in p[26]])  matmul(heap, p)  binary(heap, p)  unary(heap, p)
 //   reduceRows(heap, p)  maxPoolGrad(heap, p)  batchNorm(heap, p)  batchNormTrain(heap, p)
-//   batchNormTrainGrad(heap, p)  adam(heap, p)  implInfo(kind, p) -> string
+//   batchNormTrainGrad(heap, p)  convBnTrain(heap, p)  convBnTrainGrad(heap, p)  adam(heap, p)  implInfo(kind, p) -> string
 //   setThreads(n)  threads() -> number
 // A failure (unsupported shape, an operand outside the heap, a oneDNN error) throws a JS Error
 // with code PIPE_NATIVE; the JS side then falls back to the wasm kernel.
@@ -82,12 +82,12 @@ napi_value Conv(napi_env env, napi_callback_info info) {
   size_t len, n;
   const double* p;
   if (argc != 3 || napi_get_value_int32(env, argv[0], &kind) != napi_ok || kind < 0 || kind > 2 || !read_heap(env, argv[1], &heap, &len) ||
-      !read_params(env, argv[2], &p, &n) || n != 26) {
-    return throw_error(env, "conv: expected (kind 0-2, ArrayBuffer, Float64Array(26))");
+      !read_params(env, argv[2], &p, &n) || (n != 26 && !(n == 27 && kind == 0))) {
+    return throw_error(env, "conv: expected (kind 0-2, ArrayBuffer, Float64Array(26), or 27 for a forward conv with a residual)");
   }
   try {
     std::lock_guard<std::mutex> lock(call_mutex);
-    pipe_native::conv(kind, heap, len, p);
+    pipe_native::conv(kind, heap, len, p, n == 27 ? p[26] : -1);
   } catch (const std::exception& ex) {
     return throw_error(env, ex.what());
   }
@@ -142,6 +142,8 @@ napi_value Init(napi_env env, napi_value exports) {
       {"batchNorm", nullptr, heap_call<pipe_native::batch_norm, 13>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"batchNormTrain", nullptr, heap_call<pipe_native::batch_norm_train, 9>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"batchNormTrainGrad", nullptr, heap_call<pipe_native::batch_norm_train_grad, 11>, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"convBnTrain", nullptr, heap_call<pipe_native::conv_bn_train, 34>, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"convBnTrainGrad", nullptr, heap_call<pipe_native::conv_bn_train_grad, 38>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"adam", nullptr, heap_call<pipe_native::adam, 16>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"implInfo", nullptr, ImplInfo, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},

@@ -141,18 +141,40 @@ export class BatchNorm2d extends tf.layers.Layer {
         meanC = tf.reshape(mean, [-1]);
         y = tf.batchNorm(x, meanC, variance, this.beta.read(), this.gamma.read(), this.epsilon);
       }
-      const n = x.size / (x.shape[x.rank - 1] as number);
-      const m = this.momentum;
-      // The running buffers are updated in double precision and rounded once, as torch does
-      // (momentum * batch + (1 - momentum) * running); they are not part of the output, so no
-      // gradient flows through them.
-      const update = (v: tf.LayerVariable, batch: tf.Tensor, scale: number): void => {
-        const r = v.read().dataSync(), b = batch.dataSync();
-        v.write(tf.tensor1d(Float32Array.from(r, (ri, i) => m * (b[i]! * scale) + (1 - m) * ri)));
-      };
-      update(this.movingMean, meanC, 1);
-      update(this.movingVariance, variance, n > 1 ? n / (n - 1) : 1);
+      this.updateRunningStatistics(meanC, variance, x.size / (x.shape[x.rank - 1] as number));
       return y;
+    });
+  }
+
+  /**
+   * True when a call with `training` normalises with the batch's statistics (and updates the
+   * running ones): training and the layer trainable. Otherwise it uses the running statistics.
+   */
+  usesBatchStatistics(training: boolean): boolean {
+    return training && this.trainable;
+  }
+
+  /** The layer's variables, for src/models/fused-forward.ts (which folds or fuses this layer); built layers only. */
+  variables(): { gamma: tf.LayerVariable; beta: tf.LayerVariable; movingMean: tf.LayerVariable; movingVariance: tf.LayerVariable } {
+    return { gamma: this.gamma, beta: this.beta, movingMean: this.movingMean, movingVariance: this.movingVariance };
+  }
+
+  /**
+   * The running-statistics update after a training-mode call, from the batch's per-channel mean
+   * and biased variance over `n` values per channel (N*H*W): the variance enters unbiased,
+   * times n / (n - 1), as in torch. The buffers are updated in double precision and rounded
+   * once, as torch does (momentum * batch + (1 - momentum) * running); they are not part of the
+   * output, so no gradient flows through them.
+   */
+  updateRunningStatistics(mean: tf.Tensor, variance: tf.Tensor, n: number): void {
+    const m = this.momentum;
+    const update = (v: tf.LayerVariable, batch: tf.Tensor, scale: number): void => {
+      const r = v.read().dataSync(), b = batch.dataSync();
+      v.write(tf.tensor1d(Float32Array.from(r, (ri, i) => m * (b[i]! * scale) + (1 - m) * ri)));
+    };
+    tf.tidy(() => {
+      update(this.movingMean, mean, 1);
+      update(this.movingVariance, variance, n > 1 ? n / (n - 1) : 1);
     });
   }
 

@@ -1,11 +1,12 @@
 /** Inference over a whole split: mean cross-entropy loss, top-1 accuracy, predictions. */
 import * as tf from '@tensorflow/tfjs';
 import type { BatchSource } from '../data/batches.js';
+import { fusedApply } from '../models/fused-forward.js';
 import type { Classifier } from '../models/registry.js';
 
-/** Logits [n, classes] of a batch x [n, h, w, c] (NHWC) in inference mode. */
+/** Logits [n, classes] of a batch x [n, h, w, c] (NHWC) in inference mode (conv + BN + ReLU folded: models/fused-forward.ts). */
 export function predictLogits(c: Classifier, x: tf.Tensor4D): tf.Tensor2D {
-  return tf.tidy(() => c.head.apply(c.backbone.model.apply(x, { training: false }), { training: false }) as tf.Tensor2D);
+  return tf.tidy(() => c.head.apply(fusedApply(c.backbone.model, x, false), { training: false }) as tf.Tensor2D);
 }
 
 /** One batch's inference-mode logits [n, classes] and its labels; the caller disposes `logits`. */

@@ -6,6 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { BatchSource } from '../data/batches.js';
+import { fusedApply } from '../models/fused-forward.js';
 import type { Classifier } from '../models/registry.js';
 import { BestModelCallback, type BestModel } from './best.js';
 import { CosineSchedule, type EarlyStopping, type EpochLogs, type ReduceLROnPlateau, type TrainingCallback, type TrainingContext } from './callbacks.js';
@@ -155,7 +156,7 @@ export async function trainPhase(o: PhaseOptions): Promise<PhaseResult> {
       const y = tf.tensor1d(batch.y, 'int32');
       let predicted: tf.Tensor | undefined;
       const loss = o.optimizer.step(() => {
-        const logits = c.head.apply(c.backbone.model.apply(x, { training: true }), { training: true }) as tf.Tensor2D;
+        const logits = c.head.apply(fusedApply(c.backbone.model, x, true), { training: true }) as tf.Tensor2D;
         predicted = tf.keep(tf.argMax(logits, 1));
         return tf.losses.softmaxCrossEntropy(tf.oneHot(y, c.numClasses), logits) as tf.Scalar;
       }, vars);

@@ -16,6 +16,7 @@ import { initEngine } from '../../src/engine/backend.js';
 import { registerBatchNormGrad, registerWasmKernels, setKernelRoute } from '../../src/engine/kernels/register.js';
 import { createAdam } from '../../src/engine/native/adam.js';
 import { batchNormTrain } from '../../src/engine/native/batch-norm-train.js';
+import { convAdd, convBnTrain } from '../../src/engine/native/conv-bn-kernels.js';
 import { BatchNorm2d } from '../../src/models/layers.js';
 import { liveTaps } from '../../src/engine/kernels/live-taps.js';
 import { convKernelConfigs } from '../../src/engine/native/conv-kernels.js';
@@ -197,6 +198,73 @@ describe('fused training-mode BatchNorm matches the composite form on cpu', { sk
     };
     const ref = await run('cpu'), got = await run('wasm');
     ref.forEach((r, i) => assert.ok(maxRelErr(got[i]!, r) <= 1e-5, `output ${i}: ${maxRelErr(got[i]!, r).toExponential(2)}`));
+  });
+});
+
+describe('fused conv + training BatchNorm (+ residual) (+ ReLU) matches the separate ops on cpu', { skip: nativeSkip(DNNL) }, () => {
+  before(() => assertNative(DNNL));
+  type Pad = 'same' | 'valid' | [[number, number], [number, number], [number, number], [number, number]];
+  interface Case { name: string; x: number[]; w: number[]; strides: number; pad: Pad; relu: boolean; residual: boolean }
+  /** The definition as separate tfjs ops: conv2d, batch statistics, normalise, + residual, ReLU (autodiff gives the gradients). */
+  const composite = (c: Case, x: tf.Tensor, w: tf.Tensor, g: tf.Tensor, b: tf.Tensor, r: tf.Tensor | undefined, eps: number): tf.Tensor => {
+    const z = tf.conv2d(x as tf.Tensor4D, w as tf.Tensor4D, c.strides, c.pad);
+    const mean = tf.mean(z, [0, 1, 2]), variance = tf.mean(tf.square(tf.sub(z, mean)), [0, 1, 2]);
+    let y = tf.add(tf.mul(tf.div(tf.sub(z, mean), tf.sqrt(tf.add(variance, eps))), g), b);
+    if (r) y = tf.add(y, r);
+    return c.relu ? tf.relu(y) : y;
+  };
+  const onRoute = (c: Case, x: tf.Tensor, w: tf.Tensor, g: tf.Tensor, b: tf.Tensor, r: tf.Tensor | undefined, eps: number): tf.Tensor => {
+    if (tf.getBackend() === 'cpu') return composite(c, x, w, g, b, r, eps);
+    const out = convBnTrain(x as tf.Tensor4D, w as tf.Tensor4D, g, b, { strides: [c.strides, c.strides], pad: c.pad, epsilon: eps, relu: c.relu, residual: r as tf.Tensor4D | undefined });
+    assert.ok(out, 'the fused kernel is registered on the native route');
+    return out.y;
+  };
+  const cases: Case[] = [
+    { name: '3x3 same + ReLU', x: [4, 8, 8, 6], w: [3, 3, 6, 8], strides: 1, pad: 'same', relu: true, residual: false },
+    { name: '3x3 same + residual + ReLU', x: [4, 8, 8, 8], w: [3, 3, 8, 8], strides: 1, pad: 'same', relu: true, residual: true },
+    { name: '3x3 stride 2, explicit padding (a folded ZeroPadding2D) + ReLU', x: [4, 9, 9, 5], w: [3, 3, 5, 8], strides: 2, pad: [[0, 0], [1, 1], [1, 1], [0, 0]], relu: true, residual: false },
+    { name: '1x1 stride 2 (downsample), no ReLU', x: [4, 8, 8, 4], w: [1, 1, 4, 8], strides: 2, pad: 'valid', relu: false, residual: false },
+    { name: '3x3 same on a 1x1 map (live taps only) + ReLU', x: [6, 1, 1, 16], w: [3, 3, 16, 8], strides: 1, pad: 'same', relu: true, residual: false },
+    { name: '3x3 same, 2^18 outputs (threaded BatchNorm) + residual + ReLU', x: [16, 32, 32, 8], w: [3, 3, 8, 16], strides: 1, pad: 'same', relu: true, residual: true },
+  ];
+  cases.forEach((c, k) => {
+    it(`${c.name}: y, dx, dfilter, dgamma, dbeta${c.residual ? ', dresidual' : ''}`, async () => {
+      setKernelRoute('native');
+      const O = c.w[3]!;
+      const info = tf.backend_util.computeConv2DInfo(c.x as [number, number, number, number], c.w as [number, number, number, number], c.strides, 1, c.pad);
+      const probe = [info.batchSize, info.outHeight, info.outWidth, info.outChannels];
+      // Inputs with a non-zero mean and unequal channel scales, so that centring matters, and a
+      // residual that moves values across the ReLU's threshold.
+      const inputs = [data(c.x, 200 + k, -1, 2), data(c.w, 210 + k), data([O], 220 + k, 0.5, 1.5), data([O], 230 + k, -0.5, 0.5)];
+      if (c.residual) inputs.push(data(probe, 240 + k));
+      const fn = (x?: tf.Tensor, w?: tf.Tensor, g?: tf.Tensor, b?: tf.Tensor, r?: tf.Tensor): tf.Tensor => onRoute(c, x!, w!, g!, b!, r, 1e-5);
+      await sameValues(fn, inputs);
+      await compareBackends((...ts) => weightedSum(fn(...ts)), inputs, ['dx', 'dfilter', 'dgamma', 'dbeta', 'dresidual'].slice(0, inputs.length), 1e-4);
+    });
+  });
+
+  it('the batch statistics it returns are the biased mean and variance of the conv output', async () => {
+    setKernelRoute('native');
+    assert.ok(await tf.setBackend('wasm'));
+    const [x, w] = [tf.tensor(data([2, 6, 6, 3], 250).values, [2, 6, 6, 3]) as tf.Tensor4D, tf.tensor(data([3, 3, 3, 4], 251).values, [3, 3, 3, 4]) as tf.Tensor4D];
+    const r = convBnTrain(x, w, tf.ones([4]), tf.zeros([4]), { strides: [1, 1], pad: 'same', epsilon: 1e-5, relu: true })!;
+    const z = tf.conv2d(x, w, 1, 'same');
+    const { mean, variance } = tf.moments(z, [0, 1, 2]);
+    assert.ok(maxRelErr(r.mean.dataSync(), mean.dataSync()) <= 1e-5, 'mean');
+    assert.ok(maxRelErr(r.variance.dataSync(), variance.dataSync()) <= 1e-5, 'variance');
+    tf.dispose([x, w, r.y, r.mean, r.variance, z, mean, variance]);
+  });
+
+  it('PipeConv2DAdd (inference): act(conv + bias + residual) as the separate ops, and its fallback on the wasm route', async () => {
+    const inputs = [data([4, 7, 7, 6], 260), data([3, 3, 6, 8], 261), data([8], 262), data([4, 4, 4, 8], 263)];
+    const o = { strides: [2, 2] as [number, number], pad: [[0, 0], [1, 1], [1, 1], [0, 0]] as Pad, relu: true };
+    const sep = (x?: tf.Tensor, w?: tf.Tensor, b?: tf.Tensor, r?: tf.Tensor): tf.Tensor => tf.relu(tf.add(tf.add(tf.conv2d(x as tf.Tensor4D, w as tf.Tensor4D, 2, o.pad as 'same'), b!), r!));
+    const fused = (x?: tf.Tensor, w?: tf.Tensor, b?: tf.Tensor, r?: tf.Tensor): tf.Tensor => (tf.getBackend() === 'cpu' ? sep(x, w, b, r) : convAdd(x as tf.Tensor4D, w as tf.Tensor4D, b, r as tf.Tensor4D, o));
+    setKernelRoute('native');
+    await ranNatively('PipeConv2DAdd', () => sameValues(fused, inputs));
+    setKernelRoute('wasm');
+    await sameValues(fused, inputs);
+    setKernelRoute('native');
   });
 });
 

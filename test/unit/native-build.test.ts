@@ -118,7 +118,7 @@ describe('package.json', () => {
     const r = spawnSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: ROOT, encoding: 'utf8' });
     assert.equal(r.status, 0, r.stderr);
     const files = (JSON.parse(r.stdout) as Array<{ files: Array<{ path: string }> }>)[0]!.files.map((f) => f.path);
-    for (const f of ['binding.gyp', 'native/install.mjs', 'native/native.h', 'native/pipe_dnnl.cc', 'native/conv.cc', 'native/pointwise.cc', 'native/batch_norm_train.cc']) {
+    for (const f of ['binding.gyp', 'native/install.mjs', 'native/native.h', 'native/pipe_dnnl.cc', 'native/conv.cc', 'native/pointwise.cc', 'native/batch_norm_train.cc', 'native/conv_bn.cc']) {
       assert.ok(files.includes(f), `${f} is in the package`);
     }
     assert.ok(!files.some((f) => f.startsWith('build/')), 'no local build output is published');

@@ -7,7 +7,8 @@
  *   Identity and same-dtype Cast share their input's data instead of copying it (share-data.ts).
  * - `native`: convolutions (forward and both gradients) and matMuls go to pipe's oneDNN addon
  *   (../native/), on every core, and so do large element-wise ops, channel reductions, the
- *   max-pool gradient and the fused Adam step (../native/adam.ts); the `wasm` route's kernels
+ *   max-pool gradient, the fused Adam step (../native/adam.ts) and the fused conv + BatchNorm
+ *   (+ residual) (+ ReLU) kernels (../native/conv-bn-kernels.ts); the `wasm` route's kernels
  *   stay underneath as the fallback for what the addon does not take. Used when the addon is
  *   built and passes its self-test.
  * Must run before `tf.setBackend('wasm')`: a kernel that replaces an existing one keeps the
@@ -20,6 +21,7 @@ import * as tf from '@tensorflow/tfjs';
 import { fusedBatchNormGradConfig } from '../batch-norm-grad.js';
 import { ADAM_KERNEL, adamKernelConfig } from '../native/adam.js';
 import { BN_TRAIN_GRAD_KERNEL, BN_TRAIN_KERNEL, batchNormTrainGradConfig, batchNormTrainKernelConfigs } from '../native/batch-norm-train.js';
+import { CONV_ADD_KERNEL, CONV_BN_TRAIN_GRAD_KERNEL, CONV_BN_TRAIN_KERNEL, convBnKernelConfigs, convBnTrainGradConfig } from '../native/conv-bn-kernels.js';
 import { loadDnnl, type DnnlStatus } from '../native/dnnl.js';
 import { TFJS_VERSION } from '../native/wasm-heap.js';
 import { CONV_KERNEL_NAMES, convKernelConfigs } from '../native/conv-kernels.js';
@@ -76,11 +78,12 @@ export function setKernelRoute(route: KernelRoute | 'auto'): { route: KernelRout
     const o = originals[n];
     if (o) replace(o);
   }
-  for (const k of [ADAM_KERNEL, BN_TRAIN_KERNEL, BN_TRAIN_GRAD_KERNEL]) if (tf.getKernel(k, 'wasm')) tf.unregisterKernel(k, 'wasm');
+  for (const k of [ADAM_KERNEL, BN_TRAIN_KERNEL, BN_TRAIN_GRAD_KERNEL, CONV_ADD_KERNEL, CONV_BN_TRAIN_KERNEL, CONV_BN_TRAIN_GRAD_KERNEL]) if (tf.getKernel(k, 'wasm')) tf.unregisterKernel(k, 'wasm');
   if (dnnl?.addon) {
     const fallbacks = Object.fromEntries(NATIVE_NAMES.map((n) => [n, tf.getKernel(n, 'wasm')]));
-    const configs = [...convKernelConfigs(dnnl.addon, fallbacks), ...pointwiseKernelConfigs(dnnl.addon, fallbacks), adamKernelConfig(dnnl.addon), ...batchNormTrainKernelConfigs(dnnl.addon)];
+    const configs = [...convKernelConfigs(dnnl.addon, fallbacks), ...pointwiseKernelConfigs(dnnl.addon, fallbacks), adamKernelConfig(dnnl.addon), ...batchNormTrainKernelConfigs(dnnl.addon), ...convBnKernelConfigs(dnnl.addon)];
     if (!tf.getGradient(BN_TRAIN_KERNEL)) tf.registerGradient(batchNormTrainGradConfig);
+    if (!tf.getGradient(CONV_BN_TRAIN_KERNEL)) tf.registerGradient(convBnTrainGradConfig);
     configs.forEach(replace);
     names.push(...configs.map((c) => c.kernelName).filter((n) => !names.includes(n)));
     current = { route: 'native', names, detail: `native route: oneDNN addon on ${dnnl.threads} thread${dnnl.threads === 1 ? '' : 's'} for convolutions, matMuls and large element-wise ops, WebAssembly SIMD (1 thread) for the rest` };

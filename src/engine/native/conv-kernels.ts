@@ -16,7 +16,8 @@ import type { DnnlAddon } from './dnnl.js';
 import { tapWindow } from '../kernels/live-taps.js';
 import { allFloat, nativeFirst, offsetOf, sizeOf, withOutput, type KernelArgs, type WasmBackend } from './wasm-heap.js';
 
-const ACTIVATIONS: Record<string, number> = { linear: 0, relu: 1, relu6: 2, leakyrelu: 3, sigmoid: 4, elu: 5 };
+/** tfjs activation names -> pipe_dnnl's activation codes (native/conv.cc post_ops_attr). */
+export const ACTIVATIONS: Record<string, number> = { linear: 0, relu: 1, relu6: 2, leakyrelu: 3, sigmoid: 4, elu: 5 };
 
 /** A number per wasm backend instance (each numbers its tensors from 1). */
 const backendEpochs = new WeakMap<object, number>();
@@ -27,13 +28,14 @@ let nextEpoch = 0;
  * tensor (never reused by that backend; tfjs tensor data never changes) and the backend instance.
  * The `id` field of BackendWasm's data is a tfjs internal (see TFJS_VERSION in wasm-heap.ts).
  */
-function filterKey(b: WasmBackend, t: TensorInfo): number {
+export function filterKey(b: WasmBackend, t: TensorInfo): number {
   let epoch = backendEpochs.get(b);
   if (epoch === undefined) backendEpochs.set(b, (epoch = nextEpoch++));
   return epoch * 2 ** 32 + (b.dataIdMap.get(t.dataId) as unknown as { id: number }).id;
 }
 
-interface ConvAttrs {
+/** The attributes of tfjs's Conv2D / FusedConv2D / Conv2DBackprop* kernels that the addon reads. */
+export interface ConvAttrs {
   strides: number | [number, number];
   pad: 'valid' | 'same' | number | [[number, number], [number, number], [number, number], [number, number]];
   dataFormat: 'NHWC' | 'NCHW';
@@ -49,7 +51,7 @@ interface ConvAttrs {
  * pipe_dnnl's conv parameters (native/native.h) but the offsets, activation and filter key: `head` the
  * first 15, `tail` the filter's full size and window start; null when oneDNN cannot take them.
  */
-function convParams(xShape: number[], fShape: number[], a: ConvAttrs): { head: number[]; tail: number[] } | null {
+export function convParams(xShape: number[], fShape: number[], a: ConvAttrs): { head: number[]; tail: number[] } | null {
   if (a.dataFormat === 'NCHW') return null;
   const d = a.dilations ?? 1;
   if ((typeof d === 'number' ? d : Math.max(...d)) !== 1) return null;

@@ -19,7 +19,7 @@ import { fileURLToPath } from 'node:url';
 
 /** The addon's functions (see native/pipe_dnnl.cc and native/native.h for the parameter layouts). */
 export interface DnnlAddon {
-  /** kind 0 forward, 1 backward data, 2 backward weights; p: Float64Array(26). */
+  /** kind 0 forward, 1 backward data, 2 backward weights; p: Float64Array(26), or 27 for a forward conv that adds the residual at byte offset p[26] before its activation. */
   conv(kind: number, heap: ArrayBuffer, p: Float64Array): void;
   /** p: Float64Array(13). */
   matmul(heap: ArrayBuffer, p: Float64Array): void;
@@ -37,6 +37,10 @@ export interface DnnlAddon {
   batchNormTrain(heap: ArrayBuffer, p: Float64Array): void;
   /** p: [xOff, dyOff, meanOff, varOff, gammaOff, dxOff, dgammaOff, dbetaOff, rows, C, eps]. */
   batchNormTrainGrad(heap: ArrayBuffer, p: Float64Array): void;
+  /** Conv + training BatchNorm (+ residual) (+ ReLU) forward; p: Float64Array(34) (native.h conv_bn_train). */
+  convBnTrain(heap: ArrayBuffer, p: Float64Array): void;
+  /** Its backward but the input gradient; p: Float64Array(38) (native.h conv_bn_train_grad). */
+  convBnTrainGrad(heap: ArrayBuffer, p: Float64Array): void;
   /** p: [wOff, gOff, mOff, vOff, newWOff, newMOff, newVOff, n, a1Off, a2Off, b1, c1, b2, c2, eps, nlr]. */
   adam(heap: ArrayBuffer, p: Float64Array): void;
   /** oneDNN's implementation name for a conv (kind 0-2) or matmul (kind 3) parameter set. */
