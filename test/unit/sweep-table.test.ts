@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { accuracyBarSpec, curvesSpec, plotComparison, SWEEP_MARKS, timeBarSpec } from '../../src/sweep/charts.js';
+import { accuracyBarSpec, curvesSpec, plotComparison, runLabels, SWEEP_MARKS, timeBarSpec } from '../../src/sweep/charts.js';
 import { summarizeRun, type RunSummary } from '../../src/sweep/collect.js';
 import { bestRow, formatTable, sortRows, toCsv, toMarkdown } from '../../src/sweep/table.js';
 import { makeTree } from '../utils.js';
@@ -101,9 +101,9 @@ test('markdown and text tables: people units, alignment', () => {
 test('chart specs carry the rows, sorted; the files are written', async () => {
   const rows = [row('a', 0.5, { trainSeconds: 3, curve: [{ epoch: 1, testAccuracy: 0.4 }, { epoch: 2, testAccuracy: 0.5 }] }), row('b', 0.75, { trainSeconds: 7, curve: [{ epoch: 1, testAccuracy: 0.75 }] }), row('f', undefined)];
   const data = (spec: object): unknown => (spec as { data: { values: unknown } }).data.values;
-  assert.deepEqual(data(accuracyBarSpec(rows)), [{ trial: 'b', accuracy: 0.75 }, { trial: 'a', accuracy: 0.5 }]);
-  assert.deepEqual(data(timeBarSpec(rows)), [{ trial: 'b', seconds: 7 }, { trial: 'a', seconds: 3 }]);
-  assert.deepEqual(data(curvesSpec(rows)), [{ trial: 'b', epoch: 1, accuracy: 0.75 }, { trial: 'a', epoch: 1, accuracy: 0.4 }, { trial: 'a', epoch: 2, accuracy: 0.5 }]);
+  assert.deepEqual(data(accuracyBarSpec(rows)), [{ trial: 'b', label: 'b', accuracy: 0.75 }, { trial: 'a', label: 'a', accuracy: 0.5 }]);
+  assert.deepEqual(data(timeBarSpec(rows)), [{ trial: 'b', label: 'b', seconds: 7 }, { trial: 'a', label: 'a', seconds: 3 }]);
+  assert.deepEqual(data(curvesSpec(rows)), [{ trial: 'b', label: 'b', epoch: 1, accuracy: 0.75 }, { trial: 'a', label: 'a', epoch: 1, accuracy: 0.4 }, { trial: 'a', label: 'a', epoch: 2, accuracy: 0.5 }]);
   const dir = makeTree({});
   const files = await plotComparison(rows, dir);
   assert.equal(files.length, 3);
@@ -112,4 +112,30 @@ test('chart specs carry the rows, sorted; the files are written', async () => {
   // Vega draws one line-mark group per series: one per trial with a curve (a and b).
   assert.equal((curves.match(new RegExp(`class="mark-line role-mark ${SWEEP_MARKS.curveLine}_marks"`, 'g')) ?? []).length, 2);
   assert.match(readFileSync(files[0]!.svg, 'utf8'), /accuracy_bar_marks/);
+});
+
+test('run labels tell trials apart: swept values under the keys, a long common prefix dropped, short names whole', () => {
+  assert.deepEqual(runLabels(['arch=test_resnet18,lr=1e-3', 'arch=test_resnet50,lr=1e-3', 'arch=test_resnet18,lr=3e-3']),
+    { labels: ['test_resnet18, 1e-3', 'test_resnet50, 1e-3', 'test_resnet18, 3e-3'], title: 'trial (arch, lr)' });
+  // commas inside a flow value or a quoted string do not split it; the #n of names that print alike is kept
+  assert.deepEqual(runLabels(['ops={a: 1, b: 2},tag="x,y"', 'ops={a: 1, b: 3},tag="x,y"']), { labels: ['{a: 1, b: 2}, "x,y"', '{a: 1, b: 3}, "x,y"'], title: 'trial (ops, tag)' });
+  assert.deepEqual(runLabels(['n=1#1', 'n=1#2']), { labels: ['1#1', '1#2'], title: 'trial (n)' });
+  assert.deepEqual(runLabels(['fashion-mnist-quickstart-20250101T000000-abcdef', 'fashion-mnist-quickstart-20250101T000100-123456']),
+    { labels: ['20250101T000000-abcdef', '20250101T000100-123456'], title: 'trial (fashion-mnist-quickstart-…)' });
+  assert.deepEqual(runLabels(['trial-1', 'trial-2']), { labels: ['trial-1', 'trial-2'], title: 'trial' });
+  assert.deepEqual(runLabels(['lr=1e-3', 'arch=x']), { labels: ['lr=1e-3', 'arch=x'], title: 'trial' }, 'different keys: whole names');
+});
+
+test('the curves legend and the bar axes show every trial distinguishable, nothing cut with "…"', async () => {
+  const names = ['arch=test_resnet18,lr=1e-3,optimizer=adamw', 'arch=test_resnet50,lr=1e-3,optimizer=adamw', 'arch=test_resnet18,lr=3e-3,optimizer=sgd'];
+  const rows = names.map((n, i) => row(n, 0.5 + i / 10, { curve: [{ epoch: 1, testAccuracy: 0.4 + i / 10 }, { epoch: 2, testAccuracy: 0.5 + i / 10 }] }));
+  const files = await plotComparison(rows, makeTree({}));
+  const texts = (svg: string, role: string): string[] =>
+    [...svg.matchAll(new RegExp(`<g class="mark-text role-${role}"[^>]*>((?:<text[^>]*>[^<]*</text>)+)</g>`, 'g'))].flatMap((m) => [...m[1]!.matchAll(/<text[^>]*>([^<]*)<\/text>/g)].map((t) => t[1]!));
+  const expected = ['test_resnet18, 3e-3, sgd', 'test_resnet50, 1e-3, adamw', 'test_resnet18, 1e-3, adamw']; // best accuracy first
+  const curves = readFileSync(files[2]!.svg, 'utf8');
+  assert.deepEqual(texts(curves, 'legend-label'), expected);
+  assert.deepEqual(texts(curves, 'legend-title'), ['trial (arch, lr, optimizer)']);
+  for (const f of files.slice(0, 2)) assert.deepEqual(texts(readFileSync(f.svg, 'utf8'), 'axis-label').filter((t) => t.includes(',')), expected, f.svg);
+  for (const f of files) assert.doesNotMatch(readFileSync(f.svg, 'utf8'), /…/, f.svg);
 });
