@@ -12,6 +12,16 @@ export function isImportant(text: string): boolean {
   return /^(freeze|unfreeze):|test accuracy|wrote|parameters|images from|train batches/.test(text);
 }
 
+/** The note naming the engine (`engine wasm (...)`) that every run emits at its start. */
+export function engineNote(description: string): string {
+  return `engine ${description}`;
+}
+
+/** True for that note as the terminal prints it (`pipe: engine ...`), e.g. in a sweep trial's output. */
+export function isEngineLine(line: string): boolean {
+  return line.startsWith('pipe: engine ');
+}
+
 /** What the run's output looks like. */
 export type OutputMode = 'live' | 'plain' | 'json' | 'quiet';
 

@@ -36,7 +36,7 @@ import type { PlanEntry } from './plan.js';
 import type { StageTable } from '../stage.js';
 import { runStageTask, type StageOutcome } from './stage-task.js';
 import { RunEvents } from './events.js';
-import { jsonReporter, outputMode, TerminalReporter, TrackingReporter, type OutputMode } from './reporters.js';
+import { engineNote, jsonReporter, outputMode, TerminalReporter, TrackingReporter, type OutputMode } from './reporters.js';
 import { compilePipeline, planFile } from './compile.js';
 
 export { compilePipeline, planFile };
@@ -139,7 +139,7 @@ export async function runPipeline(file: string, opts: RunOptions): Promise<RunRe
   const resumed = opts.resume ? await findResumable(file, config, opts.resume) : undefined;
   const releaseClaim = resumed ? claimRun(join(runsDir(), resumed.runId)) : undefined; // one process per run
   const engine = await initEngine(config.engine.backend);
-  events.emit({ type: 'note', text: `engine ${engine.description}` });
+  events.emit({ type: 'note', text: engineNote(engine.description) });
   if (isServerUri(trackingUri)) {
     const { replayPendingSpools } = await import('./pending-spools.js');
     for (const text of await replayPendingSpools(runsDir())) events.emit({ type: 'note', text });

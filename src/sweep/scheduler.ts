@@ -10,6 +10,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { runsDir } from '../paths.js';
 import { readLock, StageIndex } from '../runner/cache.js';
+import { isEngineLine } from '../runner/reporters.js';
 import { summarizeRun } from './collect.js';
 import type { FileStore } from '../tracking/file/store.js';
 import type { PlannedTrial } from './prepare.js';
@@ -24,6 +25,22 @@ import { launchTrial, type TrialExit, type TrialProcess } from './trial-process.
 export function waitsFor(t: { index: number; runKeys: readonly string[] }, active: readonly { index: number; runKeys: readonly string[] }[], cached: ReadonlySet<string>): number[] {
   const need = t.runKeys.filter((k) => !cached.has(k));
   return active.filter((o) => o.index < t.index && o.runKeys.some((k) => need.includes(k))).map((o) => o.index);
+}
+
+/**
+ * The echo of the trials' output when they run one at a time: each line as `    [<trial>] <line>`,
+ * except the engine line every trial prints (`pipe: engine ...`), shown once per sweep (again
+ * only when it changes, as in a sweep over `engine.backend`). Each trial's log keeps its own.
+ */
+export function trialEcho(out: NodeJS.WritableStream): (trial: string, line: string) => void {
+  const engines = new Set<string>();
+  return (trial, line) => {
+    if (isEngineLine(line)) {
+      if (engines.has(line)) return;
+      engines.add(line);
+    }
+    out.write(`    [${trial}] ${line}\n`);
+  };
 }
 
 /** What the scheduler needs from the sweep. */
@@ -54,9 +71,11 @@ export class TrialScheduler {
   private readonly cached = new Set<string>();
   private readonly index = new StageIndex(runsDir());
   private stopping: 'failure' | 'interrupt' | undefined;
+  private readonly echo: (trial: string, line: string) => void;
 
   constructor(private readonly ctx: SchedulerContext) {
     this.planned = new Map(ctx.trials.map((t) => [t.index, t]));
+    this.echo = trialEcho(ctx.out);
   }
 
   /** Runs the `pending` records (in order) to the end; resolves once no trial process is left. */
@@ -111,7 +130,7 @@ export class TrialScheduler {
       file: ctx.file, sets: [...(ctx.opts.overrides ?? []).map((o) => o.expr), ...t.overrides.map((o) => o.expr)], runId: rec.runId, name: rec.name, resume,
       tags: { ...(ctx.parentRunId ? { 'mlflow.parentRunId': ctx.parentRunId } : {}), 'pipe.sweep.id': ctx.sweepId, 'pipe.sweep.trial': rec.name },
       force: ctx.opts.force, from: ctx.opts.from, jobs: ctx.opts.jobs, logPath,
-      onLine: ctx.opts.parallel === 1 ? (line) => void ctx.out.write(`    [${rec.name}] ${line}\n`) : undefined,
+      onLine: ctx.opts.parallel === 1 ? (line) => this.echo(rec.name, line) : undefined,
     });
     const done = proc.done.then((exit) => this.ended(rec, exit, logPath));
     this.running.set(rec.index, { proc, done });

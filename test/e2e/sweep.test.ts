@@ -149,6 +149,8 @@ test('a sweep stopped by Ctrl-C is continued by rerunning it, without redoing fi
   }
   child.kill('SIGINT');
   assert.equal(await exited, 130, output);
+  // Trials 1 and 2 both started (one at a time, their output echoed): the engine line is shown once.
+  assert.equal(output.match(/^ {4}\[[^\]]+\] pipe: engine /gm)?.length, 1, output);
   const before = sweepOf(root).state;
   assert.equal(before.trials[0]!.status, 'finished');
   const unfinished = before.trials.filter((t) => t.status !== 'finished');

@@ -10,7 +10,7 @@ import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { StageIndex } from '../../src/runner/cache.js';
 import type { PipelineConfig } from '../../src/config/types.js';
-import { waitsFor } from '../../src/sweep/scheduler.js';
+import { waitsFor, trialEcho } from '../../src/sweep/scheduler.js';
 import { configHash, sweepKey } from '../../src/sweep/state.js';
 import { makeTree } from '../utils.js';
 
@@ -79,4 +79,22 @@ test('config hash ignores the sweep block; the sweep key ignores trial order', (
   assert.equal(sweepKey('p', ['a', 'b']), sweepKey('p', ['b', 'a']));
   assert.notEqual(sweepKey('p', ['a', 'b']), sweepKey('q', ['a', 'b']));
   assert.notEqual(sweepKey('p', ['a', 'b']), sweepKey('p', ['a', 'b', 'c']));
+});
+
+test('trialEcho: each trial line prefixed by its trial; the engine line once per sweep, again only when it changes', () => {
+  let text = '';
+  const echo = trialEcho({ write: (s: string) => ((text += s), true) } as unknown as NodeJS.WritableStream);
+  for (const t of ['lr=1e-3', 'lr=3e-3']) {
+    echo(t, 'pipe: engine wasm (SIMD, 1 thread)');
+    echo(t, '✔ data (download)');
+  }
+  echo('backend=native', 'pipe: engine native (oneDNN)');
+  echo('backend=native', 'pipe: engine native (oneDNN)');
+  assert.equal(text, [
+    '    [lr=1e-3] pipe: engine wasm (SIMD, 1 thread)',
+    '    [lr=1e-3] ✔ data (download)',
+    '    [lr=3e-3] ✔ data (download)',
+    '    [backend=native] pipe: engine native (oneDNN)',
+    '',
+  ].join('\n'));
 });
