@@ -1,7 +1,8 @@
 /**
  * Decides, for each stage in DAG order, whether it runs or is reused, and says why: which
  * params, upstream stages or implementation versions changed since the last run of this
- * pipeline; and, for a stage that runs, which data or weights it would download (not cached yet). Anchor: DVC `repo/reproduce.py` `plan_repro` and its "didn't change, skipping" log.
+ * pipeline; and, for a stage that runs, which data or weights it would download (not cached
+ * yet). Anchor: DVC `repo/reproduce.py` `plan_repro` and its "didn't change, skipping" log.
  */
 import type { PipelineConfig } from '../config/types.js';
 import type { StageKindName } from '../stage-kinds.js';
