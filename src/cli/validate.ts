@@ -6,7 +6,7 @@
  * the stages' versions and cache-key parts from stages/meta.ts (test/unit/startup.test.ts;
  * bench/startup.ts measures both).
  */
-import { parseOverride } from '../config/overrides.js';
+import { parseOverride, type Override } from '../config/overrides.js';
 import { PipelineError } from '../errors.js';
 import { compilePipeline, planFile } from '../runner/compile.js';
 import type { PipelineConfig } from '../config/types.js';
@@ -35,10 +35,36 @@ function sweepLine(sweep: CheckedSweep<unknown> | undefined): string {
  * the file already loaded with the same `--set`s: without a `sweep:` block or `--sweep` there is
  * nothing to check, and the file is not read a second time.
  */
-async function checkedSweep(file: string, opts: CheckCliOpts, config: PipelineConfig): Promise<CheckedSweep<unknown> | undefined> {
+async function checkedSweep<T extends { config: PipelineConfig }>(
+  file: string,
+  opts: CheckCliOpts,
+  config: PipelineConfig,
+  check: (overrides: Override[]) => Promise<T>,
+): Promise<CheckedSweep<T> | undefined> {
   if (config.sweep === undefined && !opts.sweep?.length) return undefined;
   const overrides = (opts.set ?? []).map(parseOverride);
-  return checkSweep(file, { overrides, sweep: opts.sweep }, (o) => compilePipeline(file, o));
+  return checkSweep(file, { overrides, sweep: opts.sweep }, check);
+}
+
+/** An input some sweep trials would download that the base plan does not already name, and those trials. */
+export interface TrialsMissingInput extends MissingInput {
+  /** Trial names, in trial order. */
+  trials: string[];
+}
+
+/** What the sweep's trials would download beyond what `plan` (the base plan) names, by input. */
+function trialsMissing(plan: PlanEntry[], sweep: CheckedSweep<{ plan: PlanEntry[] }> | undefined): TrialsMissingInput[] {
+  const seen = new Set(plan.flatMap((e) => (e.missing ?? []).map((m) => m.note)));
+  const byNote = new Map<string, TrialsMissingInput>();
+  for (const t of sweep?.trials ?? []) {
+    for (const m of t.plan.flatMap((e) => e.missing ?? [])) {
+      if (seen.has(m.note)) continue;
+      const row = byNote.get(m.note) ?? { ...m, trials: [] };
+      if (!row.trials.includes(t.name)) row.trials.push(t.name);
+      byNote.set(m.note, row);
+    }
+  }
+  return [...byNote.values()];
 }
 
 /**
@@ -47,7 +73,7 @@ async function checkedSweep(file: string, opts: CheckCliOpts, config: PipelineCo
  */
 export async function validateReport(file: string, opts: CheckCliOpts): Promise<string> {
   const { config, dag } = await compilePipeline(file, (opts.set ?? []).map(parseOverride));
-  const sweep = await checkedSweep(file, opts, config);
+  const sweep = await checkedSweep(file, opts, config, (o) => compilePipeline(file, o));
   return `'${file}' is valid: ${dag.order.length} stages (${dag.order.join(' -> ')})\n${sweepLine(sweep)}`;
 }
 
@@ -59,20 +85,24 @@ export interface PlanJson {
   stages: Array<{ name: string; kind: string; needs: string[]; decision: 'run' | 'skip'; reason: string; key: string; reuseDir?: string; missing: MissingInput[] }>;
   /** The sweep's trial names, when the file or --sweep has one. */
   sweep?: string[];
+  /** What the sweep's trials would download beyond `stages[].missing`, when the file is a sweep. */
+  sweepMissing?: TrialsMissingInput[];
 }
 
-function planJson(file: string, pipeline: string, dag: Dag, plan: PlanEntry[], sweep: CheckedSweep<unknown> | undefined): PlanJson {
+function planJson(file: string, pipeline: string, dag: Dag, plan: PlanEntry[], sweep: CheckedSweep<{ plan: PlanEntry[] }> | undefined): PlanJson {
   const stages = plan.map((e) => ({
     name: e.name, kind: e.kind, needs: dag.nodes.get(e.name)!.needs, decision: e.decision, reason: e.reason, key: e.key,
     ...(e.reuseDir !== undefined ? { reuseDir: e.reuseDir } : {}), missing: e.missing ?? [],
   }));
-  return { file, pipeline, stages, ...(sweep ? { sweep: sweep.trials.map((t) => t.name) } : {}) };
+  return { file, pipeline, stages, ...(sweep ? { sweep: sweep.trials.map((t) => t.name), sweepMissing: trialsMissing(plan, sweep) } : {}) };
 }
 
 /**
  * What `pipe plan FILE` prints: the plan of the file (with its `--set` overrides) against the
  * stage cache (with the data and weights the stages that run would download), after every sweep
- * trial has been checked; as text, Mermaid, Graphviz dot or one JSON document (PlanJson).
+ * trial has been checked (and planned: the inputs only some trials would download are named
+ * with those trials, in the text and JSON forms); as text, Mermaid, Graphviz dot or one JSON
+ * document (PlanJson).
  * @throws ConfigError / PipelineError (exit 2).
  */
 export async function planReport(file: string, opts: CheckCliOpts & { format?: string; force?: boolean; from?: string }): Promise<string> {
@@ -80,8 +110,10 @@ export async function planReport(file: string, opts: CheckCliOpts & { format?: s
   if (format !== 'text' && format !== 'mermaid' && format !== 'dot' && format !== 'json') throw new PipelineError('PIPE_USAGE', `--format ${format}: expected text, mermaid, dot or json`);
   const { stageMeta } = await import('../../stages/meta.js');
   const { config, dag, plan } = await planFile(file, { stages: stageMeta, overrides: (opts.set ?? []).map(parseOverride), force: opts.force, from: opts.from });
-  const sweep = await checkedSweep(file, opts, config);
+  // Each trial is planned too, for the data and weights it alone would download (another arch, dataset, ...).
+  const sweep = await checkedSweep(file, opts, config, (o) => planFile(file, { stages: stageMeta, overrides: o, force: opts.force, from: opts.from }));
   if (format === 'json') return `${JSON.stringify(planJson(file, config.name, dag, plan, sweep))}\n`;
-  const head = format === 'text' ? `plan for '${file}' (${config.name}), stages in order:\n` : '';
-  return `${head}${formatPlan(dag, plan, format)}\n${format === 'text' ? sweepLine(sweep) : ''}`;
+  if (format !== 'text') return `${formatPlan(dag, plan, format)}\n`;
+  const trials = trialsMissing(plan, sweep).map((m) => `     ${m.what} not cached yet for trial${m.trials.length === 1 ? '' : 's'} ${m.trials.join(', ')}: ${m.note}\n`);
+  return `plan for '${file}' (${config.name}), stages in order:\n${formatPlan(dag, plan, format)}\n${sweepLine(sweep)}${trials.join('')}`;
 }

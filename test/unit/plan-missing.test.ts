@@ -15,7 +15,8 @@ import { fileURLToPath } from 'node:url';
 import { planReport, type PlanJson } from '../../src/cli/validate.js';
 
 const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'test', 'fixtures');
-const pin = (JSON.parse(readFileSync(join(FIXTURES, 'weights', 'weights.json'), 'utf8')) as Array<{ arch: string; url: string; sha256: string; size_bytes: number; hub_id: string }>).find((w) => w.arch === 'resnet18')!;
+const PINS = JSON.parse(readFileSync(join(FIXTURES, 'weights', 'weights.json'), 'utf8')) as Array<{ arch: string; url: string; sha256: string; size_bytes: number; hub_id: string }>;
+const pin = PINS.find((w) => w.arch === 'resnet18')!;
 
 let tmp = '';
 let cache = '';
@@ -108,6 +109,23 @@ describe('pipe plan: data and weights not cached yet', () => {
     assert.deepEqual(missingOf(await planJson(file), 'data'), [expected], 'three of four is not enough');
     writeFileSync(join(dir, names[3]!.replace(/\.gz$/, '')), 'x'); // decompressed names count too
     assert.deepEqual(missingOf(await planJson(file), 'data'), []);
+  });
+
+  it('a sweep: the weights only some trials would download are named with those trials', async () => {
+    rmSync(join(cache, 'weights'), { recursive: true, force: true });
+    const file = pipeline('sweep', '{ dataset: cifar10 }', 'imagenet');
+    const p = JSON.parse(await planReport(file, { format: 'json', sweep: ['stages.model.with.arch=resnet18,resnet34'] })) as PlanJson;
+    assert.deepEqual(p.sweep, ['arch=resnet18', 'arch=resnet34']);
+    // resnet18 is the base plan's (marked on its stage); resnet34 only the second trial's.
+    assert.equal(missingOf(p, 'model').length, 1);
+    const pin34 = PINS.find((w) => w.arch === 'resnet34')!;
+    const r34 = join(cache, 'weights', 'timm--resnet34.tv_in1k', pin34.sha256.slice(0, 16), 'model.safetensors');
+    assert.equal(p.sweepMissing?.length, 1, JSON.stringify(p.sweepMissing));
+    const [m] = p.sweepMissing!;
+    assert.deepEqual([m!.what, m!.trials], ['weights', ['arch=resnet34']]);
+    assert.equal(m!.note, `${pin34.hub_id}: the run downloads it; offline: download ${pin34.url} (sha256 ${pin34.sha256}, ${pin34.size_bytes} bytes) where the network reaches it and put it at ${r34}; or set HF_ENDPOINT to a Hugging Face Hub mirror`);
+    const text = await planReport(file, { sweep: ['stages.model.with.arch=resnet18,resnet34'] });
+    assert.ok(text.includes(`\n     weights not cached yet for trial arch=resnet34: ${m!.note}\n`), text);
   });
 
   it('a local source: at hand when it exists, named when it does not', async () => {
