@@ -325,7 +325,7 @@ describe('self-test and fallback', { skip: nativeSkip(DNNL) }, () => {
   const addon = DNNL.addon as DnnlAddon;
   /** The addon's functions with some replaced (its own properties are not enumerable). */
   const patched = (over: Partial<DnnlAddon>): DnnlAddon => {
-    const keys = ['conv', 'matmul', 'binary', 'unary', 'reduceRows', 'maxPoolGrad', 'batchNorm', 'adam', 'implInfo', 'setThreads', 'threads'] as const;
+    const keys = ['conv', 'matmul', 'binary', 'unary', 'reduceRows', 'maxPoolGrad', 'batchNorm', 'convBnTrain', 'convBnTrainGrad', 'adam', 'implInfo', 'setThreads', 'threads'] as const;
     const base = Object.fromEntries(keys.map((k) => [k, (addon[k] as (...a: unknown[]) => unknown).bind(addon)])) as unknown as DnnlAddon;
     return { ...base, ...over };
   };
@@ -348,6 +348,8 @@ describe('self-test and fallback', { skip: nativeSkip(DNNL) }, () => {
       [{ batchNorm: (h, p) => { addon.batchNorm(h, p); offBy(0.1)(h, p[1]!); } }, /^batch norm/],
       [{ maxPoolGrad: (h, p) => { addon.maxPoolGrad(h, p); offBy(0.5)(h, p[14]!); } }, /^max-pool gradient/],
       [{ adam: (h, p) => { addon.adam(h, p); offBy(0.01)(h, p[4]!); } }, /^Adam step/],
+      [{ convBnTrain: (h, p) => { addon.convBnTrain(h, p); offBy(0.1)(h, p[26]!); } }, /^fused conv \+ batch norm \+ residual \+ ReLU/],
+      [{ conv: (k, h, p) => { addon.conv(k, h, p); if (p.length === 27) offBy(0.1)(h, p[17]!); } }, /^conv \+ residual \+ ReLU/],
     ];
     for (const [over, why] of cases) assert.match(selfTest(patched(over)) ?? 'passed', why);
   });

@@ -2,7 +2,8 @@
  * Loads pipe's optional native addon (native/*.cc at the repository root, built by binding.gyp
  * into build/Release/pipe_dnnl.node when `npm ci` / `npm install` finds g++ and oneDNN 2.x, see
  * native/install.mjs) and checks it before use: a start-up self-test compares its convolution
- * (forward, backward data, backward weights, including a strided 1x1 filter gradient), matMul,
+ * (forward, backward data, backward weights, including a strided 1x1 filter gradient), the fused
+ * conv + BatchNorm + residual + ReLU and conv + residual + ReLU forwards, matMul,
  * element-wise ops, column sums, sqrt, BatchNorm, the max-pool gradient and the Adam step with
  * direct loops written out here (each op's definition), on small random inputs; an addon that disagrees (max
  * relative error > 1e-4) or fails to load is refused and the wasm kernels stay in charge.
@@ -49,6 +50,9 @@ export interface DnnlAddon {
   threads(): number;
 }
 
+/** Every function of DnnlAddon: an addon built from older sources lacks some (it is then refused). */
+const ADDON_FUNCTIONS = ['conv', 'matmul', 'binary', 'unary', 'reduceRows', 'maxPoolGrad', 'batchNorm', 'batchNormTrain', 'batchNormTrainGrad', 'convBnTrain', 'convBnTrainGrad', 'adam', 'implInfo', 'setThreads', 'threads'] satisfies Array<keyof DnnlAddon>;
+
 /** The addon, or why it is not used. */
 export type DnnlStatus = { addon: DnnlAddon; threads: number; path: string } | { addon: undefined; reason: string };
 
@@ -81,6 +85,8 @@ export function loadDnnl(): DnnlStatus {
   }
   const threads = Number(process.env['PIPE_NATIVE_THREADS'] ?? availableParallelism());
   addon.setThreads(Number.isInteger(threads) && threads > 0 ? threads : 1);
+  const missing = ADDON_FUNCTIONS.filter((k) => typeof (addon as unknown as Record<string, unknown>)[k] !== 'function');
+  if (missing.length) return (status = { addon: undefined, reason: `native addon out of date (no ${missing.join(', ')}): rebuild it with \`npm run build:native\`` });
   const bad = selfTest(addon);
   if (bad) return (status = { addon: undefined, reason: `native addon refused: its self-test failed (${bad})` });
   return (status = { addon, threads: addon.threads(), path });
@@ -204,12 +210,52 @@ function pointwiseSelfTest(addon: DnnlAddon): string | undefined {
   return undefined;
 }
 
+/**
+ * The fused kernels' forward passes (native/conv_bn.cc, the residual conv of native/conv.cc) on a
+ * 3x3 'same' conv of [2, 5, 5, 3] into 4 channels vs direct loops: relu(bn(conv(x, w)) + r) with
+ * the batch's statistics, and relu(conv(x, w) + r).
+ */
+function fusedSelfTest(addon: DnnlAddon): string | undefined {
+  const [N, H, W, C, K, O, P, eps] = [2, 5, 5, 3, 3, 4, 1, 1e-5];
+  const x = rand(N * H * W * C, 20), w = rand(K * K * C * O, 21), r = rand(N * H * W * O, 22), gamma = rand(O, 23).map((v) => v + 1), beta = rand(O, 24);
+  const z = new Float64Array(N * H * W * O);
+  for (let n = 0; n < N; n++) for (let i = 0; i < H; i++) for (let j = 0; j < W; j++) for (let a = 0; a < K; a++) for (let b = 0; b < K; b++) {
+    const h = i + a - P, v = j + b - P;
+    if (h < 0 || h >= H || v < 0 || v >= W) continue;
+    for (let c = 0; c < C; c++) for (let o = 0; o < O; o++) z[((n * H + i) * W + j) * O + o]! += x[((n * H + h) * W + v) * C + c]! * w[((a * K + b) * C + c) * O + o]!;
+  }
+  const rows = N * H * W, mean = new Float64Array(O), variance = new Float64Array(O);
+  z.forEach((v, k) => (mean[k % O]! += v / rows));
+  z.forEach((v, k) => (variance[k % O]! += (v - mean[k % O]!) ** 2 / rows));
+  const wantBn = Float32Array.from(z, (v, k) => Math.max(0, ((v - mean[k % O]!) / Math.sqrt(variance[k % O]! + eps)) * gamma[k % O]! + beta[k % O]! + r[k]!));
+  const wantAdd = Float32Array.from(z, (v, k) => Math.max(0, v + r[k]!));
+  const f = new Float32Array(4 * (x.length + w.length + 4 * r.length + 4 * O) + 256);
+  let next = 16;
+  const put = (data: Float32Array | number): [number, Float32Array] => {
+    const len = typeof data === 'number' ? data : data.length, off = next;
+    next += 4 * len + 16;
+    const view = f.subarray(off / 4, off / 4 + len);
+    if (typeof data !== 'number') view.set(data);
+    return [off, view];
+  };
+  const [xOff] = put(x), [wOff] = put(w), [rOff] = put(r), [gOff] = put(gamma), [bOff] = put(beta);
+  const [zOff] = put(r.length), [yOff, y] = put(r.length), [mOff] = put(O), [vOff] = put(O);
+  const conv = [N, H, W, C, K, K, O, H, W, 1, 1, P, P, P, P, xOff, wOff];
+  addon.convBnTrain(f.buffer, new Float64Array([...conv, zOff, -1, 0, 0, K, K, 0, 0, -1, yOff, mOff, vOff, gOff, bOff, rOff, 1, eps]));
+  const e1 = relErr(y, wantBn);
+  if (e1 > 1e-4) return `fused conv + batch norm + residual + ReLU, relative error ${e1.toExponential(2)}`;
+  addon.conv(0, f.buffer, new Float64Array([...conv, yOff, -1, 1, 0, K, K, 0, 0, -1, rOff]));
+  const e2 = relErr(y, wantAdd);
+  if (e2 > 1e-4) return `conv + residual + ReLU, relative error ${e2.toExponential(2)}`;
+  return undefined;
+}
+
 /** Returns a description of the first disagreement, or undefined when all agree. */
 export function selfTest(addon: DnnlAddon): string | undefined {
   try {
     // 3 channels: the col2im backward-data path; 6: oneDNN's own; strided 1x1 with 4 channels:
     // the gather + matMul filter gradient (native/conv.cc).
-    const conv = convSelfTest(addon, 3) ?? convSelfTest(addon, 6) ?? convSelfTest(addon, 4, 1, 0);
+    const conv = convSelfTest(addon, 3) ?? convSelfTest(addon, 6) ?? convSelfTest(addon, 4, 1, 0) ?? fusedSelfTest(addon);
     if (conv) return conv;
     const heap = new ArrayBuffer(4096);
     const f = new Float32Array(heap);
