@@ -1,5 +1,6 @@
 /**
- * Maps config paths (['stages', 'train', 'with', 'epochs']) to line and column in the YAML source.
+ * A pipeline file's source: its text (readSourceText; a pipe is read once per process), and
+ * config paths (['stages', 'train', 'with', 'epochs']) mapped to line and column in it.
  * Anchor: DVC `utils/strictyaml.py` `determine_linecol`: when the node itself has no position
  * (a missing key), step up to its parent, at most 5 levels.
  */

@@ -8,7 +8,8 @@
  * Anchors: Hydra multirun (one job per combination), DVC `exp run --queue` (resumable queue).
  */
 import { existsSync } from 'node:fs';
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { pipedText } from '../config/source.js';
 import { userInfo } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Override } from '../config/overrides.js';
@@ -124,7 +125,8 @@ export async function runSweep(file: string, opts: SweepOptions): Promise<SweepR
   for (const r of records) if (r.status === 'finished') out.write(`  trial ${r.index}/${n} ${r.name}: finished earlier (run ${r.runId}), skipped\n`);
 
   const headers = isServerUri(store) ? undefined : new FileStore(store);
-  const scheduler = new TrialScheduler({ file, opts: { ...opts, parallel }, sweepId, sweepDir, parentRunId: tracker.runId, trials, out, headers, save });
+  const trialFile = pipedText(file) === undefined ? file : pipedCopy(sweepDir);
+  const scheduler = new TrialScheduler({ file: trialFile, opts: { ...opts, parallel }, sweepId, sweepDir, parentRunId: tracker.runId, trials, out, headers, save });
   try {
     const outcome = await scheduler.run(records.filter((r) => r.status !== 'finished'), opts.signal).finally(save);
     return await finish({ sweepId, sweepDir, store, tracker, state, skipped, headers, interrupted: outcome === 'interrupt', out });
@@ -133,6 +135,9 @@ export async function runSweep(file: string, opts: SweepOptions): Promise<SweepR
     throw e;
   }
 }
+
+/** The copy of a piped pipeline file the trials read (they cannot read the pipe). */
+const pipedCopy = (sweepDir: string): string => join(sweepDir, 'pipeline.yaml');
 
 /** Starts (or, continuing a sweep, reopens) the parent MLflow run and logs the sweep's params and pipeline file. */
 async function startParent(p: PreparedSweep, file: string, sweepId: string, sweepDir: string, out: NodeJS.WritableStream): Promise<Tracker> {
@@ -152,7 +157,13 @@ async function startParent(p: PreparedSweep, file: string, sweepId: string, swee
   const params: Record<string, string> = { 'sweep.mode': spec.mode, 'sweep.trials': String(p.trials.length), ...(spec.mode === 'random' ? { 'sweep.seed': String(spec.seed) } : {}) };
   for (const q of spec.params) params[`sweep.params.${q.path}`] = JSON.stringify(q.values);
   await tracker.logParams(params).catch((e: unknown) => void out.write(`pipe: warning: sweep params not logged: ${(e as Error).message}\n`));
-  await tracker.logArtifact(resolve(file), 'pipeline');
+  // A pipeline read from a pipe (`<(cat f)`) cannot be read again: its text, as read, is the artifact and what the trials read.
+  const piped = pipedText(file);
+  if (piped !== undefined) {
+    await mkdir(sweepDir, { recursive: true });
+    await writeFile(pipedCopy(sweepDir), piped);
+  }
+  await tracker.logArtifact(piped === undefined ? resolve(file) : pipedCopy(sweepDir), 'pipeline');
   if (!tracker.runId) out.write(`pipe: warning: the MLflow server was unreachable when the sweep started: the trials are not nested under the parent run (tag pipe.sweep.id=${sweepId} groups them)\n`);
   return tracker;
 }

@@ -4,7 +4,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, truncateSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadPipeline } from '../../src/config/load.js';
 import { compileDag } from '../../src/dag/compile.js';
@@ -213,7 +213,7 @@ test('a run or sweep the tracking store refuses at start leaves nothing under ru
   }
 });
 
-test('a pipeline read from a pipe (`<(cat f)`, /dev/stdin): validated and its errors located as for a file; over 1 MB refused', async () => {
+test('a pipeline read from a pipe (`<(cat f)`, /dev/stdin): validated and its errors located as for a file; over 1 MB refused; a sweep\'s trials read what was read', async () => {
   const { execFile } = await import('node:child_process');
   const pipe = join(REPO, 'bin', 'pipe.js');
   const bash = (root: string, script: string): Promise<{ code: number; stdout: string; stderr: string }> => new Promise((res) => {
@@ -235,4 +235,13 @@ test('a pipeline read from a pipe (`<(cat f)`, /dev/stdin): validated and its er
   const big = await bash(root, `node ${pipe} validate <(head -c 2000000 /dev/zero | tr '\\0' '#')`);
   assert.equal(big.code, 2);
   assert.match(big.stderr, /^pipe: '\/dev\/fd\/\d+' is more than 1 MB; a pipeline file is at most 1 MB \(is it the right file\?\)$/m);
+  // A sweep's trials (child processes) read the text the sweep read, not the drained pipe: the trial fails at run time, in stage data.
+  const sweep = `${good.replace('./d', './no-such-dir')}sweep:\n  stages.data.with.subset.train: [10, 20]\n`;
+  writeFileSync(join(root, 's.yaml'), sweep);
+  const sw = await bash(root, `node ${pipe} run <(cat s.yaml)`);
+  assert.equal(sw.code, 1, sw.stderr);
+  assert.match(sw.stdout, /^✗ trial 1\/2 train=10: FAILED after [\d.]+ s: stage 'data' failed: fashion-mnist: source folder \.\/no-such-dir does not exist$/m);
+  const copy = /^sweep: (\S+) {2}comparison: /m.exec(sw.stdout)?.[1];
+  assert.ok(copy, sw.stdout);
+  assert.equal(readFileSync(join(root, 'runs', copy, 'pipeline.yaml'), 'utf8'), sweep);
 });
