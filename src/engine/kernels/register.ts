@@ -81,12 +81,12 @@ export function setKernelRoute(route: KernelRoute | 'auto'): { route: KernelRout
   for (const k of [ADAM_KERNEL, BN_TRAIN_KERNEL, BN_TRAIN_GRAD_KERNEL, CONV_ADD_KERNEL, CONV_BN_TRAIN_KERNEL, CONV_BN_TRAIN_GRAD_KERNEL]) if (tf.getKernel(k, 'wasm')) tf.unregisterKernel(k, 'wasm');
   if (dnnl?.addon) {
     const fallbacks = Object.fromEntries(NATIVE_NAMES.map((n) => [n, tf.getKernel(n, 'wasm')]));
-    const configs = [...convKernelConfigs(dnnl.addon, fallbacks), ...pointwiseKernelConfigs(dnnl.addon, fallbacks), adamKernelConfig(dnnl.addon), ...batchNormTrainKernelConfigs(dnnl.addon), ...convBnKernelConfigs(dnnl.addon)];
+    const configs = [...convKernelConfigs(dnnl.addon, fallbacks), ...pointwiseKernelConfigs(dnnl.addon, fallbacks), adamKernelConfig(dnnl.addon), ...batchNormTrainKernelConfigs(dnnl.addon), ...(dnnl.fused ? convBnKernelConfigs(dnnl.addon) : [])];
     if (!tf.getGradient(BN_TRAIN_KERNEL)) tf.registerGradient(batchNormTrainGradConfig);
     if (!tf.getGradient(CONV_BN_TRAIN_KERNEL)) tf.registerGradient(convBnTrainGradConfig);
     configs.forEach(replace);
     names.push(...configs.map((c) => c.kernelName).filter((n) => !names.includes(n)));
-    current = { route: 'native', names, detail: `native route: oneDNN addon on ${dnnl.threads} thread${dnnl.threads === 1 ? '' : 's'} for convolutions, matMuls and large element-wise ops, WebAssembly SIMD (1 thread) for the rest` };
+    current = { route: 'native', names, detail: `native route: oneDNN addon on ${dnnl.threads} thread${dnnl.threads === 1 ? '' : 's'} for convolutions, matMuls and large element-wise ops, WebAssembly SIMD (1 thread) for the rest${dnnl.stale ? ` (${dnnl.stale})` : ''}` };
   } else {
     const why = dnnl && !dnnl.addon ? ` (${dnnl.reason})` : '';
     current = { route: 'wasm', names, detail: `wasm route: WebAssembly SIMD, 1 thread${why}` };

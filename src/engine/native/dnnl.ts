@@ -50,11 +50,18 @@ export interface DnnlAddon {
   threads(): number;
 }
 
-/** Every function of DnnlAddon: an addon built from older sources lacks some (it is then refused). */
-const ADDON_FUNCTIONS = ['conv', 'matmul', 'binary', 'unary', 'reduceRows', 'maxPoolGrad', 'batchNorm', 'batchNormTrain', 'batchNormTrainGrad', 'convBnTrain', 'convBnTrainGrad', 'adam', 'implInfo', 'setThreads', 'threads'] satisfies Array<keyof DnnlAddon>;
+/** The functions every addon has (one without them is refused). */
+const CORE_FUNCTIONS = ['conv', 'matmul', 'binary', 'unary', 'reduceRows', 'maxPoolGrad', 'batchNorm', 'batchNormTrain', 'batchNormTrainGrad', 'adam', 'implInfo', 'setThreads', 'threads'] satisfies Array<keyof DnnlAddon>;
+/** The fused conv + BatchNorm kernels (native/conv_bn.cc): an addon built before them lacks them and is used without them. */
+const FUSED_FUNCTIONS = ['convBnTrain', 'convBnTrainGrad'] satisfies Array<keyof DnnlAddon>;
 
-/** The addon, or why it is not used. */
-export type DnnlStatus = { addon: DnnlAddon; threads: number; path: string } | { addon: undefined; reason: string };
+/**
+ * The addon, or why it is not used. `fused`: whether it has the fused conv + BatchNorm kernels
+ * (else `stale` says so, for the engine line; the separate kernels are used).
+ */
+export type DnnlStatus = { addon: DnnlAddon; threads: number; path: string; fused: boolean; stale?: string } | { addon: undefined; reason: string };
+
+const lacks = (addon: DnnlAddon, names: readonly string[]): string[] => names.filter((k) => typeof (addon as unknown as Record<string, unknown>)[k] !== 'function');
 
 /** Where node-gyp puts the addon: build/Release/pipe_dnnl.node (this file runs from dist/src/engine/native/). */
 export const ADDON_PATH = fileURLToPath(new URL('../../../../build/Release/pipe_dnnl.node', import.meta.url));
@@ -85,11 +92,13 @@ export function loadDnnl(): DnnlStatus {
   }
   const threads = Number(process.env['PIPE_NATIVE_THREADS'] ?? availableParallelism());
   addon.setThreads(Number.isInteger(threads) && threads > 0 ? threads : 1);
-  const missing = ADDON_FUNCTIONS.filter((k) => typeof (addon as unknown as Record<string, unknown>)[k] !== 'function');
+  const missing = lacks(addon, CORE_FUNCTIONS);
   if (missing.length) return (status = { addon: undefined, reason: `native addon out of date (no ${missing.join(', ')}): rebuild it with \`npm run build:native\`` });
   const bad = selfTest(addon);
   if (bad) return (status = { addon: undefined, reason: `native addon refused: its self-test failed (${bad})` });
-  return (status = { addon, threads: addon.threads(), path });
+  const noFused = lacks(addon, FUSED_FUNCTIONS);
+  const stale = noFused.length ? `addon built before the fused conv + BatchNorm kernels: rebuild it with \`npm run build:native\`` : undefined;
+  return (status = { addon, threads: addon.threads(), path, fused: !stale, ...(stale ? { stale } : {}) });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -255,7 +264,8 @@ export function selfTest(addon: DnnlAddon): string | undefined {
   try {
     // 3 channels: the col2im backward-data path; 6: oneDNN's own; strided 1x1 with 4 channels:
     // the gather + matMul filter gradient (native/conv.cc).
-    const conv = convSelfTest(addon, 3) ?? convSelfTest(addon, 6) ?? convSelfTest(addon, 4, 1, 0) ?? fusedSelfTest(addon);
+    const fused = lacks(addon, FUSED_FUNCTIONS).length === 0;
+    const conv = convSelfTest(addon, 3) ?? convSelfTest(addon, 6) ?? convSelfTest(addon, 4, 1, 0) ?? (fused ? fusedSelfTest(addon) : undefined);
     if (conv) return conv;
     const heap = new ArrayBuffer(4096);
     const f = new Float32Array(heap);
