@@ -7,7 +7,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <stdexcept>
 #include <vector>
 
@@ -84,49 +83,41 @@ void bn_train_backward(const float* x, const float* dy, const float* mean, const
                        long C, double eps, const float* y_mask, float* g_out) {
   std::vector<double> invstd(C);
   for (long c = 0; c < C; c++) invstd[c] = 1.0 / std::sqrt(static_cast<double>(var[c]) + eps);
-  // The ReLU's gradient first (dy where the output is positive, else 0; written to g_out when
-  // asked), then sum(dy) and sum(dy * (x - mean)) per channel.
-  const float* g = dy;
-  if (y_mask) {
-    float* gm = g_out;
-    std::vector<float> scratch;
-    if (!gm) {
-      scratch.resize(static_cast<size_t>(rows * C));
-      gm = scratch.data();
-    }
-#pragma omp parallel for schedule(static) if (rows * C >= kParallelMin)
-    for (long i = 0; i < rows * C; i++) gm[i] = y_mask[i] > 0.f ? dy[i] : 0.f;
-    if (!g_out) {
-      bn_train_backward(x, gm, mean, var, gamma, dx, dgamma, dbeta, rows, C, eps, nullptr, nullptr);
-      return;
-    }
-    g = gm;
-  } else if (g_out) {
-    std::memcpy(g_out, dy, static_cast<size_t>(rows * C) * 4);
-  }
+  // The ReLU's gradient (dy where the output is positive, else 0) is applied on the fly, and
+  // written to g_out when asked; then sum(g) and sum(g * (x - mean)) per channel.
   std::vector<double> s;
   channel_sums(rows, C, s, [&](long r, double* sdy, double* sdyx) {
-    const float *xr = x + r * C, *dyr = g + r * C;
+    const float *xr = x + r * C, *dyr = dy + r * C, *yr = y_mask ? y_mask + r * C : nullptr;
+    float* gr = g_out ? g_out + r * C : nullptr;
     for (long c = 0; c < C; c++) {
-      sdy[c] += dyr[c];
-      sdyx[c] += static_cast<double>(dyr[c]) * (xr[c] - mean[c]);
+      const float g = yr && !(yr[c] > 0.f) ? 0.f : dyr[c];
+      if (gr) gr[c] = g;
+      sdy[c] += g;
+      sdyx[c] += static_cast<double>(g) * (xr[c] - mean[c]);
     }
   });
-  // dx = gamma * invstd * (dy - mean(dy) - xhat * mean(dy * xhat)), xhat = (x - mean) * invstd.
+  // dx = gamma * invstd * (g - mean(g) - xhat * mean(g * xhat)), xhat = (x - mean) * invstd.
   std::vector<float> a(C), b(C), k(C);
   for (long c = 0; c < C; c++) {
     dbeta[c] = static_cast<float>(s[c]);
     dgamma[c] = static_cast<float>(s[C + c] * invstd[c]);
     const double gc = gamma[c] * invstd[c];
-    a[c] = static_cast<float>(gc);                                                   // times dy
+    a[c] = static_cast<float>(gc);                                                   // times g
     k[c] = static_cast<float>(gc * invstd[c] * invstd[c] * s[C + c] / rows);         // times (x - mean)
     b[c] = static_cast<float>(gc * s[c] / rows);                                     // subtracted
   }
+  const float* g_in = g_out ? g_out : dy;  // the masked gradient, when it was written out
+  const float* mask = g_out ? nullptr : y_mask;
 #pragma omp parallel for schedule(static) if (rows * C >= kParallelMin)
   for (long r = 0; r < rows; r++) {
-    const float *xr = x + r * C, *dyr = g + r * C;
+    const float *xr = x + r * C, *gr = g_in + r * C;
     float* dxr = dx + r * C;
-    for (long c = 0; c < C; c++) dxr[c] = a[c] * dyr[c] - k[c] * (xr[c] - mean[c]) - b[c];
+    if (mask) {
+      const float* yr = mask + r * C;
+      for (long c = 0; c < C; c++) dxr[c] = a[c] * (yr[c] > 0.f ? gr[c] : 0.f) - k[c] * (xr[c] - mean[c]) - b[c];
+    } else {
+      for (long c = 0; c < C; c++) dxr[c] = a[c] * gr[c] - k[c] * (xr[c] - mean[c]) - b[c];
+    }
   }
 }
 

@@ -6,6 +6,8 @@
 // Primitives are cached by shape. Strided 1x1 filter gradients bypass oneDNN (conv_bwd_weights_1x1_strided: its kernel
 // for them is broken in 2.x). Reference semantics: TensorFlow's Conv2D / Conv2DBackpropInput / Conv2DBackpropFilter
 // and BatchMatMul, as tfjs implements them.
+#include <omp.h>
+
 #include <algorithm>
 #include <cstring>
 #include <map>
@@ -231,6 +233,9 @@ void conv_bwd_data_col2im(char* heap, const double* p) {
 // their per-thread "reduce to unit stride" (rtus) workspace, which gives wrong filter gradients,
 // hangs or crashes depending on thread timing (https://github.com/uxlfoundation/oneDNN/issues/6035;
 // seen here as a relative dW error of 0.89 on a [2, 8, 8, 4] input).
+// Multiply-adds below which conv_bwd_weights_1x1_strided's product runs on one thread.
+constexpr double kSmallProduct = 1 << 23;
+
 void conv_bwd_weights_1x1_strided(char* heap, const double* p) {
   const long N = p[0], H = p[1], W = p[2], C = p[3], O = p[6], OH = p[7], OW = p[8];
   const long SH = p[9], SW = p[10], PT = p[11], PL = p[12];
@@ -257,6 +262,14 @@ void conv_bwd_weights_1x1_strided(char* heap, const double* p) {
   const double filter_floats = p[21] * p[22] * p[3] * p[6];
   if (p[21] != 1 || p[22] != 1) std::memset(at(p[16]), 0, static_cast<size_t>(filter_floats) * 4);
   const double window = (p[23] * p[22] + p[24]) * p[3] * p[6] * 4;  // byte offset of tap (A0, B0)
+  // A small product runs on one thread: oneDNN's gemm splits its long reduction (rows) across
+  // threads, and on a busy machine waiting for the second thread's time slice costs 20x the
+  // product itself (measured: 0.15 ms on 1 thread, 3-5 ms on 2 for 32 x 1024 x 64).
+  struct Threads {  // restores the thread count however the call ends
+    const int saved = omp_get_max_threads();
+    ~Threads() { omp_set_num_threads(saved); }
+  } restore;
+  if (static_cast<double>(C) * rows * O < kSmallProduct) omp_set_num_threads(1);
   e->prim.execute(strm(), {{DNNL_ARG_SRC, memory(e->a_md, eng(), xs.data())},
                            {DNNL_ARG_WEIGHTS, memory(e->b_md, eng(), at(p[17]))},
                            {DNNL_ARG_DST, memory(e->c_md, eng(), at(p[16] + window))}});
