@@ -117,13 +117,15 @@ async function publish(ctx: StageContext<PlotParams>, charts: Chart[]): Promise<
 
 /**
  * The stages of the chain ending at training stage `stage`, as the plot stage sees them: its
- * frozen phase's iteration count (the nearest freeze-train stage upstream of it, when the chain
- * unfroze) and its evaluation (an evaluate stage upstream of the plot stage whose needs name `stage`).
+ * frozen phase's iteration count (the nearest freeze-train stage upstream of it, when that
+ * stage ended just before the chain unfroze) and its evaluation (an evaluate stage upstream of the plot stage whose needs name `stage`).
  */
 function chainParts(ctx: StageContext<PlotParams>, stage: string, s: TrainState): { unfreezeStep?: number; ev?: EvalReport } {
   const kinds = ctx.pipeline.stages;
   const freeze = s.unfreezeEpoch !== undefined ? ctx.ancestors(stage).find((n) => kinds[n]?.kind === 'freeze-train') : undefined;
-  const unfreezeStep = freeze !== undefined ? ctx.upstreamNamed<TrainState>(freeze).lastStep : undefined;
+  const frozen = freeze !== undefined ? ctx.upstreamNamed<TrainState>(freeze) : undefined;
+  // Only a freeze stage of this chain: it ended just before the chain unfroze.
+  const unfreezeStep = frozen !== undefined && frozen.lastEpoch + 1 === s.unfreezeEpoch ? frozen.lastStep : undefined;
   const evName = ctx.ancestors().find((n) => kinds[n]?.kind === 'evaluate' && (kinds[n]?.needs ?? []).includes(stage));
   return { ...(unfreezeStep !== undefined ? { unfreezeStep } : {}), ...(evName !== undefined ? { ev: ctx.upstreamNamed<EvalReport>(evName) } : {}) };
 }

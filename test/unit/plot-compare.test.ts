@@ -18,7 +18,7 @@ import type { StageContext } from '../../src/stage.js';
 import { BestModel } from '../../src/train/best.js';
 import type { EpochRecord } from '../../src/train/loop.js';
 import type { TrainState } from '../../src/train/stage.js';
-import { groupContent, pngSize, svgSize, vertices } from './svg-helpers.js';
+import { groupContent, linesByColor, pngSize, svgSize, yScale } from './svg-helpers.js';
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'plot-compare-test-'));
 process.on('exit', () => fs.rmSync(root, { recursive: true, force: true }));
@@ -95,38 +95,12 @@ function context(params: PlotParams): StageContext<PlotParams> & { artifacts: Ar
   };
 }
 
-/** The vertices of each line drawn by mark `mark` in `panel` (Vega draws one group per line), by stroke colour. */
-function linesByColor(panel: string, mark: string): Map<string, Array<[number, number]>> {
-  const out = new Map<string, Array<[number, number]>>();
-  for (const m of panel.matchAll(new RegExp(`class="[^"]*\\b${markClass(mark)}\\b"[^>]*>(<path [^>]*>)`, 'g'))) {
-    const stroke = /\sstroke="([^"]+)"/.exec(m[1]!)?.[1];
-    const d = /\sd="([^"]*)"/.exec(m[1]!)?.[1];
-    if (stroke && d) out.set(stroke, vertices(d));
-  }
-  return out;
-}
-
-/**
- * The panel's y scale as its axis draws it: value -> y pixel, fitted on the first and last tick
- * (each tick's position and its label, e.g. `20%` or `0.4`).
- */
-function yScale(panel: string, title: string): (v: number) => number {
-  const start = panel.indexOf(`aria-label="Y-axis titled '${title}'`);
-  assert.ok(start >= 0, `y axis titled ${title}`);
-  const axis = panel.slice(start);
-  const ys = [...groupContent(axis, 'role-axis-tick')!.matchAll(/<line transform="translate\(0,([-\d.e]+)\)"/g)].map((m) => Number(m[1]));
-  const vs = [...groupContent(axis, 'role-axis-label')!.matchAll(/>([-\d.]+)(%?)<\/text>/g)].map((m) => Number(m[1]) / (m[2] ? 100 : 1));
-  assert.ok(ys.length >= 2 && ys.length === vs.length, `${title}: ticks and labels`);
-  const [y0, y1, v0, v1] = [ys[0]!, ys.at(-1)!, vs[0]!, vs.at(-1)!];
-  return (v) => y0 + ((v - v0) * (y1 - y0)) / (v1 - v0);
-}
-
 /**
  * Asserts each chain's line has one vertex per epoch, at its epoch's x, and at the y the
  * panel's own axis gives its value.
  */
 function assertLines(panel: string, mark: string, axisTitle: string, series: number[][], width: number, lastEpoch: number): void {
-  const lines = linesByColor(panel, mark);
+  const lines = linesByColor(panel, markClass(mark));
   assert.equal(lines.size, series.length, 'one line per chain');
   const y = yScale(panel, axisTitle);
   series.forEach((vs, c) => {

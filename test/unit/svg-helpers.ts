@@ -60,3 +60,29 @@ export async function darkPixels(png: string | Buffer): Promise<number> {
   for (let i = 0; i < data.length; i += info.channels) if ((data[i]! + data[i + 1]! + data[i + 2]!) / 3 < 128) n++;
   return n;
 }
+
+/** The vertices of each line whose mark group has class `markClass` in `panel` (Vega draws one group per line), by stroke colour. */
+export function linesByColor(panel: string, markClass: string): Map<string, Array<[number, number]>> {
+  const out = new Map<string, Array<[number, number]>>();
+  for (const m of panel.matchAll(new RegExp(`class="[^"]*\\b${markClass}\\b"[^>]*>(<path [^>]*>)`, 'g'))) {
+    const stroke = /\sstroke="([^"]+)"/.exec(m[1]!)?.[1];
+    const d = /\sd="([^"]*)"/.exec(m[1]!)?.[1];
+    if (stroke && d) out.set(stroke, vertices(d));
+  }
+  return out;
+}
+
+/**
+ * The panel's y scale as its axis draws it: value -> y pixel, fitted on the first and last tick
+ * (each tick's position and its label, e.g. `20%` or `0.4`).
+ */
+export function yScale(panel: string, title: string): (v: number) => number {
+  const start = panel.indexOf(`aria-label="Y-axis titled '${title}'`);
+  assert.ok(start >= 0, `y axis titled ${title}`);
+  const axis = panel.slice(start);
+  const ys = [...groupContent(axis, 'role-axis-tick')!.matchAll(/<line transform="translate\(0,([-\d.e]+)\)"/g)].map((m) => Number(m[1]));
+  const vs = [...groupContent(axis, 'role-axis-label')!.matchAll(/>([-\d.]+)(%?)<\/text>/g)].map((m) => Number(m[1]) / (m[2] ? 100 : 1));
+  assert.ok(ys.length >= 2 && ys.length === vs.length, `${title}: ticks and labels`);
+  const [y0, y1, v0, v1] = [ys[0]!, ys.at(-1)!, vs[0]!, vs.at(-1)!];
+  return (v) => y0 + ((v - v0) * (y1 - y0)) / (v1 - v0);
+}
