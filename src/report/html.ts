@@ -60,7 +60,7 @@ export interface ReportInput {
   /**
    * Training chains compared: the page then has a table of them (epochs, unfreeze epoch, best and
    * last test accuracy, the evaluation's test accuracy and loss) instead of the headline,
-   * `figures` (the comparison) under it, and one section per chain with its figures, evaluation
+   * `figures` (the comparison) under the table, and one section per chain with its figures, evaluation
    * and history; `evaluation` and `history` are not shown.
    */
   chains?: ReportChain[];
@@ -118,8 +118,8 @@ function figureHtml(f: ReportFigure): string {
   return `<figure><img alt="${escapeHtml(f.title)}" src="${svgDataUri(f.svg)}">${f.caption ? `<figcaption>${escapeHtml(f.caption)}</figcaption>` : ''}</figure>`;
 }
 
-/** The table of compared chains: one row each, test accuracy per epoch summarised. */
-function chainsTable(chains: readonly ReportChain[]): string {
+/** The compared chains: a table (one row each, test accuracy per epoch summarised), then the comparison `figures`. */
+function chainsSection(chains: readonly ReportChain[], figures: readonly string[]): string {
   const rows = chains.map((c) => {
     const finite = c.history.filter((e) => Number.isFinite(e.test_accuracy));
     const best = finite.reduce<ReportEpoch | undefined>((b, e) => (b === undefined || e.test_accuracy > b.test_accuracy ? e : b), undefined);
@@ -131,7 +131,7 @@ function chainsTable(chains: readonly ReportChain[]): string {
       test ? pct(test.accuracy) : '-', test ? num(test.loss) : '-',
       c.evaluation?.best_epoch != null ? String(c.evaluation.best_epoch) : '-'];
   });
-  return `<section id="chains"><h2>Training chains compared</h2>${table(['chain', 'stage', 'epochs', 'unfrozen at epoch', 'best test accuracy (epoch)', 'last epoch test accuracy', 'evaluated test accuracy', 'evaluated test loss', 'evaluated epoch'], rows, 2)}</section>`;
+  return `<section id="chains"><h2>Training chains compared</h2>${table(['chain', 'stage', 'epochs', 'unfrozen at epoch', 'best test accuracy (epoch)', 'last epoch test accuracy', 'evaluated test accuracy', 'evaluated test loss', 'evaluated epoch'], rows, 2)}${figures.join('')}</section>`;
 }
 
 function chainSection(c: ReportChain): string {
@@ -170,8 +170,8 @@ export function renderReportHtml(r: ReportInput): string {
     r.description ? `<p>${escapeHtml(r.description)}</p>` : '',
     `<dl class="facts">${facts.map(([k, v]) => `<dt>${escapeHtml(k)}</dt><dd>${escapeHtml(v)}</dd>`).join('')}</dl>`,
     headline,
-    r.chains ? chainsTable(r.chains) : '',
-    figures.length ? `<section id="charts"><h2>Charts</h2>${figures.join('')}</section>` : '',
+    r.chains ? chainsSection(r.chains, figures) : '',
+    !r.chains && figures.length ? `<section id="charts"><h2>Charts</h2>${figures.join('')}</section>` : '',
     ...splits.map((s) => splitSection(s)),
     !r.chains && r.history?.length ? historySection(r.history) : '',
     ...(r.chains ?? []).map(chainSection),

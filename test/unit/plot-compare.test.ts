@@ -148,6 +148,8 @@ test('compare: the chart draws each chain\'s own test accuracy and loss per epoc
   assert.ok(html.includes(row(['pretrained backbone', 'finetune_pre', '7', '4', '90.20% (epoch 7)', '90.20%', '-', '-', '-'])), 'pretrained row');
   assert.ok(html.includes(row(['finetune_scratch', 'finetune_scratch', '6', '4', '84.20% (epoch 6)', '84.20%', '-', '-', '-'])), 'scratch row');
   assert.match(html, /Best test accuracy: pretrained backbone 90\.20% \(epoch 7\); finetune_scratch 84\.20% \(epoch 6\)\./);
+  const at = (s: string) => html.indexOf(s);
+  assert.ok(at('<section id="chains">') < at('alt="Test accuracy and loss per epoch, by training chain"') && at('alt="Test accuracy and loss per epoch, by training chain"') < at('<section id="chain-'), 'the table, the comparison, then the chains');
   assert.match(html, /<section id="chain-finetune_pre"><h2>pretrained backbone \(finetune_pre\)<\/h2>/);
   assert.match(html, /<section id="chain-finetune_scratch"><h2>finetune_scratch<\/h2>/);
   // each chain's iteration chart marks its own frozen phase: head_pre's 48 steps, head_scratch's 47
