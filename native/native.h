@@ -71,6 +71,8 @@ void batch_norm_train_grad(char* heap, size_t heap_len, const double* p);
 // y = max(0, bn(x) + residual), each float32 operation rounded as the separate ops round it.
 // The backward optionally first applies the ReLU's gradient (dy where y_mask > 0, else 0),
 // writing that masked dy to g_out when g_out is given (the residual's gradient).
+// The backward reads the forward's float32 mean only as the centre of its sums, from which it
+// recovers the batch statistics in double; var is not read.
 void bn_train_forward(const float* x, float* y, float* mean_out, float* var_out, const float* gamma, const float* beta, long rows, long C, double eps,
                       const float* residual, bool relu);
 void bn_train_backward(const float* x, const float* dy, const float* mean, const float* var, const float* gamma, float* dx, float* dgamma, float* dbeta, long rows,

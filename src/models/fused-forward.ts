@@ -196,8 +196,8 @@ interface Folded {
 const foldedCache = new WeakMap<Layer, Folded>();
 
 /**
- * The conv's filter and bias with the BatchNorm's running statistics folded in (the scale s and
- * the bias in double precision, rounded once; the filter times s as one float32 op); reused while
+ * The conv's filter and bias with the BatchNorm's running statistics folded in (the scale s, the
+ * bias and the filter times s in double precision, each rounded once); reused while
  * every weight is the same tensor (a variable's assign gives it a new dataId, so a trained or
  * loaded weight refolds).
  */
@@ -212,8 +212,9 @@ function folded(conv: ConvLayer, bn: BatchNorm2d): Folded {
   const O = conv.kernel.shape[3] as number;
   const s = Float64Array.from({ length: O }, (_, o) => gamma![o]! / Math.sqrt(variance![o]! + bn.epsilon));
   const b = Float32Array.from({ length: O }, (_, o) => beta![o]! + ((bias ? bias[o]! : 0) - mean![o]!) * s[o]!);
-  // w * s as one tfjs op (the filter is large; s is rounded to float32 first).
-  const w = tf.tidy(() => tf.mul(vars[0]!, tf.tensor1d(Float32Array.from(s))) as tf.Tensor4D);
+  // w * s in double, rounded once (s rounded to float32 first would scale every weight of an
+  // output channel by the same error, which no later sum averages away; test/unit/parity.test.ts).
+  const w = tf.tensor4d(Float32Array.from(vars[0]!.dataSync(), (wi, i) => wi * s[i % O]!), vars[0]!.shape as [number, number, number, number]);
   const out: Folded = { key, w: tf.keep(w), b: tf.keep(tf.tensor1d(b)) };
   foldedCache.set(conv, out);
   return out;

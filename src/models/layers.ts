@@ -1,5 +1,6 @@
 /** Custom tfjs layers used by the zoo, registered for (de)serialisation. */
 import * as tf from '@tensorflow/tfjs';
+import { batchNormTrainJs } from '../engine/batch-norm-train.js';
 import { batchNormTrain } from '../engine/native/batch-norm-train.js';
 
 /**
@@ -129,12 +130,15 @@ export class BatchNorm2d extends tf.layers.Layer {
       }
       // One fused kernel each way where the backend has it (the native route), else tfjs ops.
       const fused = batchNormTrain(x, this.gamma.read(), this.beta.read(), this.epsilon);
-      let y: tf.Tensor, meanC: tf.Tensor, variance: tf.Tensor;
+      let y: tf.Tensor, meanC: tf.Tensor | Float64Array, variance: tf.Tensor | Float64Array;
       if (fused) {
         ({ y, mean: meanC, variance } = fused);
+      } else if (tf.getBackend() === 'wasm') {
+        // The same algorithm in JavaScript, in double precision (the route without the addon).
+        ({ y, mean: meanC, variance } = batchNormTrainJs(x, this.gamma.read(), this.beta.read(), this.epsilon));
       } else {
         // Per-channel mean and biased variance, summed per image first and then over the batch
-        // (shorter float32 accumulation chains; torch accumulates these sums in double).
+        // (float32 sums: the cpu and tensorflow backends, where the data would be copied out).
         const inner = [...Array(x.rank - 2).keys()].map((a) => a + 1);
         const mean = tf.mean(tf.mean(x, inner, true), 0, true);
         variance = tf.reshape(tf.mean(tf.mean(tf.square(tf.sub(x, mean)), inner, true), 0), [-1]);
@@ -161,15 +165,16 @@ export class BatchNorm2d extends tf.layers.Layer {
 
   /**
    * The running-statistics update after a training-mode call, from the batch's per-channel mean
-   * and biased variance over `n` values per channel (N*H*W): the variance enters unbiased,
+   * and biased variance (float32 tensors, or double values) over `n` values per channel (N*H*W):
+   * the variance enters unbiased,
    * times n / (n - 1), as in torch. The buffers are updated in double precision and rounded
    * once, as torch does (momentum * batch + (1 - momentum) * running); they are not part of the
    * output, so no gradient flows through them.
    */
-  updateRunningStatistics(mean: tf.Tensor, variance: tf.Tensor, n: number): void {
+  updateRunningStatistics(mean: tf.Tensor | Float64Array, variance: tf.Tensor | Float64Array, n: number): void {
     const m = this.momentum;
-    const update = (v: tf.LayerVariable, batch: tf.Tensor, scale: number): void => {
-      const r = v.read().dataSync(), b = batch.dataSync();
+    const update = (v: tf.LayerVariable, batch: tf.Tensor | Float64Array, scale: number): void => {
+      const r = v.read().dataSync(), b = batch instanceof Float64Array ? batch : batch.dataSync();
       v.write(tf.tensor1d(Float32Array.from(r, (ri, i) => m * (b[i]! * scale) + (1 - m) * ri)));
     };
     tf.tidy(() => {

@@ -3,7 +3,9 @@
  * make_parity.py with torch 1.13; see its docstring). A slim torchvision-layout ResNet loads the
  * same initial state_dict and sees the same batches; the training loop, optimizer, BatchNorm and
  * freeze logic are the pipeline's own. Each quantity must be no further from torch's float64
- * run than torch's own float32 run is (the floor stored with the goldens, times SPREAD below).
+ * run than torch's own float32 runs are (the floor stored with the goldens, times SPREAD below).
+ * Every scenario runs on each kernel route this machine has: `native` (the oneDNN addon, when
+ * built) and `wasm` (no addon).
  * (a) 5 train-mode steps of Adam(lr 1e-3, weight_decay 1e-4): loss per step, every weight and BN
  *     running statistic, eval-mode logits; (b) the frozen phase: loss per step, fc after, the
  *     backbone bit-identical; (c) the first unfrozen steps with a fresh Adam(lr 1e-4);
@@ -17,6 +19,7 @@ import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import type { BatchSource } from '../../src/data/batches.js';
 import { initEngine } from '../../src/engine/backend.js';
+import { kernelRoute, setKernelRoute, type KernelRoute } from '../../src/engine/kernels/register.js';
 import type { Classifier } from '../../src/models/registry.js';
 import { resnet } from '../../src/models/resnet.js';
 import { Safetensors } from '../../src/models/safetensors.js';
@@ -34,6 +37,8 @@ interface Meta {
   layout: { counts: number[]; widths: number[]; stem: number; classes: number; side: number; batch: number };
   state_dict: string[];
   floor: Record<string, number>;
+  floor_runs: number;
+  self_spread: number;
 }
 const meta = JSON.parse(readFileSync(join(DIR, 'parity.json'), 'utf8')) as Meta;
 const L = meta.layout;
@@ -95,15 +100,30 @@ async function train(c: Classifier, phase: 'freeze' | 'unfreeze', ids: number[],
 }
 
 /**
- * How far past torch float32's own distance from float64 ours may be.
- * NOTE: measured, not slack for a bug. The causes found by this test are fixed (Adam's bias
- * correction in double, src/engine/native/adam.ts; BatchNorm statistics summed per image then per
- * batch and the running buffers updated in double, src/models/layers.ts); the largest remaining
- * ratio is 2.5 (c.layer3.0.downsample.1.running_mean, 7e-8 absolute), 1.5 or less elsewhere:
- * torch's CPU kernels accumulate reductions in double, ours in float32. A semantic difference is
- * orders of magnitude larger (biased running variance: 1.9e-4 already on the stem's bn1, n = 2048).
+ * How far past the floor ours may be: torch float32's own run-to-run spread, measured by the
+ * generator (`self_spread`: the largest factor by which one of its 64 equally valid torch float32
+ * runs exceeds the floor of the other 63, on any quantity; 1.61 with torch 1.13), not a chosen
+ * slack. A float32 implementation exactly as accurate as torch's lands past the floor of torch's
+ * runs about as often as one more torch run does: 20 of those 64 runs exceed the other 63's floor
+ * on some quantity, so 1 here would reject torch float32 itself. (The earlier floor, over two
+ * distinct runs, was 3.4x too low on a.layer4.0.conv2.weight: torch float32 with the images of a
+ * batch merely reordered failed the earlier 3 x floor.)
+ * Measured against the 64-run floor, largest err / floor over all quantities, before -> after
+ * BatchNorm in double (sums, per-element arithmetic, the backward's statistics; in
+ * native/batch_norm_train.cc, and src/engine/batch-norm-train.ts on the wasm route, whose float32
+ * statistics were the one systematic cause; and the filter times scale of BatchNorm folded for
+ * inference, src/models/fused-forward.ts, which put eval_logits and, through the frozen phase,
+ * c.layer3.0.bn1.running_mean at 1.08 and 1.30): native route 1.23 -> 1.00 (2 threads),
+ * 1.10 -> 1.00 (1 thread); wasm route 1.52 -> 1.05 (c.layer3.0.downsample.1.running_mean
+ * 1.52 -> 0.54). What is left on the wasm route (conv weights of (a): 1.03 to 1.05) is float32
+ * rounding in convolutions and their gradients, amplified where an Adam step divides nearly
+ * cancelling moments. A semantic difference is orders of magnitude larger (biased running
+ * variance: 1.9e-4 on the stem's bn1, against a floor of about 1e-7).
  */
-const SPREAD = 3;
+const SPREAD = meta.self_spread;
+
+/** Largest err / floor seen per route (reported as a test diagnostic). */
+const worst = new Map<string, { ratio: number; name: string }>();
 
 /** Max |ours - torch float64| over the quantity against SPREAD x the quantity's float32 floor. */
 function check(name: string, ours: ArrayLike<number>): void {
@@ -112,33 +132,50 @@ function check(name: string, ours: ArrayLike<number>): void {
   let err = 0;
   for (let i = 0; i < want.length; i++) err = Math.max(err, Math.abs(ours[i]! - want[i]!));
   const floor = meta.floor[name]!;
-  assert.ok(err <= SPREAD * floor, `${name}: max |ours - torch float64| = ${err.toExponential(3)} > ${SPREAD} x torch float32's ${floor.toExponential(3)}`);
+  const route = kernelRoute()!.route;
+  if (err / floor > (worst.get(route)?.ratio ?? 0)) worst.set(route, { ratio: err / floor, name });
+  assert.ok(err <= SPREAD * floor, `${name} (${route} route): max |ours - torch float64| = ${err.toExponential(3)} > ${SPREAD.toFixed(2)} x torch float32's ${floor.toExponential(3)}`);
 }
 
 const torchValues = (s: WeightSlot): Float32Array => tfToTorch(s.kind, s.variable.read());
 
-test('(a) 5 train-mode Adam steps: losses, weights, BN running statistics and eval logits match torch', async () => {
+/** The kernel routes this machine has: wasm always, native when the addon is built and passes its self-test. */
+async function routes(): Promise<KernelRoute[]> {
   await initEngine('wasm');
-  const { c, slots } = model();
-  setTrainable(c, 'all');
-  check('a.loss', await train(c, 'unfreeze', [0, 1, 2, 3, 4], 1e-3));
-  for (const s of slots) check(`a.${s.key}`, torchValues(s));
-  const x = batch(7);
-  check('a.eval_logits', predictLogits(c, tf.tensor4d(x.x, x.shape)).dataSync());
+  return kernelRoute()!.route === 'native' ? ['native', 'wasm'] : ['wasm'];
+}
+
+test('(a) 5 train-mode Adam steps: losses, weights, BN running statistics and eval logits match torch', async (t) => {
+  for (const route of await routes()) {
+    setKernelRoute(route);
+    const { c, slots } = model();
+    setTrainable(c, 'all');
+    check('a.loss', await train(c, 'unfreeze', [0, 1, 2, 3, 4], 1e-3));
+    for (const s of slots) check(`a.${s.key}`, torchValues(s));
+    const x = batch(7);
+    check('a.eval_logits', predictLogits(c, tf.tensor4d(x.x, x.shape)).dataSync());
+  }
+  setKernelRoute('auto');
+  for (const [route, w] of worst) t.diagnostic(`${route}: largest err / floor ${w.ratio.toFixed(3)} (${w.name}); allowed ${SPREAD.toFixed(3)}`);
 });
 
-test('(b) frozen phase: head losses and weights match torch, backbone bit-identical; (c) first unfrozen steps with a fresh optimizer match torch', async () => {
-  await initEngine('wasm');
-  const { c, slots } = model();
-  setTrainable(c, 'none');
-  check('b.loss', await train(c, 'freeze', [5, 6, 7], 1e-3));
-  for (const s of slots) {
-    if (s.key.startsWith('fc.')) check(`b.${s.key}`, torchValues(s));
-    else assert.deepEqual(torchValues(s), st.float32(`init.${s.key}`), `${s.key} must not change while frozen`);
+test('(b) frozen phase: head losses and weights match torch, backbone bit-identical; (c) first unfrozen steps with a fresh optimizer match torch', async (t) => {
+  worst.clear();
+  for (const route of await routes()) {
+    setKernelRoute(route);
+    const { c, slots } = model();
+    setTrainable(c, 'none');
+    check('b.loss', await train(c, 'freeze', [5, 6, 7], 1e-3));
+    for (const s of slots) {
+      if (s.key.startsWith('fc.')) check(`b.${s.key}`, torchValues(s));
+      else assert.deepEqual(torchValues(s), st.float32(`init.${s.key}`), `${s.key} must not change while frozen`);
+    }
+    setTrainable(c, 'all');
+    check('c.loss', await train(c, 'unfreeze', [0, 1, 2], 1e-4));
+    for (const s of slots) check(`c.${s.key}`, torchValues(s));
   }
-  setTrainable(c, 'all');
-  check('c.loss', await train(c, 'unfreeze', [0, 1, 2], 1e-4));
-  for (const s of slots) check(`c.${s.key}`, torchValues(s));
+  setKernelRoute('auto');
+  for (const [route, w] of worst) t.diagnostic(`${route}: largest err / floor ${w.ratio.toFixed(3)} (${w.name}); allowed ${SPREAD.toFixed(3)}`);
 });
 
 test('(d) ReduceLROnPlateau gives torch\'s lr after every epoch; early stopping stops where the recipe does', () => {
