@@ -4,11 +4,14 @@
  * statistics), the backward is the closed form (Ioffe & Szegedy 2015, section 3):
  *   dx = gamma / sqrt(var + eps) * (dy - mean(dy) - xhat * mean(dy * xhat)),
  *   dgamma = sum(dy * xhat), dbeta = sum(dy), xhat = (x - mean) / sqrt(var + eps),
- * sums over every axis but the last (NHWC channels), accumulated in double precision. This
- * replaces the composite form's ~8 forward and ~15 backward tfjs ops per BatchNorm layer
- * (src/models/layers.ts BatchNorm2d uses `batchNormTrain` where the current backend has the
- * kernel: wasm with the native addon). Checked against the composite form's gradients on the
- * `cpu` backend in test/unit/kernels-native.test.ts.
+ * sums over every axis but the last (NHWC channels), accumulated in double precision, y and dx
+ * computed in double per element and rounded once, the backward's statistics recovered in double
+ * around the forward's float32 mean (test/unit/batch-norm-train.test.ts: within half an ulp of
+ * the float64 definition). This replaces the composite form's ~8 forward and ~15 backward tfjs
+ * ops per BatchNorm layer (src/models/layers.ts BatchNorm2d uses `batchNormTrain` where the
+ * current backend has the kernel: wasm with the native addon; without it, the same algorithm in
+ * JavaScript, src/engine/batch-norm-train.ts). Checked against the composite form's gradients
+ * on the `cpu` backend in test/unit/kernels-native.test.ts.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { GradConfig, KernelConfig, NamedAttrMap, TensorInfo } from '@tensorflow/tfjs';
