@@ -31,38 +31,42 @@ function moments(v: Float32Array, C: number): { mean: Float64Array; variance: Fl
 /**
  * y, and the batch's mean and biased variance (double, for the running statistics), with the
  * gradient of y with respect to x, gamma and beta. Reads and writes tensor data on the CPU side
- * (one copy each way), so meant for the wasm backend.
+ * (one copy each way, x read again by the backward rather than kept), so meant for the wasm
+ * backend.
  */
 export function batchNormTrainJs(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, epsilon: number): { y: tf.Tensor; mean: Float64Array; variance: Float64Array } {
   const C = x.shape[x.rank - 1]!;
-  const xs = x.dataSync() as Float32Array;
-  const { mean, variance } = moments(xs, C);
-  const invstd = variance.map((v) => 1 / Math.sqrt(v + epsilon));
+  let mean: Float64Array = new Float64Array(0), variance: Float64Array = new Float64Array(0);
   const f = tf.customGrad((...args: unknown[]) => {
     const [xt, gt, bt] = args as tf.Tensor[];
+    (args[3] as tf.GradSaveFunc)([xt!]);
+    const xs = xt!.dataSync() as Float32Array;
+    ({ mean, variance } = moments(xs, C));
+    const mu = mean, invstd = variance.map((v) => 1 / Math.sqrt(v + epsilon));
     const g = gt!.dataSync(), b = bt!.dataSync();
     const k = invstd.map((s, c) => g[c]! * s);
-    const shift = k.map((kc, c) => b[c]! - mean[c]! * kc);
+    const shift = k.map((kc, c) => b[c]! - mu[c]! * kc);
     const y = new Float32Array(xs.length);
     for (let i = 0; i < xs.length; i++) y[i] = xs[i]! * k[i % C]! + shift[i % C]!;
     return {
       value: tf.tensor(y, xt!.shape, 'float32'),
-      gradFunc: (dy: tf.Tensor) => {
-        const d = dy.dataSync() as Float32Array, rows = d.length / C;
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const d = dy.dataSync() as Float32Array, rows = d.length / C, xv = saved[0]!.dataSync() as Float32Array;
         const sdy = new Float64Array(C), sdyx = new Float64Array(C);
         for (let i = 0; i < d.length; i++) {
           sdy[i % C]! += d[i]!;
-          sdyx[i % C]! += d[i]! * (xs[i]! - mean[i % C]!);
+          sdyx[i % C]! += d[i]! * (xv[i]! - mu[i % C]!);
         }
-        const a = k, kk = k.map((kc, c) => (kc * invstd[c]! * invstd[c]! * sdyx[c]!) / rows), bb = k.map((kc, c) => (kc * sdy[c]!) / rows);
+        const kk = k.map((kc, c) => (kc * invstd[c]! * invstd[c]! * sdyx[c]!) / rows), bb = k.map((kc, c) => (kc * sdy[c]!) / rows);
         const dx = new Float32Array(d.length);
         for (let i = 0; i < d.length; i++) {
           const c = i % C;
-          dx[i] = a[c]! * d[i]! - kk[c]! * (xs[i]! - mean[c]!) - bb[c]!;
+          dx[i] = k[c]! * d[i]! - kk[c]! * (xv[i]! - mu[c]!) - bb[c]!;
         }
         return [tf.tensor(dx, xt!.shape, 'float32'), tf.tensor1d(Float32Array.from(sdyx, (s, c) => s * invstd[c]!)).reshape(gt!.shape), tf.tensor1d(Float32Array.from(sdy)).reshape(bt!.shape)];
       },
     };
   });
-  return { y: f(x, gamma, beta), mean, variance };
+  const y = f(x, gamma, beta);
+  return { y, mean, variance };
 }
