@@ -10,13 +10,16 @@
  * element of a channel off by the same few ulps (dgamma: 96 ulps here), an error that no later
  * average removes (test/unit/parity.test.ts saw it in the running statistics and weights).
  * The input has channel means far from zero (up to 40, and 0.25 with spread 0.01) and unequal
- * scales, so that centring matters.
+ * scales, so that centring matters. And for inference, BatchNorm folded into the conv before it
+ * (src/models/fused-forward.ts): each folded weight is w * s rounded once (s rounded to float32
+ * first scaled every weight of an output channel by the same error; the parity test saw it).
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { initEngine } from '../../src/engine/backend.js';
 import { kernelRoute, setKernelRoute, type KernelRoute } from '../../src/engine/kernels/register.js';
+import { fusedApply } from '../../src/models/fused-forward.js';
 import { BatchNorm2d } from '../../src/models/layers.js';
 import { seeded } from './kernel-helpers.js';
 
@@ -108,4 +111,34 @@ describe('training-mode BatchNorm2d: float32 roundings of the float64 definition
       }
     });
   }
+});
+
+describe('BatchNorm folded into a conv for inference (fused-forward)', () => {
+  it('the folded filter is w * gamma / sqrt(var + eps) rounded once, on each route', async () => {
+    await initEngine('wasm');
+    const routes: KernelRoute[] = kernelRoute()!.route === 'native' ? ['native', 'wasm'] : ['wasm'];
+    // A 1x1 conv of one input channel into O channels, then BatchNorm with mean 0 and beta 0, so
+    // that on an input of 1 the output is exactly the folded filter (one product, no bias).
+    const O = 64;
+    const w = seeded(O, 13), g = seeded(O, 14, 0.5, 1.5), v = seeded(O, 15, 0.2, 3);
+    const input = tf.input({ shape: [1, 1, 1] });
+    const conv = tf.layers.conv2d({ filters: O, kernelSize: 1, useBias: false, name: 'conv' });
+    const bn = new BatchNorm2d({ epsilon: EPS, name: 'bn' });
+    const model = tf.model({ inputs: input, outputs: bn.apply(conv.apply(input)) as tf.SymbolicTensor });
+    conv.setWeights([tf.tensor4d(w, [1, 1, 1, O])]);
+    bn.setWeights([tf.tensor1d(g), tf.tensor1d(new Float32Array(O)), tf.tensor1d(new Float32Array(O)), tf.tensor1d(v)]);
+    const want = Float32Array.from(w, (wo, o) => wo * (g[o]! / Math.sqrt(v[o]! + EPS)));
+    for (const route of routes) {
+      setKernelRoute(route);
+      try {
+        const y = fusedApply(model, tf.ones([1, 1, 1, 1]), false);
+        const got = y.dataSync();
+        y.dispose();
+        const off = [...got].map((gv, o) => (gv === want[o] ? -1 : o)).filter((o) => o >= 0);
+        assert.deepEqual(off, [], `${route} route: channels whose folded weight is not the once-rounded product: ${off.join(', ')}`);
+      } finally {
+        setKernelRoute('auto');
+      }
+    }
+  });
 });
