@@ -8,7 +8,6 @@ import { parseOverride, type Override } from '../config/overrides.js';
 import { PipelineError } from '../errors.js';
 import { isServerUri } from '../tracking/uri.js';
 import { onInterrupt } from './interrupts.js';
-import type { EvalReport } from '../eval/report.js';
 import type { TrialCliOpts } from './sweep.js';
 import { TOOL_VERSION } from '../version.js';
 import { browseCommand } from '../tracking/layout.js';
@@ -71,20 +70,21 @@ async function cmdRun(file: string, opts: RunCliOpts): Promise<number> {
     if (!Number.isInteger(jobs) || jobs < 1) throw new PipelineError('PIPE_USAGE', `--jobs ${opts.jobs}: expected a whole number >= 1`);
     const logFormat = opts.logFormat ?? 'text';
     if (logFormat !== 'text' && logFormat !== 'json') throw new PipelineError('PIPE_USAGE', `--log-format ${logFormat}: expected text or json`);
-    const { runPipeline } = await runner();
+    const { runPipeline, chainLines } = await runner();
     const r = await runPipeline(file, {
       stages: await stageTable(), overrides: overridesOf(opts), plain: opts.plain, quiet: opts.quiet, logFormat, force: opts.force, from: opts.from, resume: opts.resume,
       jobs, keepGoing: opts.keepGoing, signal: controller.signal,
     });
     const reused = r.plan.filter((e) => e.decision === 'skip').map((e) => e.name);
-    const evalOut = [...r.outputs.values()].find((v): v is EvalReport => typeof v === 'object' && v !== null && 'test_accuracy' in v && 'images' in v);
+    // Several training chains: one line per chain, with its evaluations and best model.
+    const several = r.chains.length > 1;
     const lines = [
       '',
-      evalOut ? `test accuracy: ${(100 * evalOut.test_accuracy).toFixed(2)}% (loss ${evalOut.test_loss.toFixed(4)}, ${evalOut.images} images${evalOut.best_epoch !== undefined ? `, best epoch ${evalOut.best_epoch}` : ''})` : undefined,
+      ...chainLines(r.chains),
       reused.length ? `reused from the stage cache: ${reused.join(', ')}` : undefined,
       `run: ${r.runId}  outputs: ${r.runDir}`,
       r.reportHtml !== undefined ? `report: ${r.reportHtml}` : undefined,
-      r.bestModel !== undefined ? `best model: ${r.bestModel}` : undefined,
+      r.bestModel !== undefined && !several ? `best model: ${r.bestModel}` : undefined,
       isServerUri(r.store) ? `MLflow server: ${r.store}` : `MLflow store: ${r.store}  (browse: ${browseCommand(r.store)})`,
     ];
     if (logFormat !== 'json') process.stdout.write(`${lines.filter((l) => l !== undefined).join('\n')}\n`);

@@ -17,6 +17,30 @@ export interface PlannedStage {
   epochs?: number;
 }
 
+/** The test figures of one evaluate stage, as the run-end event and the end-of-run lines give them. */
+export interface ChainEvaluation {
+  stage: string;
+  /** In [0, 1]. */
+  test_accuracy: number;
+  test_loss: number;
+  /** Test images scored. */
+  images: number;
+  /** The (global) epoch of the model it scored. */
+  best_epoch?: number;
+}
+
+/** What one training chain (src/tracking/layout.ts) produced. */
+export interface ChainProducts {
+  /** The chain's name: its last training stage. */
+  chain: string;
+  /** Its training stages, in training order. */
+  stages: string[];
+  /** The best model folder of its last stage, in this run's folder (when that stage finished). */
+  bestModel?: string;
+  /** The evaluate stages of its models that finished, in pipeline order. */
+  evaluations: ChainEvaluation[];
+}
+
 /** Every event of a run. `time` is ms since the Unix epoch. */
 export type RunEvent = { time: number } & (
   | { type: 'run-start'; runId: string; runDir: string; pipeline: string; engine: string; store: string; stages: PlannedStage[] }
@@ -34,7 +58,7 @@ export type RunEvent = { time: number } & (
   | { type: 'stage-finish'; stage: string; seconds: number; reused: boolean }
   | { type: 'stage-skip'; stage: string; reason: string }
   | { type: 'stage-fail'; stage: string; message: string }
-  | { type: 'run-end'; status: 'FINISHED' | 'FAILED' | 'KILLED'; runId: string; runDir: string; store: string; reportHtml?: string; bestModel?: string; error?: string }
+  | { type: 'run-end'; status: 'FINISHED' | 'FAILED' | 'KILLED'; runId: string; runDir: string; store: string; reportHtml?: string; bestModel?: string; chains: ChainProducts[]; error?: string }
 );
 
 /** An event without its time (what emitters pass). */

@@ -5,7 +5,7 @@
  * columns gets the live view, anything else (a pipe, a file, a 0-column terminal) plain lines.
  */
 import type { Tracker } from '../tracking/tracker.js';
-import type { PlannedStage, Reporter, RunEvent } from './events.js';
+import type { ChainEvaluation, ChainProducts, PlannedStage, Reporter, RunEvent } from './events.js';
 
 /** Notes worth showing even when plain output is throttled: stage summaries (not byte counts of downloads). */
 export function isImportant(text: string): boolean {
@@ -84,6 +84,29 @@ export class TrackingReporter {
     list.push(p);
     this.pending.set(stage, list);
   }
+}
+
+/** `91.50% (loss 0.2345, 5000 images, best epoch 7)`; with `stage`, it is named first in the parentheses. */
+function evaluationText(e: ChainEvaluation, stage?: string): string {
+  return `${(100 * e.test_accuracy).toFixed(2)}% (${stage !== undefined ? `${stage}: ` : ''}loss ${e.test_loss.toFixed(4)}, ${e.images} images${e.best_epoch !== undefined ? `, best epoch ${e.best_epoch}` : ''})`;
+}
+
+/**
+ * The end-of-run lines on what the training chains produced. One chain: `test accuracy: ...`
+ * (one line per evaluate stage, each naming it, when the chain has several), and `best model`
+ * is printed with the run's other paths. Several chains: one line per chain, named by its last
+ * stage, with its evaluations (each naming its evaluate stage) and its best model:
+ * `finetune_pre: test accuracy 91.50% (eval_pre: loss 0.2345, 5000 images, best epoch 7), best model runs/<id>/finetune_pre/best-model`.
+ */
+export function chainLines(chains: readonly ChainProducts[]): string[] {
+  if (chains.length <= 1) {
+    const evals = chains[0]?.evaluations ?? [];
+    return evals.length === 1 ? [`test accuracy: ${evaluationText(evals[0]!)}`] : evals.map((e) => `test accuracy (${e.stage}): ${evaluationText(e)}`);
+  }
+  return chains.flatMap((c) => {
+    const parts = [...c.evaluations.map((e) => `test accuracy ${evaluationText(e, e.stage)}`), ...(c.bestModel !== undefined ? [`best model ${c.bestModel}`] : [])];
+    return parts.length ? [`${c.chain}: ${parts.join(', ')}`] : [];
+  });
 }
 
 /** The part of a listr2 task the terminal reporter writes to. */

@@ -27,7 +27,9 @@ import { flattenParams } from '../tracking/params.js';
 import { openTracker } from '../tracking/open.js';
 import { isServerUri, resolveStore } from '../tracking/uri.js';
 import type { Tracker } from '../tracking/tracker.js';
-import { failureTags } from '../tracking/layout.js';
+import { failureTags, RunLayout } from '../tracking/layout.js';
+import { ancestors } from '../dag/compile.js';
+import type { EvalReport } from '../eval/report.js';
 import { paramDiff, previousLocks, readLock, StageIndex, writeLock, type Lock } from './cache.js';
 import { describeFailure, onHardStop } from './failure.js';
 import { claimRun, closeDeadRunsUnder, recordEnd, recordProcess } from './liveness.js';
@@ -35,11 +37,11 @@ import { gitInfo } from './git.js';
 import type { PlanEntry } from './plan.js';
 import type { StageTable } from '../stage.js';
 import { runStageTask, type StageOutcome } from './stage-task.js';
-import { RunEvents } from './events.js';
-import { engineNote, jsonReporter, outputMode, TerminalReporter, TrackingReporter, type OutputMode } from './reporters.js';
+import { RunEvents, type ChainProducts } from './events.js';
+import { chainLines, engineNote, jsonReporter, outputMode, TerminalReporter, TrackingReporter, type OutputMode } from './reporters.js';
 import { compilePipeline, planFile } from './compile.js';
 
-export { compilePipeline, planFile };
+export { chainLines, compilePipeline, planFile };
 
 /** Options of `pipe run`. */
 export interface RunOptions {
@@ -86,6 +88,8 @@ export interface RunResult {
   reportHtml?: string;
   /** The best model folder of the last training stage (what `pipe predict` loads). */
   bestModel?: string;
+  /** Each training chain's best model and evaluations (several when the pipeline trains chains side by side). */
+  chains: ChainProducts[];
 }
 
 
@@ -177,15 +181,16 @@ export async function runPipeline(file: string, opts: RunOptions): Promise<RunRe
   opts.signal?.addEventListener('abort', onAbort);
   if (opts.signal?.aborted) controller.abort(); // interrupted while the run was being set up
   const outputs = new Map<string, unknown>();
+  const layout = new RunLayout(config.stages, (n) => ancestors(dag, n));
   events.emit({
     type: 'run-start', runId, runDir, pipeline: config.name, engine: engine.description, store,
     stages: plan.map((e) => ({ name: e.name, kind: e.kind, decision: e.decision, reason: e.reason, ...epochsOf(config, e.name) })),
   });
   const end = (status: 'FINISHED' | 'FAILED' | 'KILLED', error?: string): void =>
-    events.emit({ type: 'run-end', status, runId, runDir, store, ...productsOf(plan, outputs, runDir), ...(error !== undefined ? { error } : {}) });
+    events.emit({ type: 'run-end', status, runId, runDir, store, ...productsOf(plan, outputs, runDir, layout), ...(error !== undefined ? { error } : {}) });
   let failures: StageFailure[] = [];
   try {
-    failures = await runStages({ opts, mode, terminal, plan, dag, config, runDir, engine, events, tracking, outputs, signal: controller.signal, lock, saveLock });
+    failures = await runStages({ opts, mode, terminal, plan, dag, config, layout, runDir, engine, events, tracking, outputs, signal: controller.signal, lock, saveLock });
     // A Ctrl-C that came after the last stage finished interrupted nothing: the run is complete.
     const complete = Object.values(lock.stages).every((st) => st.status === 'done');
     if (controller.signal.aborted && !complete) throw new PipelineError('PIPE_INTERRUPTED', 'interrupted', 130);
@@ -218,7 +223,7 @@ export async function runPipeline(file: string, opts: RunOptions): Promise<RunRe
     opts.signal?.removeEventListener('abort', onAbort);
     releaseClaim?.();
   }
-  return { runId, runDir, store, engine, plan, outputs, ...productsOf(plan, outputs, runDir) };
+  return { runId, runDir, store, engine, plan, outputs, ...productsOf(plan, outputs, runDir, layout) };
 }
 
 /**
@@ -289,7 +294,7 @@ interface StageFailure {
  * @returns the failed stages in the order they failed (empty when every stage finished).
  */
 async function runStages(r: {
-  opts: RunOptions; mode: OutputMode; terminal: TerminalReporter | undefined; plan: PlanEntry[]; dag: Dag; config: PipelineConfig; runDir: string; engine: EngineInfo;
+  opts: RunOptions; mode: OutputMode; terminal: TerminalReporter | undefined; plan: PlanEntry[]; dag: Dag; config: PipelineConfig; layout: RunLayout; runDir: string; engine: EngineInfo;
   events: RunEvents; tracking: TrackingReporter; outputs: Map<string, unknown>; signal: AbortSignal; lock: Lock; saveLock: () => Promise<void>;
 }): Promise<StageFailure[]> {
   const { opts, dag } = r;
@@ -304,7 +309,7 @@ async function runStages(r: {
       task: async (_: unknown, task: { output: string; title: string; skip: (m?: string) => void }) => {
         r.terminal?.attach(entry.name, task);
         const outcome = await runStageTask({
-          stages: opts.stages, entry, dag, config: r.config, runDir: r.runDir, engine: r.engine, events: r.events, tracking: r.tracking, index,
+          stages: opts.stages, entry, dag, config: r.config, layout: r.layout, runDir: r.runDir, engine: r.engine, events: r.events, tracking: r.tracking, index,
           outputs: r.outputs, outcomes, task, signal: r.signal,
           stopNew: () => failures.length > 0 && !opts.keepGoing,
           onStatus: (status) => {
@@ -352,12 +357,12 @@ function epochsOf(config: PipelineConfig, stage: string): { epochs?: number } {
 }
 
 /**
- * What a user opens after a run: the report.html of the plot stage and the best model of the
- * last training stage to finish, as paths in this run's folder: a stage reused from another
- * run is reached through its link there (runs/<new>/<stage>, see stage-task.ts), the old
- * run's path only when that link could not be made.
+ * What a user opens after a run: the report.html of the plot stage, the best model of the last
+ * training stage to finish, and each training chain's best model and evaluations, as paths in
+ * this run's folder: a stage reused from another run is reached through its link there
+ * (runs/<new>/<stage>, see stage-task.ts), the old run's path only when that link could not be made.
  */
-function productsOf(plan: PlanEntry[], outputs: Map<string, unknown>, runDir: string): { reportHtml?: string; bestModel?: string } {
+function productsOf(plan: PlanEntry[], outputs: Map<string, unknown>, runDir: string, layout: RunLayout): { reportHtml?: string; bestModel?: string; chains: ChainProducts[] } {
   const inRun = (e: PlanEntry, path: string): string => {
     const own = join(runDir, e.name);
     if (e.reuseDir === undefined || resolve(e.reuseDir) === resolve(own)) return path;
@@ -365,14 +370,27 @@ function productsOf(plan: PlanEntry[], outputs: Map<string, unknown>, runDir: st
     const linked = join(own, rel);
     return rel.startsWith('..') || isAbsolute(rel) || !existsSync(linked) ? path : linked;
   };
+  const modelOf = (e: PlanEntry): string | undefined => {
+    const o = outputs.get(e.name) as { modelDir?: unknown } | undefined;
+    return (e.kind === 'freeze-train' || e.kind === 'unfreeze-train') && typeof o?.modelDir === 'string' ? inRun(e, o.modelDir) : undefined;
+  };
   let reportHtml: string | undefined;
   let bestModel: string | undefined;
   for (const e of plan) {
-    const o = outputs.get(e.name) as { report?: unknown; modelDir?: unknown } | undefined;
+    const o = outputs.get(e.name) as { report?: unknown } | undefined;
     if (e.kind === 'plot' && typeof o?.report === 'string') reportHtml = inRun(e, o.report);
-    if ((e.kind === 'freeze-train' || e.kind === 'unfreeze-train') && typeof o?.modelDir === 'string') bestModel = inRun(e, o.modelDir);
+    bestModel = modelOf(e) ?? bestModel;
   }
-  return { ...(reportHtml !== undefined ? { reportHtml } : {}), ...(bestModel !== undefined ? { bestModel } : {}) };
+  const chains = layout.chains.map((c): ChainProducts => {
+    const last = plan.find((e) => e.name === c.name);
+    const model = last && modelOf(last);
+    const evaluations = plan.filter((e) => e.kind === 'evaluate' && outputs.has(e.name) && layout.chainsOf(e.name).includes(c.name)).map((e) => {
+      const r = outputs.get(e.name) as EvalReport;
+      return { stage: e.name, test_accuracy: r.test_accuracy, test_loss: r.test_loss, images: r.images, ...(r.best_epoch !== undefined ? { best_epoch: r.best_epoch } : {}) };
+    });
+    return { chain: c.name, stages: [...c.stages], ...(model !== undefined ? { bestModel: model } : {}), evaluations };
+  });
+  return { ...(reportHtml !== undefined ? { reportHtml } : {}), ...(bestModel !== undefined ? { bestModel } : {}), chains };
 }
 
 /** `stage: message` per failed or interrupted stage (`; `-joined), else the error's own message. */

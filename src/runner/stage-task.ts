@@ -18,7 +18,7 @@ import type { RunEvents } from './events.js';
 import type { TrackingReporter } from './reporters.js';
 import { readStageRecord, replayStageRecord, StageRecorder } from './stage-record.js';
 import { stageOf, type StageContext, type StageReport, type StageTable } from '../stage.js';
-import { mlflowMetricKey } from '../tracking/layout.js';
+import type { RunLayout } from '../tracking/layout.js';
 
 /** How a stage ended. */
 export interface StageOutcome {
@@ -32,6 +32,8 @@ export interface StageTaskArgs {
   entry: PlanEntry;
   dag: Dag;
   config: PipelineConfig;
+  /** Where the stage's metrics and artifacts go in MLflow (one key per chain of the stage when the run has several). */
+  layout: RunLayout;
   runDir: string;
   engine: EngineInfo;
   events: RunEvents;
@@ -68,10 +70,14 @@ export async function runStageTask(a: StageTaskArgs): Promise<StageOutcome> {
     progress: (text) => a.events.emit({ type: 'stage-progress', stage, text }),
     batch: (b) => a.events.emit({ type: 'stage-batch', stage, ...b }),
     epoch: (e) => a.events.emit({ type: 'stage-epoch', stage, ...e }),
-    // One naming for every reader of the run's metrics (the tracker, `--log-format json`): MLflow's key.
-    metric: (key, value, step) => a.events.emit({ type: 'stage-metric', stage, key: mlflowMetricKey(key), value, step }),
+    // One naming for every reader of the run's metrics and artifacts (the tracker, `--log-format json`): MLflow's key and path.
+    metric: (key, value, step) => {
+      for (const k of a.layout.metricKeys(stage, key)) a.events.emit({ type: 'stage-metric', stage, key: k, value, step });
+    },
     tags: (tags) => a.events.emit({ type: 'stage-tags', stage, tags }),
-    artifact: (path, artifactPath) => a.events.emit({ type: 'stage-artifact', stage, path, ...(artifactPath !== undefined ? { artifactPath } : {}) }),
+    artifact: (path, artifactPath) => {
+      for (const ap of a.layout.artifactPaths(stage, artifactPath)) a.events.emit({ type: 'stage-artifact', stage, path, ...(ap !== undefined ? { artifactPath: ap } : {}) });
+    },
     dataset: (dataset) => a.events.emit({ type: 'stage-dataset', stage, dataset }),
   };
   a.events.emit({ type: 'stage-start', stage, kind: node.config.kind });

@@ -22,8 +22,31 @@ import type { TrackedDataset } from './tracker.js';
  *
  * Stages keep their own names (report.json, state.json and the tests of the stages use them);
  * this table is applied once, where a stage's report becomes a run event
- * (src/runner/stage-task.ts), so the tracker and the JSON event stream (`--log-format json`)
- * name every metric alike.
+ * (src/runner/stage-task.ts, through RunLayout below), so the tracker and the JSON event stream
+ * (`--log-format json`) name every metric alike.
+ *
+ * **Several training chains.** A training chain is a run of freeze-train/unfreeze-train stages
+ * each continuing the one before (src/train/stage.ts `previousTraining`: the nearest upstream
+ * training stage, unless a build-model stage is nearer, which starts a new chain), named by its
+ * last stage (as a plot stage's `compare:` names it). With one chain (the recipe: head ->
+ * finetune) the keys above are the run's keys, and the chain's steps continue across its stages,
+ * so each learning curve is one line across freeze and unfreeze. With more than one chain the
+ * stages of different chains would log the same key at the same steps (one history mixing
+ * chains), so every key a chain's stages log gets the chain's name after its first segment:
+ * `curves/<chain>/test_accuracy`, `eval/<chain>/test_accuracy`,
+ * `eval/<chain>/per_class/test_f1.Sandal`, `model/<chain>/total_params`,
+ * `system/<chain>/epoch_seconds` (`system/stage_seconds.<stage>` names its stage already and
+ * stays). In the UI each chain's curves are then one section, `curves/<chain>`, and the
+ * sections of all chains still sort first. What belongs to a chain: its training stages, the
+ * evaluate stages of its models (their nearest upstream training stage is in the chain), the
+ * build-model stage it starts from, and a plot stage drawing one chain (one without
+ * `compare:`). A stage in several chains (a head two fine-tunings continue) logs under each.
+ *
+ * Artifacts follow the same rule: with several chains a chain's stage logging into a folder
+ * (`best-model`, `evaluation`, `plots`) logs into `<folder>/<chain>` (`best-model/finetune_pre/
+ * model.json`, `evaluation/finetune_pre/report.json`), and a file it logs at the root (a plot
+ * stage's report.html) goes into `<chain>/`; with one chain, and for stages of no chain (a plot
+ * stage comparing chains), the paths stay as the stages give them.
  */
 
 /** Metrics that describe the machine or the speed of the run, not the model: the UI's System metrics tab. */
@@ -47,6 +70,98 @@ export function mlflowMetricKey(name: string): string {
     return rest.includes('.') ? `eval/per_class/${rest}` : `eval/${rest}`;
   }
   return name;
+}
+
+/** A training chain: its stages in training order; named by the last one. */
+export interface TrainingChain {
+  name: string;
+  stages: string[];
+}
+
+/** A pipeline stage as the layout reads it: its kind, and its parameters (a plot stage's `compare`). */
+export interface LayoutStage {
+  kind: string;
+  with?: unknown;
+}
+
+const isTraining = (kind: string | undefined): boolean => kind === 'freeze-train' || kind === 'unfreeze-train';
+
+/** `key` with `chain` after its first segment (`curves/x` -> `curves/<chain>/x`); a key without `/` gets it as its section (`<chain>/x`). */
+function chainKey(key: string, chain: string): string {
+  const i = key.indexOf('/');
+  return i < 0 ? `${chain}/${key}` : `${key.slice(0, i)}/${chain}/${key.slice(i + 1)}`;
+}
+
+/**
+ * Where each stage's metrics and artifacts go in the run's MLflow layout: the table and the
+ * chain rule above, decided once per run from the pipeline's stages.
+ */
+export class RunLayout {
+  /** The training chains, in pipeline order of their last stage. */
+  readonly chains: readonly TrainingChain[];
+  private readonly belongs = new Map<string, string[]>();
+
+  /**
+   * @param stages the pipeline's stages by name (in pipeline order).
+   * @param ancestorsOf every upstream stage of a stage, nearest first (src/dag/compile.ts `ancestors`).
+   */
+  constructor(stages: Readonly<Record<string, LayoutStage>>, ancestorsOf: (stage: string) => readonly string[]) {
+    const kind = (n: string): string | undefined => stages[n]?.kind;
+    const nearest = (n: string, kinds: (k: string | undefined) => boolean): string | undefined => ancestorsOf(n).find((a) => kinds(kind(a)));
+    // The stage a training stage continues (src/train/stage.ts previousTraining), else undefined.
+    const continues = (n: string): string | undefined => {
+      const near = nearest(n, (k) => k === 'build-model' || isTraining(k));
+      return near !== undefined && isTraining(kind(near)) ? near : undefined;
+    };
+    const names = Object.keys(stages);
+    const training = names.filter((n) => isTraining(kind(n)));
+    const continued = new Set(training.map(continues).filter((n): n is string => n !== undefined));
+    this.chains = training.filter((n) => !continued.has(n)).map((end) => {
+      const chain = [end];
+      for (let p = continues(end); p !== undefined; p = continues(p)) chain.unshift(p);
+      return { name: end, stages: chain };
+    });
+    const chainsWith = (n: string): string[] => this.chains.filter((c) => c.stages.includes(n)).map((c) => c.name);
+    for (const n of names) {
+      const k = kind(n)!;
+      let of: string[] = [];
+      if (isTraining(k)) of = chainsWith(n);
+      else if (k === 'evaluate' || (k === 'plot' && (stages[n]!.with as { compare?: unknown } | undefined)?.compare === undefined)) {
+        const t = nearest(n, isTraining);
+        of = t === undefined ? [] : chainsWith(t);
+      } else if (k === 'build-model') {
+        of = this.chains.filter((c) => nearest(c.stages[0]!, (x) => x === 'build-model' || isTraining(x)) === n).map((c) => c.name);
+      }
+      this.belongs.set(n, of);
+    }
+  }
+
+  /** True when the run has more than one training chain (keys and artifact paths then name the chain). */
+  get scoped(): boolean {
+    return this.chains.length > 1;
+  }
+
+  /** The chains `stage` belongs to (see above); empty for a stage of none. */
+  chainsOf(stage: string): string[] {
+    return this.belongs.get(stage) ?? [];
+  }
+
+  /** The MLflow keys under which `stage` logs its metric `name`: one, or one per chain of the stage when the run has several chains. */
+  metricKeys(stage: string, name: string): string[] {
+    const key = mlflowMetricKey(name);
+    const chains = this.scoped && !name.startsWith('stage_seconds.') ? this.chainsOf(stage) : [];
+    return chains.length ? chains.map((c) => chainKey(key, c)) : [key];
+  }
+
+  /**
+   * The artifact folders (undefined: the root) into which `stage` logs a file the stage puts in
+   * `artifactPath`: that one, or one per chain of the stage when the run has several chains.
+   */
+  artifactPaths(stage: string, artifactPath: string | undefined): (string | undefined)[] {
+    const chains = this.scoped ? this.chainsOf(stage) : [];
+    if (!chains.length) return [artifactPath];
+    return chains.map((c) => (artifactPath === undefined || artifactPath === '' ? c : artifactPath.includes('/') ? chainKey(artifactPath, c) : `${artifactPath}/${c}`));
+  }
 }
 
 /**

@@ -6,7 +6,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { splitDigest } from '../../stages/download.js';
-import { browseCommand, EXPERIMENT_TAGS, failureTags, mlflowMetricKey } from '../../src/tracking/layout.js';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parse } from 'yaml';
+import { browseCommand, EXPERIMENT_TAGS, failureTags, mlflowMetricKey, RunLayout, type LayoutStage } from '../../src/tracking/layout.js';
+import { REPO } from '../utils.js';
 
 test('metric keys: learning curves first (section curves), evaluation and per-class in sections, resources under system/', () => {
   const table: Record<string, string> = {
@@ -50,4 +54,85 @@ test('failure tags: pipe.error cut to 500 characters, the full reason in the not
   const t = failureTags('KILLED', long, 'my run');
   assert.equal(t['pipe.error'], `${long.slice(0, 497)}...`);
   assert.equal(t['mlflow.note.content'], `my run\n\n**KILLED**: ${long}`);
+});
+
+/** The layout of `stages` (name -> kind and needs), with ancestors nearest first as src/dag/compile.ts gives them. */
+function layoutOf(stages: Record<string, LayoutStage & { needs?: string[] }>): RunLayout {
+  const ancestorsOf = (name: string): string[] => {
+    const out: string[] = [];
+    const queue = [...(stages[name]!.needs ?? [])];
+    while (queue.length) {
+      const n = queue.shift()!;
+      if (out.includes(n)) continue;
+      out.push(n);
+      queue.push(...(stages[n]!.needs ?? []));
+    }
+    return out;
+  };
+  return new RunLayout(stages, ancestorsOf);
+}
+
+test('one training chain (head -> finetune): the keys and artifact paths of the table, one curve across both stages', () => {
+  const l = layoutOf({
+    data: { kind: 'download' }, aug: { kind: 'augment', needs: ['data'] }, model: { kind: 'build-model', needs: ['data'] },
+    head: { kind: 'freeze-train', needs: ['aug', 'model'] }, finetune: { kind: 'unfreeze-train', needs: ['head'] },
+    eval: { kind: 'evaluate', needs: ['finetune'] }, plots: { kind: 'plot', needs: ['finetune', 'eval'] },
+  });
+  assert.deepEqual(l.chains, [{ name: 'finetune', stages: ['head', 'finetune'] }]);
+  assert.equal(l.scoped, false);
+  for (const stage of ['head', 'finetune']) assert.deepEqual(l.metricKeys(stage, 'test_accuracy'), ['curves/test_accuracy']);
+  assert.deepEqual(l.metricKeys('eval', 'eval_test_f1.cat'), ['eval/per_class/test_f1.cat']);
+  assert.deepEqual(l.metricKeys('model', 'total_params'), ['model/total_params']);
+  assert.deepEqual(l.artifactPaths('finetune', 'best-model'), ['best-model']);
+  assert.deepEqual(l.artifactPaths('eval', 'evaluation'), ['evaluation']);
+  assert.deepEqual(l.artifactPaths('plots', undefined), [undefined]);
+});
+
+test('the transfer pipeline: three chains, each stage keyed by its own chain, the comparing plot stage at the root', () => {
+  const config = parse(readFileSync(join(REPO, 'pipelines', 'fashion-mnist-transfer.yaml'), 'utf8')) as { stages: Record<string, LayoutStage & { needs?: string[] }> };
+  const l = layoutOf(config.stages);
+  // model_pre (weights: upstream) is a build-model stage between pretrain and head_pre: a new chain starts there.
+  assert.deepEqual(l.chains, [
+    { name: 'pretrain', stages: ['pretrain'] },
+    { name: 'finetune_pre', stages: ['head_pre', 'finetune_pre'] },
+    { name: 'finetune_scratch', stages: ['head_scratch', 'finetune_scratch'] },
+  ]);
+  const keys = (stage: string, name: string): string[] => l.metricKeys(stage, name);
+  assert.deepEqual(keys('pretrain', 'test_accuracy'), ['curves/pretrain/test_accuracy']);
+  // One chain's stages share its keys: one curve from head_pre's first epoch to finetune_pre's last.
+  assert.deepEqual(keys('head_pre', 'test_accuracy'), ['curves/finetune_pre/test_accuracy']);
+  assert.deepEqual(keys('finetune_pre', 'batch_loss'), ['curves/finetune_pre/batch_loss']);
+  assert.deepEqual(keys('head_scratch', 'lr'), ['curves/finetune_scratch/lr']);
+  assert.deepEqual(keys('finetune_scratch', 'epoch_seconds'), ['system/finetune_scratch/epoch_seconds']);
+  assert.deepEqual(keys('finetune_scratch', 'stage_seconds.finetune_scratch'), ['system/stage_seconds.finetune_scratch']);
+  assert.deepEqual(keys('eval_pre', 'eval_test_accuracy'), ['eval/finetune_pre/test_accuracy']);
+  assert.deepEqual(keys('eval_scratch', 'eval_test_f1.Sandal'), ['eval/finetune_scratch/per_class/test_f1.Sandal']);
+  assert.deepEqual(keys('eval_scratch', 'eval_test_images_per_second'), ['system/finetune_scratch/eval_test_images_per_second']);
+  assert.deepEqual(keys('model_a', 'total_params'), ['model/pretrain/total_params']);
+  assert.deepEqual(keys('model_pre', 'learnable_params'), ['model/finetune_pre/learnable_params']);
+  assert.deepEqual(keys('model_scratch', 'total_params'), ['model/finetune_scratch/total_params']);
+  assert.deepEqual(keys('data_a', 'something'), ['something'], 'a stage of no chain keeps its key');
+  assert.deepEqual(l.artifactPaths('pretrain', 'best-model'), ['best-model/pretrain']);
+  assert.deepEqual(l.artifactPaths('head_pre', 'best-model'), ['best-model/finetune_pre']);
+  assert.deepEqual(l.artifactPaths('eval_scratch', 'evaluation'), ['evaluation/finetune_scratch']);
+  assert.deepEqual(l.artifactPaths('plots', 'plots'), ['plots'], 'the comparing plot stage draws several chains');
+  assert.deepEqual(l.artifactPaths('plots', undefined), [undefined]);
+});
+
+test('several chains: a head two fine-tunings continue logs under both; a one-chain plot stage logs into its chain', () => {
+  const l = layoutOf({
+    data: { kind: 'download' }, aug: { kind: 'augment', needs: ['data'] }, model: { kind: 'build-model', needs: ['data'] },
+    head: { kind: 'freeze-train', needs: ['aug', 'model'] },
+    ft_a: { kind: 'unfreeze-train', needs: ['head'] }, ft_b: { kind: 'unfreeze-train', needs: ['head'] },
+    eval_head: { kind: 'evaluate', needs: ['head'] }, eval_b: { kind: 'evaluate', needs: ['ft_b'] },
+    plot_b: { kind: 'plot', needs: ['eval_b'] },
+  });
+  assert.deepEqual(l.chains, [{ name: 'ft_a', stages: ['head', 'ft_a'] }, { name: 'ft_b', stages: ['head', 'ft_b'] }]);
+  assert.deepEqual(l.metricKeys('head', 'batch_loss'), ['curves/ft_a/batch_loss', 'curves/ft_b/batch_loss']);
+  assert.deepEqual(l.metricKeys('ft_b', 'batch_loss'), ['curves/ft_b/batch_loss']);
+  assert.deepEqual(l.metricKeys('model', 'total_params'), ['model/ft_a/total_params', 'model/ft_b/total_params']);
+  assert.deepEqual(l.metricKeys('eval_head', 'eval_test_loss'), ['eval/ft_a/test_loss', 'eval/ft_b/test_loss']);
+  assert.deepEqual(l.artifactPaths('plot_b', 'plots'), ['plots/ft_b']);
+  assert.deepEqual(l.artifactPaths('plot_b', undefined), ['ft_b']);
+  assert.deepEqual(l.artifactPaths('plot_b', 'plots/extra'), ['plots/ft_b/extra']);
 });

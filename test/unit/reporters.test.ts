@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { RunEvents, type RunEvent } from '../../src/runner/events.js';
-import { epochLine, formatDuration, jsonReporter, outputMode, TerminalReporter } from '../../src/runner/reporters.js';
+import { chainLines, epochLine, formatDuration, jsonReporter, outputMode, TerminalReporter } from '../../src/runner/reporters.js';
 
 /** A listr2 task stand-in that records every output it is given. */
 function fakeTask(title: string): { title: string; output: string; outputs: string[] } {
@@ -95,5 +95,31 @@ describe('reporters', () => {
     const parsed = out.text.trim().split('\n').map((l) => JSON.parse(l) as RunEvent);
     assert.deepEqual(parsed.map((e) => [e.type, 'batch' in e ? e.batch : undefined]), [['stage-batch', 1], ['stage-batch', 3], ['stage-finish', undefined]]);
     assert.ok(parsed.every((e) => typeof e.time === 'number'));
+  });
+});
+
+describe('end-of-run lines on the training chains', () => {
+  const ev = (stage: string, acc: number, loss: number, best?: number) => ({ stage, test_accuracy: acc, test_loss: loss, images: 500, ...(best !== undefined ? { best_epoch: best } : {}) });
+  it('one chain, one evaluate stage: the single `test accuracy:` line (the best model is printed with the run\'s paths)', () => {
+    assert.deepEqual(chainLines([{ chain: 'finetune', stages: ['head', 'finetune'], bestModel: '/r/finetune/best-model', evaluations: [ev('eval', 0.915, 0.23456, 7)] }]),
+      ['test accuracy: 91.50% (loss 0.2346, 500 images, best epoch 7)']);
+    assert.deepEqual(chainLines([]), []);
+  });
+  it('one chain, two evaluate stages: one line each, naming its stage', () => {
+    assert.deepEqual(chainLines([{ chain: 'finetune', stages: ['head', 'finetune'], evaluations: [ev('eval_head', 0.5, 1), ev('eval', 0.75, 0.5, 3)] }]), [
+      'test accuracy (eval_head): 50.00% (loss 1.0000, 500 images)',
+      'test accuracy (eval): 75.00% (loss 0.5000, 500 images, best epoch 3)',
+    ]);
+  });
+  it('several chains: one line per chain with its evaluations (each naming its stage) and its best model', () => {
+    assert.deepEqual(chainLines([
+      { chain: 'pretrain', stages: ['pretrain'], bestModel: '/r/pretrain/best-model', evaluations: [] },
+      { chain: 'finetune_pre', stages: ['head_pre', 'finetune_pre'], bestModel: '/r/finetune_pre/best-model', evaluations: [ev('eval_pre', 0.915, 0.2, 9)] },
+      { chain: 'finetune_scratch', stages: ['head_scratch', 'finetune_scratch'], evaluations: [ev('eval_scratch', 0.8632, 0.4, 8)] },
+    ]), [
+      'pretrain: best model /r/pretrain/best-model',
+      'finetune_pre: test accuracy 91.50% (eval_pre: loss 0.2000, 500 images, best epoch 9), best model /r/finetune_pre/best-model',
+      'finetune_scratch: test accuracy 86.32% (eval_scratch: loss 0.4000, 500 images, best epoch 8)',
+    ]);
   });
 });
