@@ -50,14 +50,16 @@ export type RunEvent = { time: number } & (
   | { type: 'stage-progress'; stage: string; text: string }
   | ({ type: 'stage-batch'; stage: string } & BatchProgress)
   | ({ type: 'stage-epoch'; stage: string } & EpochSummary)
-  /** `key` is the MLflow metric key (`curves/test_accuracy`, `eval/test_accuracy`; src/tracking/layout.ts), as the run logs it. */
+  /** `key` is the MLflow metric key (`curves/test_accuracy`, `eval/test_accuracy`; with several training chains `curves/<chain>/test_accuracy`; src/tracking/layout.ts), as the run logs it; a stage in several chains emits one event per key. */
   | { type: 'stage-metric'; stage: string; key: string; value: number; step: number }
   | { type: 'stage-tags'; stage: string; tags: Record<string, string> }
+  /** `artifactPath`: the run's artifact folder it goes into (src/tracking/layout.ts; absent: the root). */
   | { type: 'stage-artifact'; stage: string; path: string; artifactPath?: string }
   | { type: 'stage-dataset'; stage: string; dataset: TrackedDataset }
   | { type: 'stage-finish'; stage: string; seconds: number; reused: boolean }
   | { type: 'stage-skip'; stage: string; reason: string }
   | { type: 'stage-fail'; stage: string; message: string }
+  /** `chains`: each training chain's best model and evaluations (src/tracking/layout.ts names the chains). */
   | { type: 'run-end'; status: 'FINISHED' | 'FAILED' | 'KILLED'; runId: string; runDir: string; store: string; reportHtml?: string; bestModel?: string; chains: ChainProducts[]; error?: string }
 );
 

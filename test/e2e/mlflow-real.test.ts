@@ -171,6 +171,49 @@ test('a seven-stage run on a real MLflow server reads back complete over REST', 
   }
 });
 
+test('two training chains on a real MLflow server: each chain\'s curves, evaluation and best model under its own name', { skip }, async () => {
+  const name = experimentName('chains');
+  // A second chain beside head -> finetune: head_b, from a model of its own, with its evaluation.
+  const root = await project(name, `  model_b: { kind: build-model, needs: [data], with: { arch: mini_resnet } }
+  head_b: { kind: freeze-train, needs: [aug, model_b], with: { epochs: 1, max_steps_per_epoch: 3, optimizer: { lr: 0.02 } } }
+  eval_b: { kind: evaluate, needs: [head_b] }
+`);
+  const r = await runCliIn(root, ['run', 'p.yaml', '--plain'], env(root));
+  ok(r);
+  const [runDir] = runDirs(root);
+  const c = new MlflowClient(URI);
+  try {
+    const [only] = await serverRuns(c, name);
+    const run = await c.getRun(only!.info.run_id);
+    const history = async (key: string): Promise<[number, number][]> => points(await c.getMetricHistory(run.info.run_id, key));
+    for (const [chain, state, evalStage] of [['finetune', finalState(runDir!), 'eval'], ['head_b', json<StateJson>(join(runDir!, 'head_b', 'state.json')), 'eval_b']] as const) {
+      for (const [key, want] of Object.entries(expectedCurves(state))) {
+        const chainKey = key.replace('curves/', `curves/${chain}/`);
+        assert.deepEqual(await history(chainKey), want, chainKey);
+      }
+      const report = json<{ test_accuracy: number }>(join(runDir!, evalStage, 'report.json'));
+      assert.deepEqual(await history(`eval/${chain}/test_accuracy`), [[state.epochs.length, report.test_accuracy]]);
+    }
+    assert.deepEqual(await history('curves/test_accuracy'), [], 'no history mixing the chains');
+    const got = await artifacts(c, run);
+    const want: Record<string, string> = {
+      'best-model/finetune/weights.bin': join(runDir!, 'finetune', 'best-model', 'weights.bin'),
+      'best-model/head_b/weights.bin': join(runDir!, 'head_b', 'best-model', 'weights.bin'),
+      'evaluation/finetune/report.json': join(runDir!, 'eval', 'report.json'),
+      'evaluation/head_b/report.json': join(runDir!, 'eval_b', 'report.json'),
+      // The plot stage draws the chain finetune (no compare): its report goes into that chain's folder.
+      'finetune/report.html': join(runDir!, 'plots', 'report.html'),
+    };
+    for (const [path, file] of Object.entries(want)) {
+      assert.ok(got.has(path), `artifact ${path} (have: ${[...got.keys()].join(', ')})`);
+      assert.equal(sha(got.get(path)!), sha(readFileSync(file)), `bytes of ${path}`);
+    }
+    assert.ok(!got.has('best-model/weights.bin') && !got.has('evaluation/report.json'), 'nothing at the shared paths');
+  } finally {
+    await c.close();
+  }
+});
+
 test('a sweep on a real MLflow server: a parent run and its children, shared stages reused', { skip }, async () => {
   const name = experimentName('sweep');
   const root = await project(name, 'sweep:\n  stages.finetune.with.optimizer.lr: [0.003, 0.001]\n');
