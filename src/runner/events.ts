@@ -52,10 +52,12 @@ export type RunEvent = { time: number } & (
   | ({ type: 'stage-epoch'; stage: string } & EpochSummary)
   /** `key` is the MLflow metric key (`curves/test_accuracy`, `eval/test_accuracy`; with several training chains `curves/<chain>/test_accuracy`; src/tracking/layout.ts), as the run logs it; a stage in several chains emits one event per key. */
   | { type: 'stage-metric'; stage: string; key: string; value: number; step: number }
+  /** Keys as the run sets them (with several training chains `pipe.<chain>.best_epoch`; src/tracking/layout.ts `RunLayout.tags`). */
   | { type: 'stage-tags'; stage: string; tags: Record<string, string> }
   /** `artifactPath`: the run's artifact folder it goes into (src/tracking/layout.ts; absent: the root). */
   | { type: 'stage-artifact'; stage: string; path: string; artifactPath?: string }
-  | { type: 'stage-dataset'; stage: string; dataset: TrackedDataset }
+  /** One split of a download stage: the MLflow dataset input, and `tag`, the run tag naming it (`pipe.data.train`; with several download stages `pipe.data.<stage>.train`; src/tracking/layout.ts `RunLayout.dataset`). */
+  | { type: 'stage-dataset'; stage: string; dataset: TrackedDataset; tag: string }
   | { type: 'stage-finish'; stage: string; seconds: number; reused: boolean }
   | { type: 'stage-skip'; stage: string; reason: string }
   | { type: 'stage-fail'; stage: string; message: string }

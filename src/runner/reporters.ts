@@ -54,7 +54,7 @@ export class TrackingReporter {
         break;
       case 'stage-dataset': {
         const d = e.dataset;
-        this.add(e.stage, this.tracker.setTags({ [`pipe.data.${d.context}`]: `${d.name}, ${d.count} images, ${d.digest}` }));
+        this.add(e.stage, this.tracker.setTags({ [e.tag]: `${d.name}, ${d.count} images, ${d.digest}` }));
         if (this.tracker.logInputs) this.add(e.stage, this.tracker.logInputs([d]));
         break;
       }

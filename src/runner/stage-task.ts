@@ -74,11 +74,11 @@ export async function runStageTask(a: StageTaskArgs): Promise<StageOutcome> {
     metric: (key, value, step) => {
       for (const k of a.layout.metricKeys(stage, key)) a.events.emit({ type: 'stage-metric', stage, key: k, value, step });
     },
-    tags: (tags) => a.events.emit({ type: 'stage-tags', stage, tags }),
+    tags: (tags) => a.events.emit({ type: 'stage-tags', stage, tags: a.layout.tags(stage, tags) }),
     artifact: (path, artifactPath) => {
       for (const ap of a.layout.artifactPaths(stage, artifactPath)) a.events.emit({ type: 'stage-artifact', stage, path, ...(ap !== undefined ? { artifactPath: ap } : {}) });
     },
-    dataset: (dataset) => a.events.emit({ type: 'stage-dataset', stage, dataset }),
+    dataset: (d) => a.events.emit({ type: 'stage-dataset', stage, ...a.layout.dataset(stage, d) }),
   };
   a.events.emit({ type: 'stage-start', stage, kind: node.config.kind });
   const readable = readableKinds(node.config.kind);

@@ -47,6 +47,14 @@ import type { TrackedDataset } from './tracker.js';
  * model.json`, `evaluation/finetune_pre/report.json`), and a file it logs at the root (a plot
  * stage's report.html) goes into `<chain>/`; with one chain, and for stages of no chain (a plot
  * stage comparing chains), the paths stay as the stages give them.
+ *
+ * Tags too: with several chains a chain's stage sets `pipe.<chain>.best_epoch`,
+ * `pipe.<chain>.best_phase`, `pipe.<chain>.best_<monitor>`, `pipe.<chain>.unfreeze_epoch`,
+ * `pipe.<chain>.freeze.trainable_params`, ... (`RunLayout.tags`); with one chain the keys stay
+ * `pipe.best_epoch`, .... With several download stages each names its splits
+ * (`pipe.data.<stage>.train`, and dataset inputs named `<dataset> (<stage>)`; `RunLayout.dataset`).
+ * src/dag/store-limits.ts checks at validate time that the keys this makes fit MLflow's 250
+ * characters.
  */
 
 /** Metrics that describe the machine or the speed of the run, not the model: the UI's System metrics tab. */
@@ -87,9 +95,15 @@ export interface LayoutStage {
 const isTraining = (kind: string | undefined): boolean => kind === 'freeze-train' || kind === 'unfreeze-train';
 
 /** `key` with `chain` after its first segment (`curves/x` -> `curves/<chain>/x`); a key without `/` gets it as its section (`<chain>/x`). */
-function chainKey(key: string, chain: string): string {
+export function chainKey(key: string, chain: string): string {
   const i = key.indexOf('/');
   return i < 0 ? `${chain}/${key}` : `${key.slice(0, i)}/${chain}/${key.slice(i + 1)}`;
+}
+
+/** `pipe.x` with `chain` after its first dotted segment (`pipe.best_epoch` -> `pipe.<chain>.best_epoch`). */
+export function chainTagKey(key: string, chain: string): string {
+  const i = key.indexOf('.');
+  return i < 0 ? `${chain}.${key}` : `${key.slice(0, i)}.${chain}.${key.slice(i + 1)}`;
 }
 
 /**
@@ -99,6 +113,8 @@ function chainKey(key: string, chain: string): string {
 export class RunLayout {
   /** The training chains, in pipeline order of their last stage. */
   readonly chains: readonly TrainingChain[];
+  /** The download stages, in pipeline order. */
+  readonly downloads: readonly string[];
   private readonly belongs = new Map<string, string[]>();
 
   /**
@@ -114,6 +130,7 @@ export class RunLayout {
       return near !== undefined && isTraining(kind(near)) ? near : undefined;
     };
     const names = Object.keys(stages);
+    this.downloads = names.filter((n) => kind(n) === 'download');
     const training = names.filter((n) => isTraining(kind(n)));
     const continued = new Set(training.map(continues).filter((n): n is string => n !== undefined));
     this.chains = training.filter((n) => !continued.has(n)).map((end) => {
@@ -139,6 +156,35 @@ export class RunLayout {
   /** True when the run has more than one training chain (keys and artifact paths then name the chain). */
   get scoped(): boolean {
     return this.chains.length > 1;
+  }
+
+  /**
+   * The run tags `stage` sets, keyed as the run's layout names them: as given, or, when the run
+   * has several chains and the stage belongs to some, each key once per chain with the chain's
+   * name after `pipe.` (`pipe.best_epoch` -> `pipe.<chain>.best_epoch`,
+   * `pipe.unfreeze.trainable_params` -> `pipe.<chain>.unfreeze.trainable_params`): the dotted
+   * form of the metric rule, short enough for the UI's tag table. Keys naming their stage
+   * already (`pipe.reused.<stage>`) stay.
+   */
+  tags(stage: string, tags: Readonly<Record<string, string>>): Record<string, string> {
+    const chains = this.scoped ? this.chainsOf(stage) : [];
+    const out: Record<string, string> = {};
+    for (const [k, v] of Object.entries(tags)) {
+      if (!chains.length || k.startsWith('pipe.reused.')) out[k] = v;
+      else for (const c of chains) out[chainTagKey(k, c)] = v;
+    }
+    return out;
+  }
+
+  /**
+   * How the download stage `stage` names a split in the run: the run tag (`pipe.data.<context>`,
+   * with several download stages `pipe.data.<stage>.<context>`) and the MLflow dataset input
+   * (with several download stages the dataset's name gets ` (<stage>)`: MLflow keeps one input
+   * per name and digest, so two stages loading the same data would otherwise show as one).
+   */
+  dataset(stage: string, d: TrackedDataset): { tag: string; dataset: TrackedDataset } {
+    if (this.downloads.length <= 1) return { tag: `pipe.data.${d.context}`, dataset: d };
+    return { tag: `pipe.data.${stage}.${d.context}`, dataset: { ...d, name: `${d.name} (${stage})` } };
   }
 
   /** The chains `stage` belongs to (see above); empty for a stage of none. */

@@ -14,6 +14,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { FileStore } from '../../src/tracking/file/store.js';
 import type { RunEvent } from '../../src/runner/events.js';
+import type { DatasetInput } from '../../src/tracking/rest/types.js';
 import { FakeMlflow } from '../fake-mlflow.js';
 import { makeTree, runCliIn } from '../utils.js';
 import { writeImageFolder } from './image-folder.js';
@@ -24,12 +25,14 @@ seed: 4
 stages:
   data: { kind: download, with: { dataset: imagefolder, source: images } }
   aug: { kind: augment, needs: [data], with: { batch_size: 6, workers: 0 } }
+  data_b: { kind: download, with: { dataset: imagefolder, source: images, subset: { train: 6 } } }
+  aug_b: { kind: augment, needs: [data_b], with: { batch_size: 6, workers: 0 } }
   model_a: { kind: build-model, needs: [data], with: { arch: mini_resnet } }
   head_a: { kind: freeze-train, needs: [aug, model_a], with: { epochs: 1, max_steps_per_epoch: 2, optimizer: { lr: 0.01 } } }
   tune_a: { kind: unfreeze-train, needs: [head_a], with: { epochs: 1, max_steps_per_epoch: 2, optimizer: { lr: 0.003 } } }
   eval_a: { kind: evaluate, needs: [tune_a] }
-  model_b: { kind: build-model, needs: [data], with: { arch: mini_resnet } }
-  head_b: { kind: freeze-train, needs: [aug, model_b], with: { epochs: 1, max_steps_per_epoch: 2, optimizer: { lr: 0.02 } } }
+  model_b: { kind: build-model, needs: [data_b], with: { arch: mini_resnet } }
+  head_b: { kind: freeze-train, needs: [aug_b, model_b], with: { epochs: 1, max_steps_per_epoch: 2, optimizer: { lr: 0.02 } } }
   tune_b: { kind: unfreeze-train, needs: [head_b], with: { epochs: 2, max_steps_per_epoch: 2, optimizer: { lr: 0.005 } } }
   eval_b: { kind: evaluate, needs: [tune_b] }
   plots: { kind: plot, needs: [eval_a, eval_b], with: { compare: [tune_a, tune_b], misclassified: 0 } }
@@ -49,7 +52,7 @@ async function project(): Promise<string> {
   return root;
 }
 
-interface StateJson { epochs: Record<string, number | string>[]; iterationLosses: number[]; lastEpoch: number }
+interface StateJson { epochs: Record<string, number | string>[]; iterationLosses: number[]; lastEpoch: number; unfreezeEpoch: number; best: { monitor: string; value: number; epoch: number; phase: string } }
 interface EvalJson { test_accuracy: number; test_loss: number; images: number; best_epoch?: number }
 const json = <T>(path: string): T => JSON.parse(readFileSync(path, 'utf8')) as T;
 const lockOf = (runDir: string): { runId: string; mlflowRunId: string } => json(join(runDir, 'lock.json'));
@@ -62,6 +65,43 @@ function expectedOf(runDir: string, chain: keyof typeof CHAINS): Record<string, 
   for (const k of CURVES) out[`curves/${chain}/${k}`] = s.epochs.map((e) => [Number(e['epoch']), Number(e[k])]);
   out[`eval/${chain}/test_accuracy`] = [[s.lastEpoch, report.test_accuracy]];
   return out;
+}
+
+/**
+ * The run tags the chains' stages set, from their state.json files: `pipe.<chain>.best_epoch`,
+ * ... (src/tracking/layout.ts `RunLayout.tags`); the two download stages' splits under
+ * `pipe.data.<stage>.<split>`, their values ending with the split's digest.
+ */
+function expectedTags(runDir: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const chain of Object.keys(CHAINS)) {
+    const s = json<StateJson>(join(runDir, chain, 'state.json'));
+    Object.assign(out, {
+      [`pipe.${chain}.best_epoch`]: String(s.best.epoch), [`pipe.${chain}.best_phase`]: s.best.phase, [`pipe.${chain}.best_${s.best.monitor}`]: String(s.best.value),
+      [`pipe.${chain}.unfreeze_epoch`]: String(s.unfreezeEpoch),
+    });
+  }
+  return out;
+}
+const SHARED_TAGS = ['pipe.best_epoch', 'pipe.best_phase', 'pipe.unfreeze_epoch', 'pipe.freeze.trainable_params', 'pipe.unfreeze.trainable_params', 'pipe.data.train', 'pipe.data.test'];
+
+/** Checks the tags and dataset inputs of a run of PIPELINE: per chain, per download stage, four distinct inputs. */
+function checkTagsAndInputs(runDir: string, tags: Record<string, string>, inputs: { name: string; digest: string; context: string }[]): void {
+  for (const [k, v] of Object.entries(expectedTags(runDir))) assert.equal(tags[k], v, k);
+  for (const chain of Object.keys(CHAINS)) {
+    for (const phase of ['freeze', 'unfreeze']) assert.match(tags[`pipe.${chain}.${phase}.trainable_params`] ?? '', /^\d+$/, `pipe.${chain}.${phase}.trainable_params`);
+  }
+  for (const k of SHARED_TAGS) assert.equal(tags[k], undefined, `no tag shared by the chains or the download stages: ${k}`);
+  // data and data_b load the same test images (one digest) and different training subsets.
+  assert.deepEqual(inputs.map((i) => `${i.name} ${i.context}`).sort(), ['imagefolder (data) test', 'imagefolder (data) train', 'imagefolder (data_b) test', 'imagefolder (data_b) train']);
+  const byName = (name: string, context: string) => inputs.find((i) => i.name === name && i.context === context)!;
+  assert.equal(byName('imagefolder (data)', 'test').digest, byName('imagefolder (data_b)', 'test').digest, 'the same test data');
+  for (const stage of ['data', 'data_b']) {
+    for (const context of ['train', 'test']) {
+      const i = byName(`imagefolder (${stage})`, context);
+      assert.match(tags[`pipe.data.${stage}.${context}`] ?? '', new RegExp(`^imagefolder \\(${stage}\\), ${context === 'test' ? 12 : stage === 'data' ? 24 : 6} images, ${i.digest}$`), `pipe.data.${stage}.${context}`);
+    }
+  }
 }
 
 const sorted = (pts: { step: number; value: number }[]): [number, number][] => pts.map((p) => [p.step, p.value] as [number, number]).sort((a, b) => a[0] - b[0]);
@@ -111,6 +151,10 @@ test('two chains, local file store: each chain\'s curves under curves/<chain>/ e
     assert.ok(r.stdout.split('\n').includes(line), `line '${line}' in:\n${r.stdout}`);
   }
   assert.doesNotMatch(r.stdout, /^(test accuracy|best model):/m, 'no single-chain lines');
+
+  // Tags per chain and per download stage; every split an input of its own.
+  const inputs = (await store.readInputs(lockOf(runDir).mlflowRunId)).map((i) => ({ name: i.dataset.name, digest: i.dataset.digest, context: i.tags?.find((t) => t.key === 'mlflow.data.context')?.value ?? '' }));
+  checkTagsAndInputs(runDir, run.tags, inputs);
 });
 
 /** The artifacts folder of run `runId` in the file store at `root` (<experiment>/<run>/artifacts). */
@@ -150,6 +194,15 @@ test('two chains, MLflow server (fake): the server\'s keys are the JSON stream\'
   assert.ok(!fake.store.artifacts.has(`${art}/best-model/model.json`) && !fake.store.artifacts.has(`${art}/evaluation/report.json`));
   const streamedArtifacts = evs.flatMap((e) => (e.type === 'stage-artifact' && e.stage === 'eval_b' ? [e.artifactPath] : []));
   assert.ok(streamedArtifacts.length > 0 && streamedArtifacts.every((p) => p === 'evaluation/tune_b'), streamedArtifacts.join(', '));
+
+  // Tags per chain and per download stage, as the JSON stream names them.
+  const serverTags = Object.fromEntries(run.tags) as Record<string, string>;
+  const streamedTags = Object.assign({}, ...evs.flatMap((e) => (e.type === 'stage-tags' ? [e.tags] : []))) as Record<string, string>;
+  for (const [k, v] of Object.entries(streamedTags)) assert.equal(serverTags[k], v, k);
+  const datasetTags = evs.flatMap((e) => (e.type === 'stage-dataset' ? [e.tag] : [])).sort();
+  assert.deepEqual(datasetTags, ['pipe.data.data.test', 'pipe.data.data.train', 'pipe.data.data_b.test', 'pipe.data.data_b.train']);
+  const inputs = (run.inputs as DatasetInput[]).map((i) => ({ name: i.dataset.name, digest: i.dataset.digest, context: i.tags?.find((t) => t.key === 'mlflow.data.context')?.value ?? '' }));
+  checkTagsAndInputs(runDir, serverTags, inputs);
 
   const end = evs.at(-1)!;
   assert.ok(end.type === 'run-end');

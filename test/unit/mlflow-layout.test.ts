@@ -136,3 +136,33 @@ test('several chains: a head two fine-tunings continue logs under both; a one-ch
   assert.deepEqual(l.artifactPaths('plot_b', undefined), ['ft_b']);
   assert.deepEqual(l.artifactPaths('plot_b', 'plots/extra'), ['plots/ft_b/extra']);
 });
+
+test('tags: one chain keeps pipe.best_epoch and the rest; several chains put the chain after pipe., per chain of the stage', () => {
+  const trainTags = { 'pipe.best_epoch': '3', 'pipe.best_phase': 'unfreeze', 'pipe.best_test_loss': '0.25', 'pipe.unfreeze_epoch': '2', 'pipe.freeze.trainable_params': '650' };
+  const one = layoutOf({
+    data: { kind: 'download' }, aug: { kind: 'augment', needs: ['data'] }, model: { kind: 'build-model', needs: ['data'] },
+    head: { kind: 'freeze-train', needs: ['aug', 'model'] }, finetune: { kind: 'unfreeze-train', needs: ['head'] },
+  });
+  assert.deepEqual(one.tags('finetune', trainTags), trainTags);
+  const l = layoutOf({
+    data: { kind: 'download' }, aug: { kind: 'augment', needs: ['data'] }, model: { kind: 'build-model', needs: ['data'] },
+    head: { kind: 'freeze-train', needs: ['aug', 'model'] },
+    ft_a: { kind: 'unfreeze-train', needs: ['head'] }, ft_b: { kind: 'unfreeze-train', needs: ['head'] },
+  });
+  assert.deepEqual(l.tags('ft_b', trainTags), {
+    'pipe.ft_b.best_epoch': '3', 'pipe.ft_b.best_phase': 'unfreeze', 'pipe.ft_b.best_test_loss': '0.25', 'pipe.ft_b.unfreeze_epoch': '2', 'pipe.ft_b.freeze.trainable_params': '650',
+  });
+  assert.deepEqual(l.tags('head', { 'pipe.freeze.trainable_params': '650' }), { 'pipe.ft_a.freeze.trainable_params': '650', 'pipe.ft_b.freeze.trainable_params': '650' });
+  assert.deepEqual(l.tags('ft_a', { 'pipe.reused.ft_a': '/runs/x/ft_a' }), { 'pipe.reused.ft_a': '/runs/x/ft_a' }, 'names its stage already');
+  assert.deepEqual(l.tags('data', { 'pipe.x': '1' }), { 'pipe.x': '1' }, 'a stage of no chain');
+});
+
+test('datasets: one download stage keeps pipe.data.<split> and the name; several name the stage in the tag and the input', () => {
+  const d = { name: 'fashion-mnist', digest: '0123456789abcdef', source: '/data', context: 'test' as const, count: 5000 };
+  const one = layoutOf({ data: { kind: 'download' }, aug: { kind: 'augment', needs: ['data'] } });
+  assert.deepEqual(one.dataset('data', d), { tag: 'pipe.data.test', dataset: d });
+  const config = parse(readFileSync(join(REPO, 'pipelines', 'fashion-mnist-transfer.yaml'), 'utf8')) as { stages: Record<string, LayoutStage & { needs?: string[] }> };
+  const l = layoutOf(config.stages);
+  assert.deepEqual(l.dataset('data_a', d), { tag: 'pipe.data.data_a.test', dataset: { ...d, name: 'fashion-mnist (data_a)' } });
+  assert.deepEqual(l.dataset('data_b', { ...d, context: 'train' }), { tag: 'pipe.data.data_b.train', dataset: { ...d, context: 'train', name: 'fashion-mnist (data_b)' } });
+});
