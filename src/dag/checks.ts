@@ -48,7 +48,7 @@ export function semanticIssues(config: PipelineConfig, ancestorsOf: (name: strin
     if (stage.kind === 'build-model') checkInputSize(config, name, ancestorsOf, at);
     if (stage.kind === 'plot') checkCompare(config, name, anc, at);
   }
-  issues.push(...dataIssues(config, ancestorsOf, source), ...storeLimitIssues(config, source));
+  issues.push(...dataIssues(config, ancestorsOf, source), ...storeLimitIssues(config, ancestorsOf, source));
   return issues;
 }
 
