@@ -239,7 +239,8 @@ export async function main(argv: string[]): Promise<number> {
     .argument('<images...>', 'image files (PNG, JPEG, WebP, ...)')
     .option('--top-k <n>', 'classes per image', (v: string) => Number(v), 5)
     .option('--json', 'one JSON document on stdout')
-    .action(async (model: string, images: string[], opts: { json?: boolean; topK?: number }) => void (code = await (await import('./predict.js')).cmdPredict(model, images, opts)));
+    .option('--stage <name>', 'the training stage whose best model to use (<run>/<name>/best-model); needed when the run has several training chains')
+    .action(async (model: string, images: string[], opts: { json?: boolean; topK?: number; stage?: string }) => void (code = await (await import('./predict.js')).cmdPredict(model, images, opts)));
   try {
     await program.parseAsync(argv, { from: 'user' });
   } catch (e) {

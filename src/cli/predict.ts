@@ -1,5 +1,5 @@
 /**
- * `pipe predict RUN_OR_MODEL_DIR IMAGE... [--top-k N] [--json]`: the top-k classes of each image
+ * `pipe predict RUN_OR_MODEL_DIR IMAGE... [--stage NAME] [--top-k N] [--json]`: the top-k classes of each image
  * with their probabilities, using the model's saved preprocessing (see src/eval/predict.ts).
  * Text output: one block per image; notes (conversions, missing metadata) go to stderr.
  * `--json`: one JSON object on stdout, notes inside it.
@@ -54,15 +54,18 @@ export function predictText(r: PredictResult): string {
  * Runs `pipe predict`; resolves to the exit code: 0, or 2 for a missing model, weights holding NaN
  * or infinities (a diverged training; never printed as `NaN%`), an unreadable
  * image, channels that cannot be converted or bad options (message on stderr naming the file).
- * @param target a run folder, a run id under runs/, or a best-model folder.
+ * @param target a run folder, a run id under runs/, or a best-model folder. A run of several
+ *   training chains needs the chain named (its best-model folder, or `opts.stage`): exit 2
+ *   listing the candidates otherwise.
+ * @param opts.stage the training stage whose best model to use, in the run `target`.
  * @param opts.topK classes per image. @defaultValue 5
  * @param io where output goes (tests pass their own). @defaultValue process
  */
-export async function cmdPredict(target: string, images: string[], opts: { json?: boolean; topK?: number }, io: PredictIo = process): Promise<number> {
+export async function cmdPredict(target: string, images: string[], opts: { json?: boolean; topK?: number; stage?: string }, io: PredictIo = process): Promise<number> {
   const { stdout, stderr } = io;
   try {
     await initEngine('auto');
-    const r = await predictImages(target, images, { topK: opts.topK });
+    const r = await predictImages(target, images, { topK: opts.topK, ...(opts.stage !== undefined ? { stage: opts.stage } : {}) });
     if (opts.json) {
       stdout.write(`${JSON.stringify(predictJson(r), null, 2)}\n`);
     } else {

@@ -5,11 +5,12 @@
  * else the augment stage's `with.test` list in the run's resolved.yaml.
  */
 import { readdir, readFile, stat } from 'node:fs/promises';
-import { basename, dirname, join, resolve } from 'node:path';
+import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { parse } from 'yaml';
 import type { OpSpec } from '../data/transforms.js';
 import { PipelineError } from '../errors.js';
 import { runsDir } from '../paths.js';
+import { RunLayout, type LayoutStage } from '../tracking/layout.js';
 
 /**
  * The preprocessing record a training stage may store in model.json's `userDefinedMetadata`
@@ -55,14 +56,53 @@ async function modelJsons(dir: string, depth = 0): Promise<Array<{ dir: string; 
   return found;
 }
 
+/** How `dir` is shown in messages: relative to the working folder when inside it, else absolute. */
+function shown(dir: string): string {
+  const rel = relative(process.cwd(), dir);
+  return rel !== '' && !rel.startsWith('..') && !isAbsolute(rel) ? rel : dir;
+}
+
+/**
+ * The training chains of the run in `runDir` (src/tracking/layout.ts `RunLayout`, from the
+ * run's resolved.yaml), by name (the last stage of each); empty when the file is missing or
+ * unreadable.
+ */
+async function chainsOfRun(runDir: string): Promise<string[]> {
+  const text = await readFile(join(runDir, 'resolved.yaml'), 'utf8').catch(() => undefined);
+  if (text === undefined) return [];
+  let stages: Record<string, LayoutStage & { needs?: string[] }>;
+  try {
+    stages = (parse(text) as { stages?: typeof stages } | null)?.stages ?? {};
+  } catch {
+    return [];
+  }
+  const ancestorsOf = (name: string): string[] => {
+    const out: string[] = [];
+    const queue = [...(stages[name]?.needs ?? [])];
+    while (queue.length) {
+      const n = queue.shift()!;
+      if (out.includes(n) || !stages[n]) continue;
+      out.push(n);
+      queue.push(...(stages[n]!.needs ?? []));
+    }
+    return out;
+  };
+  return new RunLayout(stages, ancestorsOf).chains.map((c) => c.name);
+}
+
 /**
  * The model folder for `target`: a folder holding model.json; else a run folder (or a run id
- * under the runs folder, $PIPE_RUNS_DIR or ./runs), where the most recently written model.json
- * below it wins (the last training stage's best model).
+ * under the runs folder, $PIPE_RUNS_DIR or ./runs): with `stage`, that stage's
+ * `<run>/<stage>/best-model`; else, when the run has one training chain, the most recently
+ * written model.json below it (the chain's last stage's best model); when the run has several
+ * chains (its resolved.yaml, src/tracking/layout.ts), the best model of the one chain that has
+ * one, and no guess among several.
  * @throws PipelineError PIPE_FILE_NOT_FOUND (exit 2) naming `target` when there is no such
- *   folder or no model.json in it.
+ *   folder or no model.json in it; PIPE_USAGE (exit 2) listing the candidates
+ *   (`runs/<run>/<stage>/best-model`) when several chains have a best model and no `stage` is
+ *   given, or `stage` has none.
  */
-export async function findModelDir(target: string): Promise<string> {
+export async function findModelDir(target: string, opts: { stage?: string } = {}): Promise<string> {
   let dir = resolve(target);
   let st = await stat(dir).catch(() => undefined);
   if (!st && basename(target) === target) {
@@ -72,7 +112,23 @@ export async function findModelDir(target: string): Promise<string> {
   }
   if (!st) throw new PipelineError('PIPE_FILE_NOT_FOUND', `no model at '${target}': no such file or folder (give a run folder, a run id under ${runsDir()}, or a best-model folder)`);
   if (!st.isDirectory()) throw new PipelineError('PIPE_FILE_NOT_FOUND', `no model at '${target}': it is a file; give the folder holding model.json, or a run folder`);
-  if (await isFile(join(dir, 'model.json'))) return dir;
+  if (await isFile(join(dir, 'model.json'))) {
+    if (opts.stage !== undefined) throw new PipelineError('PIPE_USAGE', `--stage ${opts.stage}: '${target}' is a model folder already; --stage picks a stage's best model in a run folder`);
+    return dir;
+  }
+  const chains = await chainsOfRun(dir);
+  const bestModel = (stage: string): string => join(dir, stage, 'best-model');
+  const withModel: string[] = [];
+  for (const c of chains) if (await isFile(join(bestModel(c), 'model.json'))) withModel.push(c);
+  const list = (names: string[]): string => names.map((c) => `  ${shown(bestModel(c))}`).join('\n');
+  if (opts.stage !== undefined) {
+    if (await isFile(join(bestModel(opts.stage), 'model.json'))) return bestModel(opts.stage);
+    throw new PipelineError('PIPE_USAGE', `--stage ${opts.stage}: no best model at ${shown(bestModel(opts.stage))} (not a training stage of that run, or it did not finish)${withModel.length ? `; the run's chains have:\n${list(withModel)}` : ''}`);
+  }
+  if (chains.length > 1 && withModel.length > 1) {
+    throw new PipelineError('PIPE_USAGE', `run '${target}' has ${chains.length} training chains with a best model each; name one (the folder, or --stage <stage>):\n${list(withModel)}`);
+  }
+  if (chains.length > 1 && withModel.length === 1) return bestModel(withModel[0]!);
   const found = await modelJsons(dir);
   if (found.length === 0) throw new PipelineError('PIPE_FILE_NOT_FOUND', `no model at '${target}': no model.json in it or in its subfolders (did a training stage of that run finish?)`);
   found.sort((a, b) => b.mtimeMs - a.mtimeMs || a.dir.localeCompare(b.dir));
@@ -111,13 +167,13 @@ export async function testOpsFromRun(modelDir: string): Promise<OpSpec[] | undef
 }
 
 /**
- * Locates the model for `target` (see {@link findModelDir}) and reads its metadata and
+ * Locates the model for `target` (and `opts.stage`; see {@link findModelDir}) and reads its metadata and
  * preprocessing.
  * @throws PipelineError PIPE_FILE_NOT_FOUND / PIPE_MODEL (exit 2) naming the file when
  *   model.json is missing or is not JSON.
  */
-export async function locateModel(target: string): Promise<ModelLocation> {
-  const dir = await findModelDir(target);
+export async function locateModel(target: string, opts: { stage?: string } = {}): Promise<ModelLocation> {
+  const dir = await findModelDir(target, opts);
   const file = join(dir, 'model.json');
   let json: { userDefinedMetadata?: Record<string, unknown> };
   try {

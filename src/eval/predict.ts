@@ -83,7 +83,9 @@ export function nonFiniteWeight(model: tf.LayersModel): { name: string; count: n
 
 /**
  * Predicts the top `topK` classes (default 5, at most the number of classes) of each image with
- * the model found at `target` (a run folder, a run id or a best-model folder). Every image is
+ * the model found at `target` (a run folder, a run id or a best-model folder; `opts.stage`: that
+ * training stage's best model in the run; a run of several training chains needs one, see
+ * `findModelDir`). Every image is
  * prepared before the model runs, so a bad file fails the call before any output.
  * Needs an initialised tfjs backend (see `initEngine`).
  * @throws PipelineError (exit 2) naming the model or image file: missing model, unreadable
@@ -91,11 +93,11 @@ export function nonFiniteWeight(model: tf.LayersModel): { name: string; count: n
  *   weights holding NaN or infinities (a diverged training), or outputs that are not finite
  *   (never shown as `NaN%`).
  */
-export async function predictImages(target: string, images: readonly string[], opts: { topK?: number } = {}): Promise<PredictResult> {
+export async function predictImages(target: string, images: readonly string[], opts: { topK?: number; stage?: string } = {}): Promise<PredictResult> {
   const k = opts.topK ?? 5;
   if (!Number.isInteger(k) || k < 1) throw new PipelineError('PIPE_USAGE', `--top-k must be a positive integer, got ${k}`);
   if (images.length === 0) throw new PipelineError('PIPE_USAGE', 'give at least one image file');
-  const loc = await locateModel(target);
+  const loc = await locateModel(target, opts.stage !== undefined ? { stage: opts.stage } : {});
   let model: tf.LayersModel;
   try {
     model = await loadModel(loc.dir);

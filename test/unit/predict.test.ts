@@ -46,7 +46,7 @@ function assertTop(top: Array<{ class: string; index: number; probability: numbe
 }
 
 /** Runs cmdPredict with its output collected. */
-async function capture(target: string, images: string[], opts: { json?: boolean; topK?: number }): Promise<{ code: number; stdout: string; stderr: string }> {
+async function capture(target: string, images: string[], opts: { json?: boolean; topK?: number; stage?: string }): Promise<{ code: number; stdout: string; stderr: string }> {
   const out: string[] = [], err: string[] = [];
   const code = await cmdPredict(target, images, opts, { stdout: { write: (s: string) => out.push(s) }, stderr: { write: (s: string) => err.push(s) } });
   return { code, stdout: out.join(''), stderr: err.join('') };
@@ -141,6 +141,53 @@ test('cmdPredict: text and --json output', async () => {
   const top1 = doc.results[0].top[0];
   const width = Math.max(...CLASSES.map((c) => c.length)); // all three classes are listed with k = 3
   assert.equal(lines[2], `   1. ${top1.class.padEnd(width)}  ${(100 * top1.probability).toFixed(2).padStart(6)}%`);
+});
+
+test('a run of several training chains: no guess (exit 2 listing each chain\'s best model) unless the folder or --stage names one', async () => {
+  await initEngine('wasm');
+  const id = '20250102T000000-def456';
+  const run = path.join(root, 'runs', id);
+  const train = (needs: string[]) => ({ kind: 'freeze-train', needs, with: {} });
+  const config = {
+    name: 'p', seed: 0, stages: {
+      data: { kind: 'download', needs: [], with: {} },
+      aug: { kind: 'augment', needs: ['data'], with: { batch_size: 4, train: [], test: [NORMALIZE] } },
+      model_a: { kind: 'build-model', needs: ['data'], with: {} }, head_a: train(['aug', 'model_a']), tune_a: { ...train(['head_a']), kind: 'unfreeze-train' },
+      model_b: { kind: 'build-model', needs: ['data'], with: {} }, head_b: train(['aug', 'model_b']), tune_b: { ...train(['head_b']), kind: 'unfreeze-train' },
+    },
+  };
+  fs.mkdirSync(run, { recursive: true });
+  fs.writeFileSync(path.join(run, 'resolved.yaml'), stringify(config));
+  const models = { head_a: tinyClassifier(1, 31), tune_a: tinyClassifier(1, 32), head_b: tinyClassifier(1, 33), tune_b: tinyClassifier(1, 34) };
+  for (const [stage, c] of Object.entries(models)) await saveClassifier(c, path.join(run, stage, 'best-model'), { classes: CLASSES });
+  const img = await writeGrey(path.join(root, 'c.png'), PIXELS);
+  const before = process.cwd();
+  process.chdir(root);
+  try {
+    // tune_b's model is the newest; still no guess: both chains' models are listed, as paths from here.
+    const r = await capture(path.join('runs', id), [img], {});
+    assert.equal(r.code, 2, r.stderr);
+    assert.equal(r.stdout, '');
+    assert.equal(r.stderr, `pipe: run '${path.join('runs', id)}' has 2 training chains with a best model each; name one (the folder, or --stage <stage>):\n  ${path.join('runs', id, 'tune_a', 'best-model')}\n  ${path.join('runs', id, 'tune_b', 'best-model')}\n`);
+    const bad = await capture(path.join('runs', id), [img], { stage: 'nope' });
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /^pipe: --stage nope: no best model at runs\/20250102T000000-def456\/nope\/best-model \(not a training stage of that run, or it did not finish\); the run's chains have:\n {2}runs\/.*\/tune_a\/best-model\n {2}runs\/.*\/tune_b\/best-model\n$/);
+    const onModel = await capture(path.join('runs', id, 'tune_a', 'best-model'), [img], { stage: 'tune_a' });
+    assert.equal(onModel.code, 2);
+    assert.match(onModel.stderr, /is a model folder already/);
+  } finally {
+    process.chdir(before);
+  }
+  for (const stage of ['tune_a', 'tune_b', 'head_b'] as const) {
+    const r = await predictImages(run, [img], { topK: 3, stage });
+    assert.equal(r.model.dir, path.join(run, stage, 'best-model'));
+    assertTop(r.results[0]!.top, expected(models[stage], normalized(PIXELS)), 3);
+  }
+  assert.equal((await predictImages(path.join(run, 'tune_a', 'best-model'), [img])).model.dir, path.join(run, 'tune_a', 'best-model'));
+  // One chain without a best model (it failed): the other chain's, not the newest model (head_b's).
+  fs.rmSync(path.join(run, 'tune_b'), { recursive: true });
+  fs.utimesSync(path.join(run, 'tune_a', 'best-model', 'model.json'), new Date(1000), new Date(1000));
+  assert.equal((await predictImages(run, [img])).model.dir, path.join(run, 'tune_a', 'best-model'));
 });
 
 test('errors name the file and exit 2', async () => {
