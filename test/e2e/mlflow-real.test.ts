@@ -173,9 +173,12 @@ test('a seven-stage run on a real MLflow server reads back complete over REST', 
 
 test('two training chains on a real MLflow server: each chain\'s curves, evaluation and best model under its own name', { skip }, async () => {
   const name = experimentName('chains');
-  // A second chain beside head -> finetune: head_b, from a model of its own, with its evaluation.
-  const root = await project(name, `  model_b: { kind: build-model, needs: [data], with: { arch: mini_resnet } }
-  head_b: { kind: freeze-train, needs: [aug, model_b], with: { epochs: 1, max_steps_per_epoch: 3, optimizer: { lr: 0.02 } } }
+  // A second chain beside head -> finetune: head_b, from a model and data of its own (the same
+  // test images, 6 of the training images), with its evaluation.
+  const root = await project(name, `  data_b: { kind: download, with: { dataset: imagefolder, source: images, subset: { train: 6 } } }
+  aug_b: { kind: augment, needs: [data_b], with: { batch_size: 6, workers: 0 } }
+  model_b: { kind: build-model, needs: [data_b], with: { arch: mini_resnet } }
+  head_b: { kind: freeze-train, needs: [aug_b, model_b], with: { epochs: 1, max_steps_per_epoch: 3, optimizer: { lr: 0.02 } } }
   eval_b: { kind: evaluate, needs: [head_b] }
 `);
   const r = await runCliIn(root, ['run', 'p.yaml', '--plain'], env(root));
@@ -195,6 +198,19 @@ test('two training chains on a real MLflow server: each chain\'s curves, evaluat
       assert.deepEqual(await history(`eval/${chain}/test_accuracy`), [[state.epochs.length, report.test_accuracy]]);
     }
     assert.deepEqual(await history('curves/test_accuracy'), [], 'no history mixing the chains');
+
+    // Tags per chain (pipe.<chain>.best_epoch) and per download stage; four dataset inputs, the two stages' test splits apart though equal.
+    const tags = tagsOf(run);
+    assert.equal(tags['pipe.finetune.best_epoch'], String(finalState(runDir!).best.epoch));
+    assert.equal(tags['pipe.head_b.best_epoch'], String(json<StateJson>(join(runDir!, 'head_b', 'state.json')).best.epoch));
+    assert.equal(tags['pipe.finetune.unfreeze_epoch'], '3');
+    for (const k of ['pipe.best_epoch', 'pipe.unfreeze_epoch', 'pipe.freeze.trainable_params', 'pipe.data.train', 'pipe.data.test']) assert.equal(tags[k], undefined, k);
+    const inputs = (run.inputs?.dataset_inputs ?? []).map((d) => ({ context: d.tags?.find((t) => t.key === 'mlflow.data.context')?.value, name: d.dataset.name, digest: d.dataset.digest, rows: JSON.parse(d.dataset.profile ?? '{}').num_rows }));
+    const order = (i: { name: string; context?: string }): string => `${i.name} ${i.context}`;
+    inputs.sort((a, b) => (order(a) < order(b) ? -1 : order(a) > order(b) ? 1 : 0));
+    assert.deepEqual(inputs.map((i) => [i.name, i.context, i.rows]), [['imagefolder (data)', 'test', 12], ['imagefolder (data)', 'train', 24], ['imagefolder (data_b)', 'test', 12], ['imagefolder (data_b)', 'train', 6]]);
+    assert.equal(inputs[0]!.digest, inputs[2]!.digest, 'the same test images');
+    for (const i of inputs) assert.equal(tags[`pipe.data.${i.name.slice('imagefolder ('.length, -1)}.${i.context}`], `${i.name}, ${i.rows} images, ${i.digest}`);
     const got = await artifacts(c, run);
     const want: Record<string, string> = {
       'best-model/finetune/weights.bin': join(runDir!, 'finetune', 'best-model', 'weights.bin'),
