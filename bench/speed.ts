@@ -137,6 +137,11 @@ async function main(): Promise<void> {
   mkdirSync(dirname(out), { recursive: true });
   writeFileSync(out, `${JSON.stringify(report, null, 1)}\n`);
   writeFileSync(md, markdown(report));
+  // Issue 21's goals, one line per model (the markdown's goals table says the same).
+  for (const [model, m] of Object.entries(report.models)) {
+    if (m.goals_met === null) continue;
+    process.stderr.write(`goal  ${model.padEnd(15)} train ${m.train_vs_torch_2_threads} (>= ${m.goal_train}), inference ${m.infer_vs_torch_2_threads} (>= ${m.goal_infer}) vs PyTorch 2 threads: ${m.goals_met ? 'met' : 'MISSED'}\n`);
+  }
   process.stderr.write(`wrote ${out} and ${md} (${report.seconds.toFixed(0)} s)\n`);
 }
 

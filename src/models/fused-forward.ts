@@ -194,6 +194,8 @@ interface Folded {
   b: tf.Tensor1D;
 }
 const foldedCache = new WeakMap<Layer, Folded>();
+/** Frees a conv's folded tensors once the conv layer is garbage (a disposed model's, e.g. a finished sweep trial's). */
+const freeFolded = new FinalizationRegistry<tf.Tensor[]>((ts) => tf.dispose(ts));
 
 /**
  * The conv's filter and bias with the BatchNorm's running statistics folded in (the scale s, the
@@ -207,7 +209,10 @@ function folded(conv: ConvLayer, bn: BatchNorm2d): Folded {
   const key = vars.map((t) => t?.dataId);
   const hit = foldedCache.get(conv);
   if (hit && !hit.w.isDisposed && hit.key.every((k, i) => k === key[i])) return hit;
-  if (hit) tf.dispose([hit.w, hit.b]);
+  if (hit) {
+    freeFolded.unregister(hit);
+    tf.dispose([hit.w, hit.b]);
+  }
   const [bias, gamma, beta, mean, variance] = vars.slice(1).map((t) => t?.dataSync());
   const O = conv.kernel.shape[3] as number;
   const s = Float64Array.from({ length: O }, (_, o) => gamma![o]! / Math.sqrt(variance![o]! + bn.epsilon));
@@ -217,6 +222,7 @@ function folded(conv: ConvLayer, bn: BatchNorm2d): Folded {
   const w = tf.tensor4d(Float32Array.from(vars[0]!.dataSync(), (wi, i) => wi * s[i % O]!), vars[0]!.shape as [number, number, number, number]);
   const out: Folded = { key, w: tf.keep(w), b: tf.keep(tf.tensor1d(b)) };
   foldedCache.set(conv, out);
+  freeFolded.register(conv, [out.w, out.b], out);
   return out;
 }
 

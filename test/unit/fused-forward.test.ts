@@ -24,6 +24,9 @@ import { fusedApply } from '../../src/models/fused-forward.js';
 import { buildClassifier, type Classifier } from '../../src/models/registry.js';
 import { Safetensors } from '../../src/models/safetensors.js';
 import { loadTorchWeights } from '../../src/models/torch-weights.js';
+import { densenet, type DenseLayout } from '../../src/models/densenet.js';
+import { mbNet, type MbStage } from '../../src/models/efficientnet.js';
+import type { Backbone } from '../../src/models/torch-net.js';
 import { vgg } from '../../src/models/vgg.js';
 import { Rng } from '../../src/rng.js';
 import { predictLogits } from '../../src/train/evaluate.js';
@@ -36,16 +39,30 @@ before(async () => {
   await initEngine('wasm');
 });
 
-/** A classifier with non-trivial BatchNorm: gamma, beta and running statistics drawn at random (seeded). */
-function classifier(arch: string, size = 16): Classifier {
-  const c = buildClassifier(arch, { height: size, width: size, channels: 3 }, 10, 'none', new Rng(1));
+/** Random non-trivial BatchNorm parameters and statistics (seeded) for every BatchNorm2d of `model`. */
+function randomiseBatchNorm(model: tf.LayersModel): void {
   let seed = 1;
-  for (const w of c.backbone.model.weights) {
+  for (const w of model.weights) {
     const m = /(gamma|beta|moving_mean|moving_variance)$/.exec(w.originalName);
     if (!m) continue;
     const positive = m[1] === 'gamma' || m[1] === 'moving_variance';
     w.write(tf.tensor(seeded(w.shape.reduce((a, b) => a! * b!, 1)!, seed++, positive ? 0.5 : -0.5, positive ? 1.5 : 0.5), w.shape as number[]));
   }
+}
+
+/** The other zoo families at the slim layouts of test/fixtures/zoo, random weights. */
+function zooBackbone(name: string, size: number): Backbone {
+  const a = (JSON.parse(readFileSync(join(fixture('zoo'), `${name}.json`), 'utf8')) as { arch: { builder: string; act?: 'relu6' | 'silu'; stages?: MbStage[]; stem?: number; head?: number; cfg?: Array<number | 'M'>; hidden?: number } & Partial<DenseLayout> }).arch;
+  const inp = { height: size, width: size, channels: 3 }, rng = new Rng(3);
+  const b = a.builder === 'mbNet' ? mbNet(a.stages!, a.act!, inp, rng, 'slim', a.stem, a.head) : a.builder === 'densenet' ? densenet(a as DenseLayout, inp, rng, 'slim') : vgg(a.cfg!, inp, rng, 'slim', a.hidden);
+  randomiseBatchNorm(b.model);
+  return b;
+}
+
+/** A classifier with non-trivial BatchNorm: gamma, beta and running statistics drawn at random (seeded). */
+function classifier(arch: string, size = 16): Classifier {
+  const c = buildClassifier(arch, { height: size, width: size, channels: 3 }, 10, 'none', new Rng(1));
+  randomiseBatchNorm(c.backbone.model);
   return c;
 }
 
@@ -58,7 +75,7 @@ async function kernels(fn: () => tf.Tensor | tf.Tensor[]): Promise<string[]> {
 }
 
 /** The backbone output, d(sum(out * r))/d(every trainable variable), and the running statistics after. */
-function trainStep(c: Classifier, x: tf.Tensor, fused: boolean): Float32Array[] {
+function trainStep(c: { backbone: Backbone }, x: tf.Tensor, fused: boolean): Float32Array[] {
   const vars = c.backbone.model.trainableWeights.map((w) => w.read() as tf.Variable);
   const run = (): tf.Tensor => (fused ? fusedApply(c.backbone.model, x, true) : (c.backbone.model.apply(x, { training: true }) as tf.Tensor));
   let out: Float32Array | undefined;
@@ -223,6 +240,39 @@ describe('training', () => {
         c.head.dispose();
       }
     }
+  });
+
+  it('the other zoo families (MobileNetV2, EfficientNet, DenseNet, VGG: depthwise convs, ReLU6, SiLU, pre-activation, biases): inference within 1e-5 on both routes, training as model.apply on the native route (VGG: inference only, its dropout is random)', { skip: nativeSkip(DNNL) }, async () => {
+    assertNative(DNNL);
+    assert.ok(await tf.setBackend('wasm'));
+    for (const name of ['mobilenet_v2_slim', 'efficientnet_b0_slim', 'densenet121_slim', 'vgg16_slim']) {
+      const x = images(3, 32, 14);
+      for (const route of ['native', 'wasm'] as const) {
+        setKernelRoute(route);
+        const b = zooBackbone(name, 32);
+        const want = b.model.apply(x, { training: false }) as tf.Tensor;
+        const got = fusedApply(b.model, x, false);
+        const e = maxRelErr(got.dataSync(), want.dataSync());
+        assert.ok(e <= 1e-5, `${name} (${route} route) inference: relative error ${e.toExponential(2)}`);
+        tf.dispose([want, got]);
+        b.model.dispose();
+      }
+      setKernelRoute('native');
+      if (name === 'vgg16_slim') {
+        tf.dispose(x);
+        continue; // its dropout makes two training passes differ
+      }
+      const a = zooBackbone(name, 32), b = zooBackbone(name, 32);
+      const want = trainStep({ backbone: a }, x, false), got = trainStep({ backbone: b }, x, true);
+      want.forEach((w, i) => {
+        const e = maxRelErr(got[i]!, w);
+        assert.ok(e <= 1e-5, `${name} training: output ${i} (0: features, then gradients, then running statistics): relative error ${e.toExponential(2)}`);
+      });
+      tf.dispose(x);
+      a.model.dispose();
+      b.model.dispose();
+    }
+    setKernelRoute('auto');
   });
 
   for (const [backend, route] of [['wasm', 'wasm'], ['cpu', '-']] as const) {
