@@ -1,10 +1,11 @@
 /**
  * The forward pass of a zoo backbone with its conv -> BatchNorm -> ReLU layers fused, so that a
  * ResNet step issues a fraction of the tfjs ops that tfjs-layers' own execution issues (one op
- * per layer, ~30 us of engine bookkeeping each, plus a memory pass each). The model's layers,
+ * per layer, tens of microseconds of engine bookkeeping each, plus a memory pass each). The model's layers,
  * weights and names are unchanged (safetensors, torch bindings, checkpoints and freezing see
  * the same model); only the execution differs. Chains found in the layer graph, each
- * intermediate tensor used by the next layer only:
+ * intermediate tensor used by the next layer only, the Conv2D channels-last, undilated and with
+ * no activation of its own:
  *
  *   [ZeroPadding2D] -> Conv2D -> [BatchNorm2d] -> ReLU                (conv_bn_relu)
  *   [ZeroPadding2D] -> Conv2D -> [BatchNorm2d] -> Add(residual) -> ReLU  (a residual block's end)
@@ -22,9 +23,11 @@
  *   `PipeConvBnTrain` where the backend has it (the native route), whose gradient is one
  *   `PipeConvBnTrainGrad` plus the input's backward-data conv; the running statistics are
  *   updated as BatchNorm2d updates them.
- * - Otherwise (other backends in training, a conv with an activation of its own, ...) each layer
- *   is applied as tfjs-layers would apply it: the same values as `model.apply`.
- * Every other layer is applied as it is. Differences from `model.apply`: the folded inference
+ * - Otherwise (training on the wasm route or another backend, a conv with a bias before a
+ *   training BatchNorm, a trained conv before a frozen BatchNorm) each layer is applied as
+ *   tfjs-layers would apply it: the same values as `model.apply`.
+ * Every other layer is applied as it is. The graph is read from tfjs-layers' internals (`Node`,
+ * Conv2D's and ZeroPadding2D's fields; package.json pins @tensorflow/* exactly). Differences from `model.apply`: the folded inference
  * path rounds differently (float32, ~1e-6 relative; the zoo goldens hold, test/unit/fused-forward.test.ts).
  */
 import * as tf from '@tensorflow/tfjs';
