@@ -7,6 +7,7 @@ import type { Dataset } from '../src/data/dataset.js';
 import type { AugmentedData } from '../src/data/batches.js';
 import { buildClassifier, ensureWeights, paramCounts, preprocessingFor, type Classifier } from '../src/models/registry.js';
 import { PipelineError } from '../src/errors.js';
+import { UPSTREAM_NEEDS_TRAINING } from '../src/dag/weights-checks.js';
 import { Rng } from '../src/rng.js';
 import { stageMeta } from './meta.js';
 import { defineStage, type StageContext } from '../src/stage.js';
@@ -32,7 +33,7 @@ function build(ctx: StageContext<BuildModelParams>, weights = ctx.params.weights
   if (weights !== 'upstream') return buildClassifier(p.arch, { height, width, channels }, p.num_classes ?? data.classes.length, weights, new Rng(ctx.seed + 1));
   // The best model of the nearest upstream training stage, as the torch state_dict it saved; a new head.
   const trained = ctx.maybeUpstream<{ modelDir?: string }>('unfreeze-train', 'freeze-train');
-  if (!trained?.modelDir) throw new PipelineError('PIPE_MODEL', `stages.${ctx.name}.with.weights: upstream needs a freeze-train or unfreeze-train stage among this stage's needs`);
+  if (!trained?.modelDir) throw new PipelineError('PIPE_MODEL', `stages.${ctx.name}.with.weights: ${UPSTREAM_NEEDS_TRAINING}`);
   const file = join(trained.modelDir, 'model.safetensors');
   return buildClassifier(p.arch, { height, width, channels }, p.num_classes ?? data.classes.length, file, new Rng(ctx.seed + 1), { newHead: true });
 }

@@ -5,6 +5,7 @@
  * - an architecture's minimum input size fits the images after augmentation;
  * - a plot stage's `compare:` names training stages upstream of it, each once, labels distinct;
  * - the stages fit the data: class count, image shape, val split, block names (data-checks.ts);
+ * - a build-model's `weights:` can be had: ImageNet pins, a training stage upstream, a file (weights-checks.ts);
  * - names fit the tracking store and the file system (store-limits.ts).
  * Anchor: DVC `repo/graph.py` checks as named errors, Keras applications' input-size checks.
  */
@@ -20,6 +21,7 @@ import { STAGE_KINDS } from '../stage-kinds.js';
 import { dataIssues } from './data-checks.js';
 import { didYouMean } from '../config/suggest.js';
 import { storeLimitIssues } from './store-limits.js';
+import { weightsIssues } from './weights-checks.js';
 
 
 /** The semantic issues of a compiled pipeline (empty when fine). */
@@ -48,7 +50,7 @@ export function semanticIssues(config: PipelineConfig, ancestorsOf: (name: strin
     if (stage.kind === 'build-model') checkInputSize(config, name, ancestorsOf, at);
     if (stage.kind === 'plot') checkCompare(config, name, anc, at);
   }
-  issues.push(...dataIssues(config, ancestorsOf, source), ...storeLimitIssues(config, ancestorsOf, source));
+  issues.push(...dataIssues(config, ancestorsOf, source), ...weightsIssues(config, ancestorsOf, source), ...storeLimitIssues(config, ancestorsOf, source));
   return issues;
 }
 

@@ -19,15 +19,21 @@ export interface CatalogEntry {
   blocks: readonly string[];
   /** Torch module of the classifier the head stands for (`fc`, `classifier`, `head.fc`). */
   classifier: string;
+  /**
+   * Whether the net has a PyTorch counterpart (its layers bound to torch key names), so that it
+   * loads a .safetensors state_dict (`weights: <path>` or `upstream`) and its training stages save
+   * one; test/unit/models.test.ts checks it against the built nets' bindings.
+   */
+  torch: boolean;
 }
 
 const RESNET_BLOCKS = ['stem', 'layer1', 'layer2', 'layer3', 'layer4'] as const;
-const resnet = (description: string): CatalogEntry => ({ family: 'resnet', description, minInputSize: 1, blocks: RESNET_BLOCKS, classifier: 'fc' }); // torchvision ResNet*_Weights meta min_size (1, 1)
+const resnet = (description: string): CatalogEntry => ({ family: 'resnet', description, minInputSize: 1, blocks: RESNET_BLOCKS, classifier: 'fc', torch: true }); // torchvision ResNet*_Weights meta min_size (1, 1)
 const MB_BLOCKS = ['stem', 'blocks_0', 'blocks_1', 'blocks_2', 'blocks_3', 'blocks_4', 'blocks_5', 'blocks_6', 'conv_head'] as const;
 
 /** Every architecture by name. */
 export const CATALOG = {
-  mini_resnet: { family: 'resnet', description: 'small ResNet for quick runs on 28x28 data (no pretrained weights)', minInputSize: 8, blocks: ['stem', 'layer1', 'layer2', 'layer3'], classifier: 'fc' },
+  mini_resnet: { family: 'resnet', description: 'small ResNet for quick runs on 28x28 data (no pretrained weights)', minInputSize: 8, blocks: ['stem', 'layer1', 'layer2', 'layer3'], classifier: 'fc', torch: false },
   resnet18: resnet('torchvision ResNet-18 (BasicBlock [2,2,2,2])'),
   resnet34: resnet('torchvision ResNet-34 (BasicBlock [3,4,6,3])'),
   resnet50: resnet('torchvision ResNet-50 v1.5 (Bottleneck [3,4,6,3], stride on the 3x3)'),
@@ -39,6 +45,7 @@ export const CATALOG = {
     minInputSize: 32, // torchvision VGG16_Weights meta min_size (32, 32)
     blocks: ['block1', 'block2', 'block3', 'block4', 'block5', 'pre_logits'], // block1, one more after every max-pool but the last, pre_logits
     classifier: 'head.fc',
+    torch: true,
   },
   mobilenet_v2: {
     family: 'efficientnet',
@@ -46,6 +53,7 @@ export const CATALOG = {
     minInputSize: 1, // torchvision MobileNet_V2_Weights meta min_size (1, 1)
     blocks: MB_BLOCKS,
     classifier: 'classifier',
+    torch: true,
   },
   efficientnet_b0: {
     family: 'efficientnet',
@@ -53,6 +61,7 @@ export const CATALOG = {
     minInputSize: 1, // torchvision EfficientNet_B0_Weights meta min_size (1, 1)
     blocks: MB_BLOCKS,
     classifier: 'classifier',
+    torch: true,
   },
   inception_v3: {
     family: 'inception',
@@ -60,6 +69,7 @@ export const CATALOG = {
     minInputSize: 75,
     blocks: ['stem', 'Mixed_5b', 'Mixed_5c', 'Mixed_5d', 'Mixed_6a', 'Mixed_6b', 'Mixed_6c', 'Mixed_6d', 'Mixed_6e', 'Mixed_7a', 'Mixed_7b', 'Mixed_7c'],
     classifier: 'fc',
+    torch: true,
   },
   densenet121: {
     family: 'densenet',
@@ -67,6 +77,7 @@ export const CATALOG = {
     minInputSize: 29, // torchvision DenseNet121_Weights meta min_size (29, 29)
     blocks: ['stem', 'denseblock1', 'transition1', 'denseblock2', 'transition2', 'denseblock3', 'transition3', 'denseblock4', 'norm5'],
     classifier: 'classifier',
+    torch: true,
   },
 } as const satisfies Record<string, CatalogEntry>;
 

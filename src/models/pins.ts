@@ -78,3 +78,11 @@ export const IMAGENET_WEIGHTS = {
 
 /** The table as a plain lookup: undefined for an architecture without ImageNet weights (or an unknown name). */
 export const IMAGENET_PINS: Readonly<Record<string, PretrainedConfig | undefined>> = IMAGENET_WEIGHTS;
+
+/**
+ * Why `weights: imagenet` cannot be used with `arch` (an architecture without an entry in the
+ * table above): the one wording of validation (src/dag/weights-checks.ts) and of the registry.
+ */
+export function noImageNetWeights(arch: string): string {
+  return `${arch} has no ImageNet weights; models with them: ${Object.keys(IMAGENET_WEIGHTS).join(', ')} (or use weights: none)`;
+}

@@ -16,6 +16,7 @@ import { INCEPTIONS } from './inception.js';
 import type { Backbone, BackboneInput } from './torch-net.js';
 import type { DownloadProgress } from '../data/download.js';
 import { cachedWeightsPath, fetchPretrained, type FetchedWeights, type Preprocessing } from './pretrained.js';
+import { noImageNetWeights } from './pins.js';
 import { RESNETS } from './resnet.js';
 import { encodeSafetensors, Safetensors, SafetensorsError } from './safetensors.js';
 import { exportTorchWeights, loadTorchWeights, WeightsMismatchError, type BoundModel } from './torch-weights.js';
@@ -76,7 +77,7 @@ export function weightsPath(arch: string, weights: string): string | undefined {
   const entry = entryOf(arch);
   if (weights === 'none') return undefined;
   if (weights === 'imagenet') {
-    if (!entry.imagenet) throw new PipelineError('PIPE_MODEL', `${arch} has no ImageNet weights; models with them: ${listModels('*', { pretrained: true }).join(', ')} (or use weights: none)`);
+    if (!entry.imagenet) throw new PipelineError('PIPE_MODEL', noImageNetWeights(arch));
     const path = cachedWeightsPath(entry.imagenet);
     if (!existsSync(path)) throw new PipelineError('PIPE_MODEL', `the ImageNet weights of ${arch} are not downloaded yet (${path}); the build-model stage downloads them`);
     return path;
@@ -99,7 +100,7 @@ export async function ensureWeights(
 ): Promise<FetchedWeights | undefined> {
   const entry = entryOf(arch);
   if (weights !== 'imagenet') return undefined;
-  if (!entry.imagenet) throw new PipelineError('PIPE_MODEL', `${arch} has no ImageNet weights; models with them: ${listModels('*', { pretrained: true }).join(', ')} (or use weights: none)`);
+  if (!entry.imagenet) throw new PipelineError('PIPE_MODEL', noImageNetWeights(arch));
   return fetchPretrained(entry.imagenet, opts);
 }
 

@@ -18,6 +18,7 @@ import { fixture } from '../fixtures.js';
 import { initEngine } from '../../src/engine/backend.js';
 import { PipelineError } from '../../src/errors.js';
 import { buildClassifier, type Classifier, listModels, MODELS, paramCounts, preprocessingFor, weightsPath } from '../../src/models/registry.js';
+import { MODEL_CATALOG } from '../../src/models/catalog.js';
 import { encodeSafetensors } from '../../src/models/safetensors.js';
 import { exportTorchWeights, weightSlots } from '../../src/models/torch-weights.js';
 import { Rng } from '../../src/rng.js';
@@ -61,6 +62,8 @@ describe('every registry entry', () => {
       if (e.publishedParams !== undefined) assert.equal(learnable, e.publishedParams, `${name}: learnable parameters`);
       // the registry knows the block names without building (validate checks unfreeze.from against them)
       assert.deepEqual(c.backbone.blocks, [...e.blocks], `${name}: MODELS.${name}.blocks`);
+      // and whether the net has a torch layout (validate checks `weights:` files and upstream against it)
+      assert.equal(c.backbone.bindings.length > 0, MODEL_CATALOG[name]!.torch, `${name}: CATALOG.${name}.torch`);
       // blocks are layer-name prefixes, and every weight-holding layer is in one
       const blockOf = (l: string): string | undefined => c.backbone.blocks.find((b) => l === b || l.startsWith(`${b}_`));
       for (const l of c.backbone.model.layers) if (l.weights.length > 0) assert.ok(blockOf(l.name), `${name}: layer ${l.name} is in no block of ${c.backbone.blocks.join(',')}`);
