@@ -17,12 +17,15 @@
  * without --optional: the same line, exit 1. PIPE_NATIVE=0 skips the build.
  * Why the last install did not build the addon is kept in build/pipe_dnnl.skipped (the engine
  * line quotes it, see src/engine/native/dnnl.ts); the full node-gyp output of a failed build in
- * build/pipe_dnnl.build.log.
+ * build/pipe_dnnl.build.log. A built addon's size and SHA-256 go to
+ * build/Release/pipe_dnnl.node.json: src/engine/native/dnnl.ts checks the file against them before
+ * loading it (a truncated or replaced .node is refused with one line instead of crashing the process).
  *
  * Plain JavaScript, not TypeScript: npm runs install scripts before `prepare` compiles dist/.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -31,6 +34,7 @@ const ROOT = dirname(dirname(fileURLToPath(import.meta.url)));
 const ADDON = join(ROOT, 'build', 'Release', 'pipe_dnnl.node');
 const SKIPPED = join(ROOT, 'build', 'pipe_dnnl.skipped');
 const LOG = join(ROOT, 'build', 'pipe_dnnl.build.log');
+const RECORD = `${ADDON}.json`;
 const APT = 'sudo apt-get install -y g++ libdnnl-dev';
 const optional = process.argv.includes('--optional');
 
@@ -39,6 +43,7 @@ function notBuilt(what, fix) {
   const why = `${what}; ${fix}, then \`npm run build:native\``;
   mkdirSync(dirname(SKIPPED), { recursive: true });
   rmSync(ADDON, { force: true });
+  rmSync(RECORD, { force: true });
   writeFileSync(SKIPPED, `${why}\n`);
   process.stderr.write(`pipe: native addon not built: ${why}. Training uses the wasm kernels (slower).\n`);
   process.exit(optional ? 0 : 1);
@@ -97,5 +102,8 @@ try {
 } catch (e) {
   notBuilt(`the built addon does not load: ${String(e.message).split('\n')[0]}`, `check oneDNN's library (${APT})`);
 }
+// 6. Its size and SHA-256, checked before every load (src/engine/native/dnnl.ts checkAddonFile).
+const built = readFileSync(ADDON);
+writeFileSync(RECORD, `${JSON.stringify({ size: built.length, sha256: createHash('sha256').update(built).digest('hex') })}\n`);
 rmSync(SKIPPED, { force: true });
 process.stderr.write(`pipe: built the native addon (oneDNN ${dnnl}): build/Release/pipe_dnnl.node\n`);

@@ -8,15 +8,25 @@
  * direct loops written out here (each op's definition), on small random inputs; an addon that disagrees (max
  * relative error > 1e-4) or fails to load is refused and the wasm kernels stay in charge.
  *
- * Environment: PIPE_NATIVE=0 disables the addon; PIPE_NATIVE_PATH loads it from another path;
- * PIPE_NATIVE_THREADS sets its thread count
- * (default: every core, `os.availableParallelism()`). OpenMP's idle threads are made to sleep
+ * Before it is loaded, the file is checked (see {@link checkAddonFile}): against the size and
+ * SHA-256 that native/install.mjs recorded next to it (`pipe_dnnl.node.json`), and, for an ELF
+ * file, that every segment and section the header names lies inside the file (a truncated shared
+ * object would otherwise be mapped by dlopen and kill the process with SIGBUS). After loading, its
+ * exports are checked before any is called (another package's .node is refused). A refused file
+ * gives one `pipe: warning:` line on stderr and the wasm kernels.
+ *
+ * Environment: PIPE_NATIVE=0 disables the addon; PIPE_NATIVE_PATH loads it from another path
+ * (its record, if any, is `<path>.json`); PIPE_NATIVE_THREADS sets its thread count, a whole
+ * number from 1 to 4 x `os.availableParallelism()` (else exit 2 naming the variable; default:
+ * every core). OpenMP's idle threads are made to sleep
  * (OMP_WAIT_POLICY=passive unless set) so that they do not spin on cores the data workers need.
  */
+import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { existsSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
+import { PipelineError } from '../../errors.js';
 
 /** The addon's functions (see native/pipe_dnnl.cc and native/native.h for the parameter layouts). */
 export interface DnnlAddon {
@@ -77,27 +87,114 @@ function notBuiltReason(path: string): string {
 
 let status: DnnlStatus | undefined;
 
-/** Loads, configures and self-tests the addon once; later calls return the same status. */
+/** The fix named whenever the addon's file is refused. */
+const REBUILD = 'rebuild it with `npm run build:native`';
+
+/**
+ * The addon's thread count from PIPE_NATIVE_THREADS: a whole number from 1 to
+ * 4 x `os.availableParallelism()` (more threads than that only oversubscribe the cores, and very
+ * large counts crash OpenMP); unset: `os.availableParallelism()`.
+ * @throws PipelineError PIPE_BACKEND (exit 2) naming the variable when it is anything else.
+ */
+export function nativeThreads(env: NodeJS.ProcessEnv = process.env): number {
+  const raw = env['PIPE_NATIVE_THREADS'];
+  if (raw === undefined || raw === '') return availableParallelism();
+  const cap = 4 * availableParallelism();
+  const n = /^\s*\d+\s*$/.test(raw) ? Number(raw) : Number.NaN;
+  if (!Number.isSafeInteger(n) || n < 1 || n > cap) {
+    throw new PipelineError('PIPE_BACKEND', `PIPE_NATIVE_THREADS='${raw}': expected a whole number of threads from 1 to ${cap} (4 x this machine's ${availableParallelism()} cores), or unset for every core`);
+  }
+  return n;
+}
+
+/**
+ * Why the file at `path` must not be loaded, or undefined when it may be:
+ * - `<path>.json`, written by native/install.mjs after a build ({ size, sha256 }), when present:
+ *   the file must have that size and SHA-256 (a truncated, damaged or replaced file is refused);
+ * - an ELF file (Linux): its program headers (the segments dlopen maps) and its section header
+ *   table must lie inside the file. dlopen maps a truncated shared object without complaint and
+ *   the process dies with SIGBUS on the first page past the end; this catches that without the
+ *   record. Offsets per the ELF specification (System V gABI, "ELF Header", "Program Header").
+ */
+export function checkAddonFile(path: string): string | undefined {
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(path);
+  } catch (e) {
+    return `cannot read ${path}: ${(e as Error).message}`;
+  }
+  const recordPath = `${path}.json`;
+  if (existsSync(recordPath)) {
+    let record: { size?: unknown; sha256?: unknown };
+    try {
+      record = JSON.parse(readFileSync(recordPath, 'utf8')) as typeof record;
+    } catch (e) {
+      return `its build record ${recordPath} is unreadable (${(e as Error).message.split('\n')[0]})`;
+    }
+    if (record.size !== bytes.length) return `${path} is ${bytes.length} bytes, but was built as ${String(record.size)} bytes (truncated or replaced)`;
+    const sha = createHash('sha256').update(bytes).digest('hex');
+    if (record.sha256 !== sha) return `${path} does not match the SHA-256 recorded when it was built (damaged or replaced)`;
+  }
+  return elfDamage(bytes, path);
+}
+
+/** For an ELF file: why its headers point past its end (truncated), else undefined. Not ELF: undefined (dlopen refuses it cleanly). */
+function elfDamage(b: Buffer, path: string): string | undefined {
+  if (b.length < 4 || b[0] !== 0x7f || b[1] !== 0x45 || b[2] !== 0x4c || b[3] !== 0x46) return undefined;
+  const truncated = (what: string): string => `${path} is truncated (${b.length} bytes; its ELF ${what} lies past the end)`;
+  const is64 = b[4] === 2, le = b[5] === 1;
+  if (b.length < (is64 ? 64 : 52)) return truncated('header');
+  const u16 = (o: number): number => (le ? b.readUInt16LE(o) : b.readUInt16BE(o));
+  const u32 = (o: number): number => (le ? b.readUInt32LE(o) : b.readUInt32BE(o));
+  const u64 = (o: number): number => Number(le ? b.readBigUInt64LE(o) : b.readBigUInt64BE(o));
+  const word = is64 ? u64 : u32;
+  const [phoff, shoff] = is64 ? [u64(0x20), u64(0x28)] : [u32(0x1c), u32(0x20)];
+  const [phentsize, phnum, shentsize, shnum] = is64 ? [u16(0x36), u16(0x38), u16(0x3a), u16(0x3c)] : [u16(0x2a), u16(0x2c), u16(0x2e), u16(0x30)];
+  if (phoff + phnum * phentsize > b.length) return truncated('program header table');
+  for (let i = 0; i < phnum; i++) {
+    const ph = phoff + i * phentsize;
+    // p_offset and p_filesz: 64-bit at +8 and +32, 32-bit at +4 and +16.
+    const [off, filesz] = is64 ? [word(ph + 8), word(ph + 32)] : [word(ph + 4), word(ph + 16)];
+    if (off + filesz > b.length) return truncated(`segment ${i}`);
+  }
+  if (shnum > 0 && shoff + shnum * shentsize > b.length) return truncated('section header table');
+  return undefined;
+}
+
+/** Refuses the addon's file: one warning line (it was built, so this is not the usual "not built" case) and the reason. */
+function refuse(reason: string): DnnlStatus {
+  process.stderr.write(`pipe: warning: ${reason}; the wasm kernels are used (slower)\n`);
+  return (status = { addon: undefined, reason });
+}
+
+/**
+ * Loads, configures and self-tests the addon once; later calls return the same status.
+ * @throws PipelineError PIPE_BACKEND (exit 2) for a bad PIPE_NATIVE_THREADS ({@link nativeThreads}).
+ */
 export function loadDnnl(): DnnlStatus {
   if (status) return status;
   if (process.env['PIPE_NATIVE'] === '0') return (status = { addon: undefined, reason: 'disabled by PIPE_NATIVE=0' });
+  const threads = nativeThreads();
   const path = process.env['PIPE_NATIVE_PATH'] || ADDON_PATH;
   if (!existsSync(path)) return (status = { addon: undefined, reason: notBuiltReason(path) });
+  const damaged = checkAddonFile(path);
+  if (damaged) return refuse(`native addon refused: ${damaged}; ${REBUILD}`);
   process.env['OMP_WAIT_POLICY'] ??= 'passive';
   let addon: DnnlAddon;
   try {
     addon = createRequire(import.meta.url)(path) as DnnlAddon;
   } catch (e) {
-    return (status = { addon: undefined, reason: `native addon failed to load: ${(e as Error).message.split('\n')[0]}` });
+    return refuse(`native addon failed to load: ${(e as Error).message.split('\n')[0]}; ${REBUILD}`);
   }
-  const threads = Number(process.env['PIPE_NATIVE_THREADS'] ?? availableParallelism());
-  addon.setThreads(Number.isInteger(threads) && threads > 0 ? threads : 1);
   const missing = lacks(addon, CORE_FUNCTIONS);
-  if (missing.length) return (status = { addon: undefined, reason: `native addon out of date (no ${missing.join(', ')}): rebuild it with \`npm run build:native\`` });
+  // Without the functions every build has had, it is another package's addon, not an old build of pipe's.
+  if (missing.length && lacks(addon, ['conv', 'matmul', 'setThreads', 'threads']).length) return refuse(`native addon refused: ${path} is not pipe's native addon (no ${missing.join(', ')}); ${REBUILD}`);
+  if (missing.length) return refuse(`native addon out of date (no ${missing.join(', ')}): ${REBUILD}`);
+  addon.setThreads(threads);
   const bad = selfTest(addon);
   if (bad) return (status = { addon: undefined, reason: `native addon refused: its self-test failed (${bad})` });
   const noFused = lacks(addon, FUSED_FUNCTIONS);
-  const stale = noFused.length ? `addon built before the fused conv + BatchNorm kernels: rebuild it with \`npm run build:native\`` : undefined;
+  const stale = noFused.length ? `addon built before the fused conv + BatchNorm kernels: ${REBUILD}` : undefined;
   return (status = { addon, threads: addon.threads(), path, fused: !stale, ...(stale ? { stale } : {}) });
 }
 
