@@ -35,7 +35,8 @@ const REASON_WIDTH = 120;
 
 /**
  * The listing as aligned text: ID, NAME, STATUS, BEST TEST ACC, STARTED, DURATION; trials
- * indented under their sweep; under a FAILED or KILLED run, a line `-> <stage>: <message>`.
+ * indented under their sweep; under a FAILED or KILLED run, a line `-> <stage>: <message>`, for a
+ * KILLED run with unfinished stages followed by the command that continues it (never shortened).
  */
 export function formatListing(l: Listing): string {
   const row = (indent: string, id: string, name: string, status: string, best: string, start: number, end: number | undefined): string[] =>
@@ -43,16 +44,17 @@ export function formatListing(l: Listing): string {
   const rows: string[][] = [['ID', 'NAME', 'STATUS', 'BEST TEST ACC', 'STARTED', 'DURATION']];
   /** Row index -> the reason line printed under it. */
   const reasons = new Map<number, string>();
-  const why = (indent: string, failure: string | undefined): void => {
-    if (failure === undefined) return;
-    const line = failure.split('\n')[0]!;
-    reasons.set(rows.length - 1, `${indent}  -> ${line.length > REASON_WIDTH ? `${line.slice(0, REASON_WIDTH - 3)}...` : line}`);
+  const why = (indent: string, failure: string | undefined, resume?: string): void => {
+    if (failure === undefined && resume === undefined) return;
+    const line = (failure ?? 'KILLED').split('\n')[0]!;
+    const hint = resume === undefined ? '' : `; continue with \`${resume}\``;
+    reasons.set(rows.length - 1, `${indent}  -> ${line.length > REASON_WIDTH ? `${line.slice(0, REASON_WIDTH - 3)}...` : line}${hint}`);
   };
   for (const e of l.entries) {
     if (e.kind === 'run') {
       const r = e.run;
       rows.push(row('', r.runId, r.name, r.status, pct(r.bestTestAccuracy), r.startedAt, r.endedAt));
-      why('', r.failure);
+      why('', r.failure, r.resume);
       continue;
     }
     const s = e.sweep;

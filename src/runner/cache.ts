@@ -58,6 +58,8 @@ export interface Lock {
   mlflowRunId?: string;
   createdAt: number;
   stages: Record<string, LockEntry>;
+  /** The run's `--set` expressions (a sweep trial's include its assignments), for the command that resumes it (interrupt-hint.ts). */
+  sets?: string[];
   /** Why the run ended FAILED or KILLED (`stage: message`, `; `-joined), the `pipe.error` tag's value. */
   failure?: { status: 'FAILED' | 'KILLED'; reason: string };
 }

@@ -15,19 +15,20 @@ const WHY: Record<string, string> = {
 };
 
 /**
- * An interruption as "interrupted; continue with `pipe run FILE --resume`" (exit 130); a disk
+ * An interruption as "interrupted; continue with `<ctx.resume>`" (exit 130; `ctx.resume` is the
+ * run's own resume command, from resumeCommand in interrupt-hint.ts); a disk
  * error (ENOSPC, EDQUOT, EIO, EROFS, EFBIG), thrown directly or by a stage, as a
  * PipelineError PIPE_DISK (exit 1) naming the path (or, when Node did not say which file, the
  * run folder) and the cause, and saying how to continue; any other error unchanged.
  */
-export function describeFailure(e: unknown, ctx: { runDir: string; file: string }): unknown {
+export function describeFailure(e: unknown, ctx: { runDir: string; resume: string }): unknown {
   const stage = e instanceof StageFailedError ? e.stage : undefined;
   const cause = stage !== undefined ? (e as StageFailedError).cause : e;
-  if (e instanceof PipelineError && e.code === 'PIPE_INTERRUPTED') return new PipelineError('PIPE_INTERRUPTED', `interrupted; continue with \`pipe run ${ctx.file} --resume\``, 130);
+  if (e instanceof PipelineError && e.code === 'PIPE_INTERRUPTED') return new PipelineError('PIPE_INTERRUPTED', `interrupted; continue with \`${ctx.resume}\``, 130);
   if (!isDiskError(cause)) return e;
   const where = cause.path !== undefined ? cause.path : `a file in ${ctx.runDir}`;
   const what = `${WHY[String(cause.code)] ?? String(cause.code)} (${String(cause.code)}) while writing ${where}`;
-  return new PipelineError('PIPE_DISK', `${stage !== undefined ? `stage '${stage}' failed: ` : ''}${what}; make room there, then continue with \`pipe run ${ctx.file} --resume\``, 1);
+  return new PipelineError('PIPE_DISK', `${stage !== undefined ? `stage '${stage}' failed: ` : ''}${what}; make room there, then continue with \`${ctx.resume}\``, 1);
 }
 
 const active = new Set<() => Promise<void>>();

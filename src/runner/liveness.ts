@@ -11,13 +11,14 @@
 import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { PipelineError } from '../errors.js';
 import { writeDurable } from '../fs-durable.js';
 import { FileStore } from '../tracking/file/store.js';
 import { MlflowClient } from '../tracking/rest/client.js';
 import type { RunStatus } from '../tracking/tracker.js';
 import { isServerUri } from '../tracking/uri.js';
+import { resumeCommand } from './interrupt-hint.js';
 
 /** runs/<run>/process.json. */
 export interface RunProcess {
@@ -129,13 +130,13 @@ export async function closeDeadRuns(runDirs: string[]): Promise<string[]> {
   for (const dir of runDirs) {
     const p = await readProcess(dir);
     if (!p || p.ended || processAlive(p)) continue;
-    const lock = await readFile(join(dir, 'lock.json'), 'utf8').then((t) => JSON.parse(t) as { mlflowRunId?: string }, () => undefined);
+    const lock = await readFile(join(dir, 'lock.json'), 'utf8').then((t) => JSON.parse(t) as { mlflowRunId?: string; file?: string; sets?: string[] }, () => undefined);
     const mlflowRunId = p.mlflowRunId || lock?.mlflowRunId || '';
     const endTime = Math.max(p.startedAt, ...(await Promise.all(['lock.json', 'process.json'].map((f) => stat(join(dir, f)).then((s) => s.mtimeMs, () => 0)))).map(Math.floor));
     try {
       if (mlflowRunId) await closeInStore(p, mlflowRunId, endTime);
       await writeDurable(processFile(dir), JSON.stringify({ ...p, ended: { status: 'KILLED', at: endTime, by: 'next command' } }, null, 2));
-      lines.push(`run ${dir} was left RUNNING by process ${p.pid}, which is gone: marked KILLED (continue it with \`pipe run <file> --resume\`)`);
+      lines.push(`run ${dir} was left RUNNING by process ${p.pid}, which is gone: marked KILLED (continue it with \`${resumeCommand(lock?.file ?? '<file>', lock?.sets ?? [], basename(dir))}\`)`);
     } catch (e) {
       lines.push(`run ${dir} was left RUNNING by process ${p.pid}, which is gone; marking it KILLED failed (tried again next time): ${(e as Error).message.split('\n')[0]}`);
     }

@@ -32,6 +32,7 @@ import { ancestors } from '../dag/compile.js';
 import type { EvalReport } from '../eval/report.js';
 import { paramDiff, previousLocks, readLock, StageIndex, writeLock, type Lock } from './cache.js';
 import { describeFailure, onHardStop } from './failure.js';
+import { resumeCommand } from './interrupt-hint.js';
 import { claimRun, closeDeadRunsUnder, recordEnd, recordProcess } from './liveness.js';
 import { gitInfo } from './git.js';
 import type { PlanEntry } from './plan.js';
@@ -138,6 +139,7 @@ export async function runPipeline(file: string, opts: RunOptions): Promise<RunRe
   if (mode === 'json') events.subscribe(jsonReporter(out));
 
   const { config, dag, plan } = await planFile(file, opts);
+  const sets = (opts.overrides ?? []).map((o) => o.expr);
   const trackingUri = process.env['MLFLOW_TRACKING_URI'] || undefined;
   const store = resolveStore(trackingUri, runsDir()); // checked before any work
   const resumed = opts.resume ? await findResumable(file, config, opts.resume) : undefined;
@@ -157,6 +159,7 @@ export async function runPipeline(file: string, opts: RunOptions): Promise<RunRe
   events.subscribe(tracking.on);
 
   const lock: Lock = resumed ?? { pipeline: config.name, file, runId, mlflowRunId: tracker.runId, createdAt: Date.now(), stages: {} };
+  lock.sets = sets; // for the resume hint of `pipe runs` (liveness.ts); this invocation's give the same config
   for (const e of plan) {
     const reused = e.decision === 'skip' && e.reuseDir !== join(runDir, e.name);
     lock.stages[e.name] = { kind: e.kind, key: e.key, parts: e.parts, outDir: e.reuseDir ?? join(runDir, e.name), status: e.decision === 'skip' ? 'done' : 'pending', ...(reused ? { reusedFrom: e.reuseDir } : {}) };
@@ -173,7 +176,7 @@ export async function runPipeline(file: string, opts: RunOptions): Promise<RunRe
   } catch (e) {
     dropHardStop();
     await endRun('FAILED');
-    throw describeFailure(e, { runDir, file });
+    throw describeFailure(e, { runDir, resume: resumeCommand(file, sets, runId) });
   }
 
   const controller = new AbortController();
@@ -216,7 +219,7 @@ export async function runPipeline(file: string, opts: RunOptions): Promise<RunRe
     await writeLock(runDir, lock, { inPlaceWhenFull: true }).catch(() => undefined); // the stages' final states, even on a full disk
     await tracker.setTags(failureTags(lock.failure.status, reason, config.description)).catch(() => undefined);
     await endRun(lock.failure.status);
-    const err = describeFailure(e, { runDir, file });
+    const err = describeFailure(e, { runDir, resume: resumeCommand(file, sets, runId) });
     end(lock.failure.status, err instanceof Error ? err.message : String(err));
     throw err;
   } finally {
@@ -275,7 +278,7 @@ async function startTrackedRun(file: string, config: PipelineConfig, r: { runId:
     dropHardStop();
     await tracker.end('FAILED').catch(() => undefined);
     await recordEnd(runDir, 'FAILED');
-    throw describeFailure(e, { runDir, file });
+    throw describeFailure(e, { runDir, resume: resumeCommand(file, (opts.overrides ?? []).map((o) => o.expr), r.runId) });
   }
   dropHardStop();
   return tracker;

@@ -8,6 +8,7 @@
 import { readFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { readLock, type Lock } from '../runner/cache.js';
+import { resumeCommand } from '../runner/interrupt-hint.js';
 import type { EpochRecord } from '../train/loop.js';
 import { readStateJson, type TrainStateJson } from '../train/persist.js';
 import type { FileStore } from '../tracking/file/store.js';
@@ -43,6 +44,8 @@ export interface RunSummary {
   curve: { epoch: number; testAccuracy: number }[];
   /** Why a FAILED or KILLED run ended (lock.json's `failure.reason`, the run's `pipe.error` tag). */
   failure?: string;
+  /** For a KILLED run with unfinished stages: the command that continues it (interrupt-hint.ts). */
+  resume?: string;
   /** ms since the Unix epoch. */
   startedAt: number;
   endedAt?: number;
@@ -103,17 +106,19 @@ export async function summarizeRun(runDir: string, headers?: FileStore): Promise
   const params = (model && (await countWeights(join(model.outDir, 'model', 'model.json')))) ?? (trained && (await countWeights(join(trained.outDir, 'best-model', 'model.json'))));
   const lockState: RunState = lock.failure?.status ?? (stages.every((s) => s.status === 'done') ? 'FINISHED' : stages.some((s) => s.status === 'failed') ? 'FAILED' : 'UNFINISHED');
   const trialState: RunState | undefined = trial && ({ finished: 'FINISHED', failed: 'FAILED', killed: 'KILLED' } as const)[trial.status];
+  const status = header?.status ?? trialState ?? lockState;
   return {
     runId: lock.runId || basename(runDir),
     runDir,
     pipeline: lock.pipeline,
     name: trial?.name ?? (header?.runName || `${lock.pipeline}-${lock.runId}`),
-    status: header?.status ?? trialState ?? lockState,
+    status,
     ...(lock.mlflowRunId ? { mlflowRunId: lock.mlflowRunId } : {}),
     ...historyFigures(await history(lock)),
     ...(params !== undefined ? { params } : {}),
     ...((trial?.backend ?? header?.tags['pipe.backend']) ? { backend: trial?.backend ?? header?.tags['pipe.backend'] } : {}),
     ...(lock.failure ? { failure: lock.failure.reason } : {}),
+    ...(status === 'KILLED' && stages.some((s) => s.status !== 'done') ? { resume: resumeCommand(lock.file, lock.sets ?? [], lock.runId || basename(runDir)) } : {}),
     startedAt: header?.startTime ?? lock.createdAt,
     ...(header?.endTime !== undefined ? { endedAt: header.endTime } : trial ? { endedAt: lock.createdAt + trial.seconds * 1000 } : {}),
   };

@@ -6,9 +6,9 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import type { RunEvent } from '../../src/runner/events.js';
 import { FileStore } from '../../src/tracking/file/store.js';
 import { makeTree, REPO, runCliIn } from '../utils.js';
@@ -87,7 +87,7 @@ test('an interrupted run is finished by --resume without redoing finished stages
   }
   child.kill('SIGINT');
   assert.equal(await exited, 130, stderr);
-  assert.match(stderr, /^pipe: interrupted; continue with `pipe run p\.yaml --resume`$/m);
+  assert.match(stderr, /^pipe: interrupted; continue with `pipe run p\.yaml --resume \d{8}T\d{6}-[0-9a-f]+`$/m);
   const lock1 = JSON.parse(readFileSync(lockPath()!, 'utf8'));
   assert.equal(lock1.stages.head.status, 'done');
   assert.notEqual(lock1.stages.finetune.status, 'done');
@@ -135,4 +135,43 @@ test('a cache entry whose files are gone is rebuilt, not trusted', { skip }, asy
   assert.equal(second.exitCode, 0, second.stderr);
   assert.match(second.stdout, /^› cached outputs in <root>\/runs\/\S+\/model do not load \(ENOENT: .*weights\.bin'\); running the stage again$/m);
   assert.match(second.stdout, /reused from the stage cache: data, aug, head, finetune, eval\n/);
+});
+
+test('the resume command printed after Ctrl-C carries the run\'s --set overrides (shell-quoted) and works when pasted', { skip }, async () => {
+  const root = makeTree({ 'p.yaml': pipeline(1) });
+  const sets = ['--set', 'stages.finetune.with.epochs=6', '--set', "description=it's a test"];
+  const child = spawn(process.execPath, [join(REPO, 'bin', 'pipe.js'), 'run', 'p.yaml', ...sets, '--log-format', 'json'], { cwd: root, env: { ...process.env, MLFLOW_TRACKING_URI: '', PIPE_RUNS_DIR: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  child.stdout.resume();
+  const exited = new Promise<number | null>((r) => child.on('close', r));
+  const runs = join(root, 'runs');
+  const runDir = (): string | undefined => (existsSync(runs) ? readdirSync(runs).filter((d) => /^\d{8}T/.test(d)).map((d) => join(runs, d))[0] : undefined);
+  for (let i = 0; i < 1200; i++) {
+    const d = runDir();
+    const latest = d && join(d, 'finetune', 'checkpoint', 'latest.json');
+    if (latest && existsSync(latest) && JSON.parse(readFileSync(latest, 'utf8')).epoch >= 2) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  child.kill('SIGINT');
+  assert.equal(await exited, 130, stderr);
+  const runId = basename(runDir()!);
+  const hint = /^pipe: interrupted; continue with `(.+)`$/m.exec(stderr)?.[1];
+  assert.equal(hint, `pipe run p.yaml --set stages.finetune.with.epochs=6 --set 'description=it'\\''s a test' --resume ${runId}`, stderr);
+  // `pipe runs` gives the same command under the KILLED run.
+  const listed = await runCliIn(root, ['runs']);
+  assert.equal(listed.exitCode, 0, listed.stderr);
+  assert.ok(listed.stdout.includes(`-> finetune: interrupted; continue with \`${hint}\``), listed.stdout);
+  // Pasted into a shell as printed, with `pipe` on the PATH: it resumes the run and finishes it.
+  const bin = join(root, 'bin');
+  mkdirSync(bin);
+  writeFileSync(join(bin, 'pipe'), `#!/bin/sh\nexec "${process.execPath}" "${join(REPO, 'bin', 'pipe.js')}" "$@"\n`, { mode: 0o755 });
+  const pasted = spawnSync('/bin/sh', ['-c', hint!], { cwd: root, env: { ...process.env, PATH: `${bin}:${process.env['PATH']}`, MLFLOW_TRACKING_URI: '', PIPE_RUNS_DIR: '' }, encoding: 'utf8' });
+  assert.equal(pasted.status, 0, pasted.stderr);
+  assert.match(pasted.stdout, /unfreeze: continuing from the epoch \d+ checkpoint/);
+  const lock = JSON.parse(readFileSync(join(runs, runId, 'lock.json'), 'utf8'));
+  assert.ok(Object.values(lock.stages).every((s) => (s as { status: string }).status === 'done'), JSON.stringify(lock.stages));
+  const run = await new FileStore(join(runs, 'mlruns')).readRun(lock.mlflowRunId);
+  assert.equal(run.meta['status'], 3, 'FINISHED');
+  assert.deepEqual(run.metrics['curves/test_accuracy']!.map((p) => p.step), [1, 2, 3, 4, 5, 6, 7], '1 freeze + 6 unfreeze epochs: the --set was kept');
 });

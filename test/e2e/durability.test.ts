@@ -284,7 +284,7 @@ for (const storeOnFullDisk of [true, false]) {
       const lines = r.err.split('\n').filter((l) => l.startsWith('pipe:'));
       assert.equal(lines.length, 1, `stderr: ${r.err}`);
       assert.doesNotMatch(r.err, /internal error|\n\s+at /, 'no stack trace');
-      assert.match(lines[0]!, new RegExp(`^pipe: stage '\\w+' failed: no space left on the device \\(ENOSPC\\) while writing ${runs.replace(/[/.]/g, '\\$&')}/\\S+; make room there, then continue with \`pipe run p.yaml --resume\`$`));
+      assert.match(lines[0]!, new RegExp(`^pipe: stage '\\w+' failed: no space left on the device \\(ENOSPC\\) while writing ${runs.replace(/[/.]/g, '\\$&')}/\\S+; make room there, then continue with \`pipe run p.yaml --resume \\d{8}T\\d{6}-[0-9a-f]+\`$`));
       const storeRun = async (): Promise<{ meta: Record<string, unknown>; metrics: Record<string, MetricPoint[]> }> => {
         const exp = readdirSync(store).find((d) => d !== '0' && d !== '.trash' && existsSync(join(store, d, 'meta.yaml')))!;
         const id = readdirSync(join(store, exp)).find((d) => /^[0-9a-f]{32}$/.test(d))!;
