@@ -45,11 +45,12 @@ const PATTERNS: Record<string, string> = {
   '^[^.]+(\\.[^.]+)*$': 'a dotted config path with no empty part, e.g. stages.model.with.arch',
 };
 
-function yamlHint(value: unknown, expected: string): string {
+function yamlHint(value: unknown, expected: string, schema: Schema = {}): string {
   if (typeof value !== 'string') return '';
   if (expected === 'boolean' && /^(yes|no|on|off|y|n)$/i.test(value)) return ` (YAML 1.2 reads '${value}' as a string: use true/false)`;
   if ((expected === 'number' || expected === 'integer') && value.trim() !== '' && !Number.isNaN(Number(value))) return ' (quoted numbers are strings: remove the quotes)';
-  if (expected === 'array') return ` (a list of one is written [${value}])`;
+  const min = Number(schema['minItems'] ?? 0);
+  if (expected === 'array') return min > 1 ? ` (a list is written [${value}, ...], with at least ${min} items)` : ` (a list of one is written [${value}])`;
   return '';
 }
 
@@ -141,7 +142,7 @@ function issueOf(e: ErrorObject, path: (string | number)[], value: unknown): Sch
     }
     case 'type': {
       const expected = String(e.params['type']);
-      return { path, atKey: false, message: `expected ${TYPE_NAMES[expected] ?? expected}, found ${describe(value)}${yamlHint(value, expected)}` };
+      return { path, atKey: false, message: `expected ${TYPE_NAMES[expected] ?? expected}, found ${describe(value)}${yamlHint(value, expected, parent)}` };
     }
     case 'const':
       return { path, atKey: false, message: `expected ${JSON.stringify(e.params['allowedValue'])}, found ${describe(value)}` };

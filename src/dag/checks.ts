@@ -48,22 +48,45 @@ export function semanticIssues(config: PipelineConfig, ancestorsOf: (name: strin
       }
     }
     if (stage.kind === 'build-model') checkInputSize(config, name, ancestorsOf, at);
-    if (stage.kind === 'plot') checkCompare(config, name, anc, at);
+    if (stage.kind === 'plot') checkCompare(config, name, anc, ancestorsOf, at);
   }
   issues.push(...dataIssues(config, ancestorsOf, source), ...weightsIssues(config, ancestorsOf, source), ...storeLimitIssues(config, ancestorsOf, source));
   return issues;
 }
 
-/** A plot stage's `compare:` entries: training stages upstream of it, each once, with distinct labels. */
-function checkCompare(config: PipelineConfig, plot: string, anc: readonly string[], at: (p: (string | number)[], m: string) => void): void {
+/**
+ * The training stages `stage` continues, nearest first: its chain before it (the nearest upstream
+ * training stage, unless a build-model stage is nearer, which starts a new chain; as
+ * src/tracking/layout.ts RunLayout and src/train/stage.ts previousTraining decide it).
+ */
+function chainBefore(config: PipelineConfig, stage: string, ancestorsOf: (name: string) => string[]): string[] {
+  const out: string[] = [];
+  for (let n: string | undefined = stage; ;) {
+    const near: string | undefined = ancestorsOf(n).find((a) => ['build-model', 'freeze-train', 'unfreeze-train'].includes(config.stages[a]!.kind));
+    if (near === undefined || config.stages[near]!.kind === 'build-model') return out;
+    out.push(near);
+    n = near;
+  }
+}
+
+/**
+ * A plot stage's `compare:` entries: training stages upstream of it, each once, of different
+ * chains (one is not the continuation of another), with distinct labels that are not blank.
+ */
+function checkCompare(config: PipelineConfig, plot: string, anc: readonly string[], ancestorsOf: (name: string) => string[], at: (p: (string | number)[], m: string) => void): void {
   const compare = (config.stages[plot]!.with as { compare?: Array<string | { stage: string; label?: string }> }).compare ?? [];
   const names = Object.keys(config.stages);
   const seen = new Map<string, number>();
   const labels = new Map<string, number>();
+  const isTrain = (n: string): boolean => ['freeze-train', 'unfreeze-train'].includes(config.stages[n]?.kind ?? '');
+  const stageOf = (c: string | { stage: string }): string => (typeof c === 'string' ? c : c.stage);
   compare.forEach((c, i) => {
     const [stage, label] = typeof c === 'string' ? [c, c] : [c.stage, c.label ?? c.stage];
     const path = ['stages', plot, 'with', 'compare', i, ...(typeof c === 'string' ? [] : ['stage'])];
     const kind = config.stages[stage]?.kind;
+    // An earlier entry of the same chain: one of them continues the other.
+    const sameChain = isTrain(stage) && anc.includes(stage) ? compare.slice(0, i).map(stageOf).findIndex((o) => o !== stage && isTrain(o) && anc.includes(o)
+      && (chainBefore(config, stage, ancestorsOf).includes(o) || chainBefore(config, o, ancestorsOf).includes(stage))) : -1;
     if (kind === undefined) {
       at(path, `stage '${plot}' compares '${stage}', which is not a stage of this pipeline.${didYouMean(stage, names) || ` Stages: ${names.join(', ')}.`}`);
     } else if (kind !== 'freeze-train' && kind !== 'unfreeze-train') {
@@ -72,6 +95,12 @@ function checkCompare(config: PipelineConfig, plot: string, anc: readonly string
       at(path, `stage '${plot}' compares '${stage}', which is not upstream of it; add '${stage}' (or a stage after it, e.g. its evaluate stage) to its needs`);
     } else if (seen.has(stage)) {
       at(path, `stage '${plot}' compares '${stage}' twice (entries ${seen.get(stage)} and ${i})`);
+    } else if (sameChain >= 0) {
+      const other = stageOf(compare[sameChain]!);
+      const [first, then] = chainBefore(config, stage, ancestorsOf).includes(other) ? [other, stage] : [stage, other];
+      at(path, `stage '${plot}' compares '${stage}' and '${other}' (entries ${sameChain} and ${i}), two stages of one training chain ('${then}' continues '${first}'); compare different chains, each by its last training stage`);
+    } else if (typeof c !== 'string' && label.trim() === '') {
+      at(['stages', plot, 'with', 'compare', i, 'label'], `the label of entry ${i} ('${stage}') is blank (whitespace only); give a name for the legend, or leave label out to use the stage name`);
     } else if (labels.has(label)) {
       at(typeof c === 'string' ? path : ['stages', plot, 'with', 'compare', i, 'label' in c ? 'label' : 'stage'], `stage '${plot}' has two chains labelled '${label}' (entries ${labels.get(label)} and ${i}); give them distinct labels`);
     }
