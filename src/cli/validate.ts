@@ -77,6 +77,23 @@ export async function validateReport(file: string, opts: CheckCliOpts): Promise<
   return `'${file}' is valid: ${dag.order.length} stages (${dag.order.join(' -> ')})\n${sweepLine(sweep)}`;
 }
 
+/**
+ * Each sweep trial's run/skip decisions as text, trials with the same decisions and reasons
+ * together: `trial(s) NAME, ...:` then their plan lines (formatPlan's, without the inputs not
+ * cached yet, which the lines above name). As each trial would start now, against the stage cache.
+ */
+function trialPlans(sweep: CheckedSweep<{ dag: Dag; plan: PlanEntry[] }> | undefined): string {
+  if (!sweep) return '';
+  const groups = new Map<string, { names: string[]; text: string }>();
+  for (const t of sweep.trials) {
+    const text = formatPlan(t.dag, t.plan.map((e) => ({ ...e, missing: [] })), 'text');
+    const g = groups.get(text) ?? { names: [], text };
+    g.names.push(t.name);
+    groups.set(text, g);
+  }
+  return [...groups.values()].map((g) => `trial${g.names.length === 1 ? '' : 's'} ${g.names.join(', ')}:\n${g.text}\n`).join('');
+}
+
 /** `pipe plan --format json`: one document, for scripts. */
 export interface PlanJson {
   file: string;
@@ -87,14 +104,26 @@ export interface PlanJson {
   sweep?: string[];
   /** What the sweep's trials would download beyond `stages[].missing`, when the file is a sweep. */
   sweepMissing?: TrialsMissingInput[];
+  /**
+   * Each trial's own run/skip decisions, in trial order, when the file is a sweep: as the trial
+   * would start now, against the stage cache (trials that run before it in the sweep may leave
+   * more to reuse). `stages` above is the base config's (without trial values).
+   */
+  trials?: Array<{ name: string; sets: string[]; stages: Array<{ name: string; decision: 'run' | 'skip'; reason: string }> }>;
 }
 
-function planJson(file: string, pipeline: string, dag: Dag, plan: PlanEntry[], sweep: CheckedSweep<{ plan: PlanEntry[] }> | undefined): PlanJson {
+function planJson(file: string, pipeline: string, dag: Dag, plan: PlanEntry[], sweep: CheckedSweep<{ dag: Dag; plan: PlanEntry[] }> | undefined): PlanJson {
   const stages = plan.map((e) => ({
     name: e.name, kind: e.kind, needs: dag.nodes.get(e.name)!.needs, decision: e.decision, reason: e.reason, key: e.key,
     ...(e.reuseDir !== undefined ? { reuseDir: e.reuseDir } : {}), missing: e.missing ?? [],
   }));
-  return { file, pipeline, stages, ...(sweep ? { sweep: sweep.trials.map((t) => t.name), sweepMissing: trialsMissing(plan, sweep) } : {}) };
+  return {
+    file, pipeline, stages,
+    ...(sweep ? {
+      sweep: sweep.trials.map((t) => t.name), sweepMissing: trialsMissing(plan, sweep),
+      trials: sweep.trials.map((t) => ({ name: t.name, sets: t.overrides.map((o) => o.expr), stages: t.plan.map((e) => ({ name: e.name, decision: e.decision, reason: e.reason })) })),
+    } : {}),
+  };
 }
 
 /**
@@ -115,5 +144,6 @@ export async function planReport(file: string, opts: CheckCliOpts & { format?: s
   if (format === 'json') return `${JSON.stringify(planJson(file, config.name, dag, plan, sweep))}\n`;
   if (format !== 'text') return `${formatPlan(dag, plan, format)}\n`;
   const trials = trialsMissing(plan, sweep).map((m) => `     ${m.what} not cached yet for trial${m.trials.length === 1 ? '' : 's'} ${m.trials.join(', ')}: ${m.note}\n`);
-  return `plan for '${file}' (${config.name}), stages in order:\n${formatPlan(dag, plan, format)}\n${sweepLine(sweep)}${trials.join('')}`;
+  const base = sweep ? ' (the base config, without trial values; each trial\'s own plan follows)' : '';
+  return `plan for '${file}' (${config.name}), stages in order${base}:\n${formatPlan(dag, plan, format)}\n${sweepLine(sweep)}${trials.join('')}${trialPlans(sweep)}`;
 }

@@ -1,0 +1,53 @@
+/**
+ * What a user sees (issue 20, task ux2), end to end on one tiny real-data pipeline run once:
+ * `pipe plan --sweep` gives each trial's own run/skip decisions.
+ */
+import { before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import type { PlanJson } from '../../src/cli/validate.js';
+import type { RunEvent } from '../../src/runner/events.js';
+import { makeTree, runCliIn } from '../utils.js';
+
+const DATA_DIR = '/usr/share/datasets/fashion-mnist';
+const skip = !existsSync(DATA_DIR) && `${DATA_DIR} is missing (apt-get install dataset-fashion-mnist)`;
+
+const PIPELINE = `name: uxtest
+seed: 5
+stages:
+  data: { kind: download, with: { dataset: fashion-mnist, source: ${DATA_DIR}, subset: { train: 128, test: 64 } } }
+  aug: { kind: augment, needs: [data], with: { batch_size: 32, test: [ { normalize: { mean: [0.3], std: [0.3] } } ], train: [ { normalize: { mean: [0.3], std: [0.3] } } ] } }
+  model: { kind: build-model, needs: [data], with: { arch: mini_resnet } }
+  head: { kind: freeze-train, needs: [aug, model], with: { epochs: 1, max_steps_per_epoch: 2, optimizer: { lr: 0.003 } } }
+  finetune: { kind: unfreeze-train, needs: [head], with: { epochs: 1, max_steps_per_epoch: 2, optimizer: { lr: 0.002 } } }
+  eval: { kind: evaluate, needs: [finetune] }
+`;
+
+let root = '';
+let events: RunEvent[] = [];
+
+before(async () => {
+  if (skip) return;
+  root = makeTree({ 'p.yaml': PIPELINE });
+  const r = await runCliIn(root, ['run', 'p.yaml', '--log-format', 'json']);
+  assert.equal(r.exitCode, 0, r.stderr);
+  events = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as RunEvent);
+});
+
+test('plan --sweep: each trial its own run/skip decisions, labelled with the trial name (text and json)', { skip }, async () => {
+  const sweep = ['--sweep', 'stages.model.with.arch=mini_resnet,test_resnet18'];
+  const json = await runCliIn(root, ['plan', 'p.yaml', ...sweep, '--format', 'json']);
+  assert.equal(json.exitCode, 0, json.stderr);
+  const p = JSON.parse(json.stdout) as PlanJson;
+  const decisions = (name: string): string[] => p.trials!.find((t) => t.name === name)!.stages.map((s) => `${s.name}: ${s.decision}`);
+  assert.deepEqual(p.trials!.map((t) => [t.name, t.sets]), [['arch=mini_resnet', ['stages.model.with.arch=mini_resnet']], ['arch=test_resnet18', ['stages.model.with.arch=test_resnet18']]]);
+  // mini_resnet is what just ran: all reused; test_resnet18 shares data and aug, and retrains from model on.
+  assert.deepEqual(decisions('arch=mini_resnet'), ['data: skip', 'aug: skip', 'model: skip', 'head: skip', 'finetune: skip', 'eval: skip']);
+  assert.deepEqual(decisions('arch=test_resnet18'), ['data: skip', 'aug: skip', 'model: run', 'head: run', 'finetune: run', 'eval: run']);
+  const text = await runCliIn(root, ['plan', 'p.yaml', ...sweep]);
+  assert.equal(text.exitCode, 0, text.stderr);
+  const section = (name: string): string => text.stdout.split(/^trials? /m).find((s) => s.startsWith(`${name}:`)) ?? '';
+  assert.match(section('arch=mini_resnet'), /^ {2}3\. model \[build-model\] <- data: skip \(unchanged\)$/m, text.stdout);
+  assert.match(section('arch=test_resnet18'), /^ {2}3\. model \[build-model\] <- data: run \(.*arch.*\)$/m, text.stdout);
+  assert.match(section('arch=test_resnet18'), /^ {2}2\. aug \[augment\] <- data: skip \(unchanged\)$/m, text.stdout);
+});
