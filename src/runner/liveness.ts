@@ -6,10 +6,12 @@
  * having ended (kill -9, power loss, a crash) is closed by the next command that looks at the
  * runs (`pipe run`, `pipe runs`, `pipe sync`): its MLflow run is marked KILLED with an end time
  * (the last time the run wrote its lock.json), in the local store or on the server.
- * `pipe run --resume` reopens it as RUNNING.
+ * `pipe run --resume` reopens it as RUNNING, also when every stage was done before the process
+ * died (see {@link endedByItself}). Closing or resuming a dead run removes the temporary files
+ * write-file-atomic left in its folder ({@link removeAtomicTemps}).
  */
 import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { readdir, readFile, rm, stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { basename, join } from 'node:path';
 import { PipelineError } from '../errors.js';
@@ -75,6 +77,31 @@ export async function recordEnd(runDir: string, status: RunStatus, by: 'run' | '
   if (p) await writeDurable(processFile(runDir), JSON.stringify({ ...p, ended: { status, at: Date.now(), by } }, null, 2), { inPlaceWhenFull: true }).catch(() => undefined);
 }
 
+/**
+ * Whether the run in `runDir` ended by itself as FINISHED (its process.json says so). A run
+ * whose every stage is done but whose process died before ending it (or that the next command
+ * closed as KILLED) did not: `pipe run --resume` finishes it. A run folder without process.json
+ * (made before it existed) counts as ended.
+ */
+export async function endedByItself(runDir: string): Promise<boolean> {
+  const p = await readProcess(runDir);
+  return !p || (p.ended?.by === 'run' && p.ended.status === 'FINISHED');
+}
+
+/**
+ * Removes the temporary files write-file-atomic leaves beside a file when its process dies in the
+ * middle of writing it (`<name>.<digits>`, e.g. `lock.json.3141592653`, whose `<name>` is in the
+ * same folder), at the top of run folder `runDir`. Only for a run whose process is gone.
+ */
+export async function removeAtomicTemps(runDir: string): Promise<void> {
+  const names = await readdir(runDir).catch(() => [] as string[]);
+  const present = new Set(names);
+  for (const n of names) {
+    const m = /^(.+)\.\d+$/.exec(n);
+    if (m && present.has(m[1]!)) await rm(join(runDir, n), { force: true }).catch(() => undefined);
+  }
+}
+
 async function readProcess(runDir: string): Promise<RunProcess | undefined> {
   try {
     return JSON.parse(await readFile(processFile(runDir), 'utf8')) as RunProcess;
@@ -136,6 +163,7 @@ export async function closeDeadRuns(runDirs: string[]): Promise<string[]> {
     try {
       if (mlflowRunId) await closeInStore(p, mlflowRunId, endTime);
       await writeDurable(processFile(dir), JSON.stringify({ ...p, ended: { status: 'KILLED', at: endTime, by: 'next command' } }, null, 2));
+      await removeAtomicTemps(dir);
       lines.push(`run ${dir} was left RUNNING by process ${p.pid}, which is gone: marked KILLED (continue it with \`${resumeCommand(lock?.file ?? '<file>', lock?.sets ?? [], basename(dir))}\`)`);
     } catch (e) {
       lines.push(`run ${dir} was left RUNNING by process ${p.pid}, which is gone; marking it KILLED failed (tried again next time): ${(e as Error).message.split('\n')[0]}`);

@@ -33,7 +33,7 @@ import type { EvalReport } from '../eval/report.js';
 import { paramDiff, previousLocks, readLock, StageIndex, writeLock, type Lock } from './cache.js';
 import { describeFailure, onHardStop } from './failure.js';
 import { resumeCommand } from './interrupt-hint.js';
-import { claimRun, closeDeadRunsUnder, recordEnd, recordProcess } from './liveness.js';
+import { claimRun, closeDeadRunsUnder, endedByItself, recordEnd, recordProcess, removeAtomicTemps } from './liveness.js';
 import { gitInfo } from './git.js';
 import type { PlanEntry } from './plan.js';
 import type { StageTable } from '../stage.js';
@@ -94,7 +94,13 @@ export interface RunResult {
 }
 
 
-const unfinished = (l: Lock): boolean => Object.values(l.stages).some((s) => s.status !== 'done');
+/**
+ * Whether `--resume` can continue the run: a stage is not done, its last attempt failed, or its
+ * process died (or was stopped) before ending it FINISHED, even with every stage done (the
+ * next command closed it KILLED and advised --resume).
+ */
+const unfinished = async (l: Lock): Promise<boolean> =>
+  Object.values(l.stages).some((s) => s.status !== 'done') || l.failure !== undefined || !(await endedByItself(join(runsDir(), l.runId)));
 
 /**
  * The run `--resume` continues: the given one, or the newest unfinished run of this pipeline
@@ -107,9 +113,14 @@ async function findResumable(file: string, config: PipelineConfig, resume: true 
     lock = await readLock(join(runsDir(), resume));
     if (!lock) throw new PipelineError('PIPE_USAGE', `--resume ${resume}: no run with that id under ${runsDir()}`);
     if (lock.pipeline !== config.name) throw new PipelineError('PIPE_USAGE', `--resume ${resume}: that run is of pipeline '${lock.pipeline}', not '${config.name}'`);
-    if (!unfinished(lock)) throw new PipelineError('PIPE_USAGE', `--resume ${resume}: that run finished; nothing to resume (run without --resume to reuse its stages through the cache)`);
+    if (!(await unfinished(lock))) throw new PipelineError('PIPE_USAGE', `--resume ${resume}: that run finished; nothing to resume (run without --resume to reuse its stages through the cache)`);
   } else {
-    lock = (await previousLocks(runsDir(), config.name)).find((l) => resolve(l.file) === resolve(file) && unfinished(l));
+    for (const l of await previousLocks(runsDir(), config.name)) {
+      if (resolve(l.file) === resolve(file) && (await unfinished(l))) {
+        lock = l;
+        break;
+      }
+    }
     if (!lock) throw new PipelineError('PIPE_USAGE', `--resume: no unfinished run of '${file}' under ${runsDir()}`);
   }
   let before: unknown;
@@ -144,6 +155,7 @@ export async function runPipeline(file: string, opts: RunOptions): Promise<RunRe
   const store = resolveStore(trackingUri, runsDir()); // checked before any work
   const resumed = opts.resume ? await findResumable(file, config, opts.resume) : undefined;
   const releaseClaim = resumed ? claimRun(join(runsDir(), resumed.runId)) : undefined; // one process per run
+  if (resumed) await removeAtomicTemps(join(runsDir(), resumed.runId)); // what its dead process was writing
   const engine = await initEngine(config.engine.backend);
   events.emit({ type: 'note', text: engineNote(engine.description) });
   if (isServerUri(trackingUri)) {

@@ -1,0 +1,102 @@
+/**
+ * Runs whose process died at the very end, with real processes and kill -9: a run killed after
+ * every one of its stages was done (here: a run whose only stage comes from the stage cache,
+ * killed as soon as its lock.json says so) is marked KILLED by the next command, which advises
+ * `pipe run p.yaml --resume <run>`; that command must then finish it (FINISHED in the store, the
+ * run's report lines), and the temporary files write-file-atomic leaves beside a file it was
+ * writing when the process died (`lock.json.<digits>`) are removed.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+
+import { FileStore } from '../../src/tracking/file/store.js';
+import { FASHION_MNIST_DIR, makeTree, REPO, runCliIn } from '../utils.js';
+
+const skip = !existsSync(FASHION_MNIST_DIR) && `${FASHION_MNIST_DIR} is missing (apt-get install dataset-fashion-mnist)`;
+
+const PIPELINE = `name: dead
+experiment: dead-end
+stages:
+  data: { kind: download, with: { dataset: fashion-mnist, source: ${FASHION_MNIST_DIR}, subset: { train: 128, test: 64 } } }
+`;
+
+/** The run folders under root/runs, oldest first. */
+const runDirs = (root: string): string[] => (existsSync(join(root, 'runs')) ? readdirSync(join(root, 'runs')).filter((d) => /^\d{8}T\d{6}-[0-9a-f]+$/.test(d)).sort() : []);
+
+/** True when the run folder's lock.json says every stage is done. */
+function allDone(dir: string): boolean {
+  try {
+    const lock = JSON.parse(readFileSync(join(dir, 'lock.json'), 'utf8')) as { stages: Record<string, { status: string }> };
+    return Object.values(lock.stages).length > 0 && Object.values(lock.stages).every((s) => s.status === 'done');
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * `pipe run p.yaml`, killed with SIGKILL as soon as a new run folder's lock.json has every stage
+ * done (polled every 2 ms). Undefined when the run ended by itself first (then the caller tries again).
+ */
+function runKilledAtTheEnd(root: string): Promise<string | undefined> {
+  const before = new Set(runDirs(root));
+  const child = spawn(process.execPath, [join(REPO, 'bin', 'pipe.js'), 'run', 'p.yaml', '--plain'], {
+    cwd: root, env: { ...process.env, MLFLOW_TRACKING_URI: '', PIPE_RUNS_DIR: '', PIPE_CACHE: join(root, 'cache') }, stdio: 'ignore',
+  });
+  let killed: string | undefined;
+  const poll = setInterval(() => {
+    const dir = runDirs(root).find((d) => !before.has(d));
+    if (dir && allDone(join(root, 'runs', dir)) && child.exitCode === null && !killed) {
+      killed = dir;
+      child.kill('SIGKILL');
+    }
+  }, 2);
+  return new Promise((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (_code, signal) => {
+      clearInterval(poll);
+      resolve(signal === 'SIGKILL' ? killed : undefined);
+    });
+  });
+}
+
+/** The MLflow status of the run whose run folder is `dir` (local store; 1 RUNNING, 3 FINISHED, 5 KILLED). */
+async function storeStatus(root: string, dir: string): Promise<unknown> {
+  const lock = JSON.parse(readFileSync(join(root, 'runs', dir, 'lock.json'), 'utf8')) as { mlflowRunId: string };
+  return (await new FileStore(join(root, 'runs', 'mlruns')).readRun(lock.mlflowRunId)).meta['status'];
+}
+
+test('a run killed after all its stages were done: the next command marks it KILLED, and the --resume it advises finishes it', { skip }, async () => {
+  const root = makeTree({ 'p.yaml': PIPELINE });
+  const env = { PIPE_CACHE: join(root, 'cache') };
+  const first = await runCliIn(root, ['run', 'p.yaml', '--plain'], env); // fills the stage cache
+  assert.equal(first.exitCode, 0, first.stderr);
+  let dead: string | undefined;
+  for (let i = 0; i < 5 && !dead; i++) dead = await runKilledAtTheEnd(root);
+  assert.ok(dead, 'one of five runs was killed after its stages were done');
+  assert.equal(await storeStatus(root, dead), 1, 'RUNNING right after kill -9');
+  // What write-file-atomic leaves when the process dies in the middle of a write.
+  const temp = join(root, 'runs', dead, 'lock.json.3141592653');
+  writeFileSync(temp, '{"half":');
+
+  const runs = await runCliIn(root, ['runs'], env);
+  assert.equal(runs.exitCode, 0, runs.stderr);
+  assert.match(runs.stderr, new RegExp(`^pipe: run <root>/runs/${dead} was left RUNNING by process \\d+, which is gone: marked KILLED \\(continue it with \`pipe run p\\.yaml --resume ${dead}\`\\)$`, 'm'));
+  assert.equal(await storeStatus(root, dead), 5, 'KILLED');
+  assert.equal(existsSync(temp), false, 'the temporary file of the dead process is removed');
+
+  // The advised command, word for word.
+  const resumed = await runCliIn(root, ['run', 'p.yaml', '--resume', dead, '--plain'], env);
+  assert.equal(resumed.exitCode, 0, resumed.stdout + resumed.stderr);
+  assert.match(resumed.stdout, new RegExp(`^run: ${dead}  outputs: <root>/runs/${dead}$`, 'm'));
+  assert.equal(await storeStatus(root, dead), 3, 'FINISHED');
+  // Finished now: --resume has nothing more to do, and says so.
+  const again = await runCliIn(root, ['run', 'p.yaml', '--plain', '--resume'], env);
+  assert.equal(again.exitCode, 2);
+  assert.match(again.stderr, /^pipe: --resume: no unfinished run of 'p\.yaml'/);
+  const byId = await runCliIn(root, ['run', 'p.yaml', '--plain', '--resume', dead], env);
+  assert.equal(byId.exitCode, 2);
+  assert.match(byId.stderr, new RegExp(`^pipe: --resume ${dead}: that run finished; nothing to resume`));
+});
