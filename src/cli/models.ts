@@ -4,10 +4,9 @@
  * native and minimum input size, where the ImageNet weights come from, and whether they are in
  * the shared cache already.
  */
-import { existsSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
 import { listModels, MODELS } from '../models/registry.js';
-import { cachedWeightsPath } from '../models/pretrained.js';
+import { cachedWeightsFile, type PretrainedConfig } from '../models/pretrained.js';
 import { cacheDir } from '../paths.js';
 
 /** Learnable parameters of `name` with a 1000-class head: the published count, else built and counted. */
@@ -19,6 +18,12 @@ function paramsOf(name: string): number {
   const n = bb.model.trainableWeights.reduce((s, w) => s + (w.shape as number[]).reduce((a, b) => a * b, 1), 0) + bb.features * 1000 + 1000;
   bb.model.dispose();
   return n;
+}
+
+/** The `cached` column: yes, no, or the size of a cached file that differs from the published one. */
+function cachedColumn(w: PretrainedConfig): string {
+  const f = cachedWeightsFile(w);
+  return f.ok ? 'yes' : f.bytes === undefined ? 'no' : `no (${f.bytes} bytes, not ${w.sizeBytes})`;
 }
 
 /**
@@ -37,7 +42,7 @@ export function modelsTable(): string {
       w ? `${w.inputSize[1]}x${w.inputSize[2]}` : '-',
       String(e.minInputSize),
       w ? `${w.hubId}@${w.commit ? w.commit.slice(0, 7) : 'main'} (${w.license}${w.sha256 ? '' : ', unverified'})` : '- (none: weights: none or a local file)',
-      w ? (existsSync(cachedWeightsPath(w)) ? 'yes' : 'no') : '-',
+      w ? cachedColumn(w) : '-',
     ]);
   }
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));

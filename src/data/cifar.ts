@@ -21,6 +21,13 @@ export interface CifarSpec {
   archive: string;
   /** md5 of the tarball, as published. */
   md5: string;
+  /**
+   * Size of the tarball in bytes, where known (`pipe plan` and the cache check read it, without
+   * hashing): CIFAR-10's 170,052,171 as the official server sends it (TensorFlow's cifar10
+   * tutorial logs "Successfully downloaded cifar-10-binary.tar.gz 170052171 bytes."); CIFAR-100's
+   * binary tarball has no size on record here.
+   */
+  bytes?: number;
   /** The folder the tarball unpacks to. */
   folder: string;
   train: string[];
@@ -41,6 +48,7 @@ export const CIFAR10: CifarSpec = {
   url: 'https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz',
   archive: 'cifar-10-binary.tar.gz',
   md5: 'c32a1d4ab5d03f1284b67883e8d87530',
+  bytes: 170_052_171,
   folder: 'cifar-10-batches-bin',
   train: ['data_batch_1.bin', 'data_batch_2.bin', 'data_batch_3.bin', 'data_batch_4.bin', 'data_batch_5.bin'],
   test: ['test_batch.bin'],

@@ -127,7 +127,8 @@ export async function compactKey(req: DatasetRequest): Promise<string> {
  * dataset's files in the cache folder or, for the MNIST family, a system folder), else one line:
  * what the run downloads from where into which folder, and what to do without network (the
  * remedy the failed download names). A local `source` that does not exist is named too. Files
- * found are not verified here (the run checks them against the published checksums).
+ * found are not hashed here (the run checks them against the published checksums); a CIFAR
+ * tarball whose size differs from the known one (CifarSpec.bytes) counts as not there.
  */
 export async function missingData(req: DatasetRequest): Promise<string | undefined> {
   const { dataset, source } = req;
@@ -143,8 +144,11 @@ export async function missingData(req: DatasetRequest): Promise<string | undefin
     return `${dataset}: the run downloads it from ${isUrl ? source.replace(/\/?$/, '/') : family.baseUrl} into ${cache}; without network: ${mnistOfflineRemedy(family, cache)}`;
   }
   const spec = CIFARS[dataset]!;
-  if (existsSync(join(cache, spec.archive))) return undefined;
-  return `${dataset}: the run downloads it${isUrl ? ` from ${cifarUrl(spec, source)}` : ''} into ${cache}; without network: ${cifarOfflineRemedy(spec, cache)}`;
+  const archive = join(cache, spec.archive);
+  const bytes = existsSync(archive) ? statSync(archive).size : undefined;
+  if (bytes !== undefined && (spec.bytes === undefined || bytes === spec.bytes)) return undefined;
+  const bad = bytes === undefined ? '' : ` (the cached ${spec.archive} is ${bytes} bytes, not ${spec.bytes}: a partial download or another file)`;
+  return `${dataset}${bad}: the run downloads it${isUrl ? ` from ${cifarUrl(spec, source)}` : ''} into ${cache}; without network: ${cifarOfflineRemedy(spec, cache)}`;
 }
 
 /** Loads without the cache, from the dataset's own files. @throws DatasetError / DownloadError. */

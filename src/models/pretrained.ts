@@ -6,7 +6,7 @@
  * The pinned files themselves are in pins.ts.
  */
 import { stat } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { download, DownloadError, fileDigest, type DownloadProgress } from '../data/download.js';
 import { cacheDir } from '../paths.js';
@@ -111,14 +111,28 @@ export function offlineRemedy(cfg: PretrainedConfig, path: string): string {
 }
 
 /**
- * For `pipe plan`: undefined when `cfg`'s file is in the cache (not verified here: the run
- * re-hashes it), else one line: the weights, the mirror they come from (HF_ENDPOINT, when set)
- * and the offline remedy (offlineRemedy: URL, sha256, size, where to put the file).
+ * Bytes of the file at `cfg`'s cache path: undefined when there is none, `ok` false when the pin
+ * publishes a size and the file has another (a partial download or another file). Not hashed
+ * (the run re-hashes it): `pipe plan` and `pipe models` read only the size.
+ */
+export function cachedWeightsFile(cfg: PretrainedConfig, root = cacheDir()): { path: string; bytes?: number; ok: boolean } {
+  const path = cachedWeightsPath(cfg, root);
+  if (!existsSync(path)) return { path, ok: false };
+  const bytes = statSync(path).size;
+  return { path, bytes, ok: cfg.sizeBytes === null || bytes === cfg.sizeBytes };
+}
+
+/**
+ * For `pipe plan`: undefined when `cfg`'s file is in the cache with the published size (not
+ * hashed here: the run re-hashes it), else one line: the weights (and the size of a cached file
+ * of the wrong size), the mirror they come from (HF_ENDPOINT, when set) and the offline remedy
+ * (offlineRemedy: URL, sha256, size, where to put the file).
  */
 export function missingWeights(cfg: PretrainedConfig, root = cacheDir()): string | undefined {
-  const path = cachedWeightsPath(cfg, root);
+  const { path, bytes, ok } = cachedWeightsFile(cfg, root);
   const url = weightsUrl(cfg);
-  return existsSync(path) ? undefined : `${cfg.hubId}: the run downloads it${url !== cfg.url ? ` from ${url}` : ''}; ${offlineRemedy(cfg, path)}`;
+  const bad = bytes === undefined ? '' : ` (the cached file is ${bytes} bytes, not the published ${cfg.sizeBytes}: a partial download or another file)`;
+  return ok ? undefined : `${cfg.hubId}${bad}: the run downloads it${url !== cfg.url ? ` from ${url}` : ''}; ${offlineRemedy(cfg, path)}`;
 }
 
 /** A fetched weights file. */

@@ -7,7 +7,7 @@
  * it exists. Through the CLI's report functions (text and `--format json`), in this process.
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -76,11 +76,17 @@ describe('pipe plan: data and weights not cached yet', () => {
     assert.ok(mermaid.includes('  data["data (download)<br/>run<br/>data not cached yet"]'), mermaid);
     assert.ok((await planReport(file, { format: 'dot' })).includes('  model [label="model\\nbuild-model\\nrun\\nweights not cached yet"];'));
 
-    // With the files in place, nothing is marked.
+    // A junk file of another size is no cached file: marked, its size named.
     mkdirSync(dirname(weightsPath), { recursive: true });
-    writeFileSync(weightsPath, 'x');
+    writeFileSync(weightsPath, 'junk\n');
     mkdirSync(cifarDir, { recursive: true });
-    writeFileSync(join(cifarDir, 'cifar-10-binary.tar.gz'), 'x');
+    writeFileSync(join(cifarDir, 'cifar-10-binary.tar.gz'), 'junk\n');
+    const junk = await planJson(file);
+    assert.deepEqual(missingOf(junk, 'model'), [missingOf(p, 'model')[0]!.replace(`${pin.hub_id}:`, `${pin.hub_id} (the cached file is 5 bytes, not the published ${pin.size_bytes}: a partial download or another file):`)]);
+    assert.deepEqual(missingOf(junk, 'data'), [missingOf(p, 'data')[0]!.replace('cifar10:', 'cifar10 (the cached cifar-10-binary.tar.gz is 5 bytes, not 170052171: a partial download or another file):')]);
+    // With files of the published sizes in place (sparse: only the size is read), nothing is marked.
+    truncateSync(weightsPath, pin.size_bytes);
+    truncateSync(join(cifarDir, 'cifar-10-binary.tar.gz'), 170_052_171); // CIFAR-10's size as its server sends it (TensorFlow's cifar10 tutorial log)
     const q = await planJson(file);
     assert.deepEqual(q.stages.map((s) => [s.name, s.missing]), [['data', []], ['model', []]]);
     for (const format of ['text', 'mermaid', 'dot']) assert.ok(!(await planReport(file, { format })).includes('not cached yet'), format);
