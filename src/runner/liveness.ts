@@ -1,5 +1,5 @@
 /**
- * Runs whose process is gone. While `pipe run` works, its run folder holds process.json: the
+ * Runs whose process is gone. While `pipe run` works, its run folder (a sweep's folder too) holds process.json: the
  * process id, the host, the process's start time (Linux: boot id + start tick from /proc, so a
  * reused pid is not taken for the run) and where the run is tracked. A run that ends writes
  * how it ended there. A run folder whose process.json names a process that is gone without
@@ -158,15 +158,20 @@ export async function closeDeadRuns(runDirs: string[]): Promise<string[]> {
     const p = await readProcess(dir);
     if (!p || p.ended || processAlive(p)) continue;
     const lock = await readFile(join(dir, 'lock.json'), 'utf8').then((t) => JSON.parse(t) as { mlflowRunId?: string; file?: string; sets?: string[] }, () => undefined);
+    // A sweep's folder (src/sweep/run.ts) has sweep.json instead of lock.json.
+    const sweep = await readFile(join(dir, 'sweep.json'), 'utf8').then((t) => JSON.parse(t) as { file?: string }, () => undefined);
     const mlflowRunId = p.mlflowRunId || lock?.mlflowRunId || '';
-    const endTime = Math.max(p.startedAt, ...(await Promise.all(['lock.json', 'process.json'].map((f) => stat(join(dir, f)).then((s) => s.mtimeMs, () => 0)))).map(Math.floor));
+    const endTime = Math.max(p.startedAt, ...(await Promise.all(['lock.json', 'sweep.json', 'process.json'].map((f) => stat(join(dir, f)).then((s) => s.mtimeMs, () => 0)))).map(Math.floor));
+    const hint = sweep && !lock
+      ? `continue it with the same \`pipe run ${sweep.file ?? '<file>'} ...\` command that started it: finished trials are kept`
+      : `continue it with \`${resumeCommand(lock?.file ?? '<file>', lock?.sets ?? [], basename(dir))}\``;
     try {
       if (mlflowRunId) await closeInStore(p, mlflowRunId, endTime);
       await writeDurable(processFile(dir), JSON.stringify({ ...p, ended: { status: 'KILLED', at: endTime, by: 'next command' } }, null, 2));
       await removeAtomicTemps(dir);
-      lines.push(`run ${dir} was left RUNNING by process ${p.pid}, which is gone: marked KILLED (continue it with \`${resumeCommand(lock?.file ?? '<file>', lock?.sets ?? [], basename(dir))}\`)`);
+      lines.push(`${sweep && !lock ? 'sweep' : 'run'} ${dir} was left RUNNING by process ${p.pid}, which is gone: marked KILLED (${hint})`);
     } catch (e) {
-      lines.push(`run ${dir} was left RUNNING by process ${p.pid}, which is gone; marking it KILLED failed (tried again next time): ${(e as Error).message.split('\n')[0]}`);
+      lines.push(`${sweep && !lock ? 'sweep' : 'run'} ${dir} was left RUNNING by process ${p.pid}, which is gone; marking it KILLED failed (tried again next time): ${(e as Error).message.split('\n')[0]}`);
     }
   }
   return lines;

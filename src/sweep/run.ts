@@ -16,6 +16,7 @@ import type { Override } from '../config/overrides.js';
 import { PipelineError } from '../errors.js';
 import { runsDir } from '../paths.js';
 import { readLock } from '../runner/cache.js';
+import { recordEnd, recordProcess } from '../runner/liveness.js';
 import { TOOL_VERSION } from '../version.js';
 import { FileStore } from '../tracking/file/store.js';
 import { openTracker } from '../tracking/open.js';
@@ -109,6 +110,8 @@ export async function runSweep(file: string, opts: SweepOptions): Promise<SweepR
     throw e;
   });
   await mkdir(sweepDir, { recursive: true });
+  // Liveness (src/runner/liveness.ts): after kill -9 of this process, the next command marks the parent run KILLED.
+  await recordProcess(sweepDir, tracker.location, tracker.runId);
   const records = initialRecords(prepared, opts.force ?? false);
   for (const r of records) if (r.status === 'finished' && !(await stillFinished(r))) r.status = 'pending';
   const state: SweepState = {
@@ -131,7 +134,9 @@ export async function runSweep(file: string, opts: SweepOptions): Promise<SweepR
     const outcome = await scheduler.run(records.filter((r) => r.status !== 'finished'), opts.signal).finally(save);
     return await finish({ sweepId, sweepDir, store, tracker, state, skipped, headers, interrupted: outcome === 'interrupt', out });
   } catch (e) {
-    if (!(e instanceof PipelineError && e.code === 'PIPE_INTERRUPTED')) await tracker.end('FAILED').catch(() => undefined);
+    const interrupted = e instanceof PipelineError && e.code === 'PIPE_INTERRUPTED';
+    if (!interrupted) await tracker.end('FAILED').catch(() => undefined);
+    await recordEnd(sweepDir, interrupted ? 'KILLED' : 'FAILED');
     throw e;
   }
 }
@@ -193,7 +198,9 @@ async function finish(a: { sweepId: string; sweepDir: string; store: string; tra
   const count = (s: TrialRecord['status']): number => state.trials.filter((t) => t.status === s).length;
   await tracker.setTags({ 'pipe.sweep.finished': String(count('finished')), 'pipe.sweep.failed': String(count('failed')) });
   const failed = count('failed') > 0;
-  await tracker.end(a.interrupted ? 'KILLED' : failed || count('finished') < state.trials.length ? 'FAILED' : 'FINISHED');
+  const status = a.interrupted ? 'KILLED' : failed || count('finished') < state.trials.length ? 'FAILED' : 'FINISHED';
+  await tracker.end(status);
+  await recordEnd(a.sweepDir, status);
   if (a.interrupted) throw new PipelineError('PIPE_INTERRUPTED', `interrupted; rerun the same command to continue the sweep (finished trials are kept)`, 130);
   return { sweepId: a.sweepId, sweepDir: a.sweepDir, store: a.store, mlflowRunId: tracker.runId, state, rows, artifacts, skipped: a.skipped };
 }

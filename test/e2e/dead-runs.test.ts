@@ -4,7 +4,9 @@
  * killed as soon as its lock.json says so) is marked KILLED by the next command, which advises
  * `pipe run p.yaml --resume <run>`; that command must then finish it (FINISHED in the store, the
  * run's report lines), and the temporary files write-file-atomic leaves beside a file it was
- * writing when the process died (`lock.json.<digits>`) are removed.
+ * writing when the process died (`lock.json.<digits>`) are removed. And a sweep whose own
+ * process is killed with kill -9 (runs/<sweep>/process.json, as a run's): the next command marks
+ * its parent MLflow run KILLED, and running the sweep again continues and finishes it.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -100,3 +102,60 @@ test('a run killed after all its stages were done: the next command marks it KIL
   assert.equal(byId.exitCode, 2);
   assert.match(byId.stderr, new RegExp(`^pipe: --resume ${dead}: that run finished; nothing to resume`));
 });
+
+/** The folders under root/runs holding a sweep.json (sweeps), oldest first. */
+const sweepDirs = (root: string): string[] => runDirs(root).filter((d) => existsSync(join(root, 'runs', d, 'sweep.json')));
+
+test('kill -9 of a sweep\'s own process: the next command marks the sweep KILLED (parent MLflow run too); the same command continues and finishes it', { skip }, async () => {
+  const root = makeTree({ 'p.yaml': `${PIPELINE}sweep:\n  stages.data.with.subset.train: [64, 96]\n` });
+  const env = { PIPE_CACHE: join(root, 'cache') };
+  // Killed once its first trial is running (sweep.json says so).
+  const child = spawn(process.execPath, [join(REPO, 'bin', 'pipe.js'), 'run', 'p.yaml', '--plain'], {
+    cwd: root, env: { ...process.env, MLFLOW_TRACKING_URI: '', PIPE_RUNS_DIR: '', ...env }, stdio: 'ignore',
+  });
+  const poll = setInterval(() => {
+    const dir = sweepDirs(root)[0];
+    if (!dir) return;
+    try {
+      const state = JSON.parse(readFileSync(join(root, 'runs', dir, 'sweep.json'), 'utf8')) as { trials: Array<{ status: string }> };
+      if (state.trials.some((t) => t.status === 'running')) child.kill('SIGKILL');
+    } catch {
+      // being written
+    }
+  }, 5);
+  const signal = await new Promise((resolve) => child.on('close', (_c, sig) => resolve(sig)));
+  clearInterval(poll);
+  assert.equal(signal, 'SIGKILL', 'the sweep was killed while a trial ran');
+  const sweep = sweepDirs(root)[0]!;
+  const parent = (JSON.parse(readFileSync(join(root, 'runs', sweep, 'sweep.json'), 'utf8')) as { mlflowRunId: string }).mlflowRunId;
+  const status = async (): Promise<unknown> => (await new FileStore(join(root, 'runs', 'mlruns')).readRun(parent)).meta['status'];
+  assert.equal(await status(), 1, 'RUNNING right after kill -9');
+  // Its trial notices the lost parent by itself or is closed below; wait for it to be gone.
+  for (let i = 0; i < 200 && runDirs(root).some((d) => !existsSync(join(root, 'runs', d, 'sweep.json')) && isLive(join(root, 'runs', d))); i++) await new Promise((r) => setTimeout(r, 100));
+
+  const runs = await runCliIn(root, ['runs'], env);
+  assert.equal(runs.exitCode, 0, runs.stderr);
+  assert.match(runs.stderr, new RegExp(`^pipe: sweep <root>/runs/${sweep} was left RUNNING by process \\d+, which is gone: marked KILLED \\(continue it with the same \`pipe run p\\.yaml \\.\\.\\.\` command that started it: finished trials are kept\\)$`, 'm'));
+  assert.equal(await status(), 5, 'the parent run is KILLED');
+  assert.match(runs.stdout, new RegExp(`${sweep}\\s+sweep dead \\(2 trials\\)\\s+KILLED`));
+  const again = await runCliIn(root, ['runs'], env);
+  assert.doesNotMatch(again.stderr, /sweep .* marked KILLED/, 'closed once');
+
+  const rerun = await runCliIn(root, ['run', 'p.yaml', '--plain'], env);
+  assert.equal(rerun.exitCode, 0, rerun.stdout + rerun.stderr);
+  assert.match(rerun.stdout, new RegExp(`^pipe: sweep ${sweep} \\(continued\\)`, 'm'));
+  assert.equal(await status(), 3, 'the parent run is FINISHED');
+  assert.equal((JSON.parse(readFileSync(join(root, 'runs', sweep, 'process.json'), 'utf8')) as { ended: { status: string } }).ended.status, 'FINISHED');
+});
+
+/** True while the run folder's process.json names a process that has not ended it and still exists. */
+function isLive(dir: string): boolean {
+  try {
+    const p = JSON.parse(readFileSync(join(dir, 'process.json'), 'utf8')) as { pid: number; ended?: unknown };
+    if (p.ended) return false;
+    process.kill(p.pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
