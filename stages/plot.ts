@@ -163,7 +163,7 @@ async function runCompare(ctx: StageContext<PlotParams>, compare: NonNullable<Pl
   }
   const archs = [...new Set(chains.map((c) => c.state.classifier.arch))].join(', ');
   const report = await writeReport(ctx, {
-    facts: [['run folder', dirname(ctx.outDir)], ['backend', ctx.engine.backend], ['model', archs]],
+    facts: [['run folder', dirname(ctx.outDir)], ['backend', ctx.engine.name], ['model', archs]],
     figures: head.figures, chains: reportChains,
   });
   ctx.report.progress(`wrote ${files.length} chart files and report.html (${chains.length} chains compared)`);
@@ -188,7 +188,7 @@ export default defineStage<PlotParams, PlotOutput>({
     const unfreezeStep = s.unfreezeEpoch !== undefined ? ctx.maybeUpstream<TrainState>('freeze-train')?.lastStep : undefined;
     const { files, figures } = await publish(ctx, await chainCharts(ctx, s, ev, unfreezeStep, ''));
     const report = await writeReport(ctx, {
-      facts: [['run folder', dirname(ctx.outDir)], ['backend', ctx.engine.backend], ['model', s.classifier.arch]],
+      facts: [['run folder', dirname(ctx.outDir)], ['backend', ctx.engine.name], ['model', s.classifier.arch]],
       figures, evaluation: ev, history: s.epochs,
     });
     ctx.report.progress(`wrote ${files.length} chart files and report.html`);

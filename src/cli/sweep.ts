@@ -118,7 +118,7 @@ export async function cmdTrial(file: string, opts: TrialCliOpts): Promise<number
       resume: opts.resume ? opts.runId : undefined, jobs: wholeNumber('--jobs', opts.jobs) ?? 1,
       runId: opts.runId, runName: opts.runName, tags, signal: controller.signal,
     });
-    await result('finished', { backend: r.engine.backend });
+    await result('finished', { backend: r.engine.name });
     const reused = r.plan.filter((e) => e.decision === 'skip').map((e) => e.name);
     process.stdout.write(`${reused.length ? `reused from the stage cache: ${reused.join(', ')}\n` : ''}run: ${r.runId}  outputs: ${r.runDir}\n`);
     return 0;

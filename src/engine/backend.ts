@@ -15,8 +15,36 @@ export interface EngineInfo {
   backend: string;
   /** What the pipeline asked for. */
   requested: BackendName;
-  /** One line for people: backend, device and why. */
+  /**
+   * The route the heavy work takes, short (engineName): e.g. `native (oneDNN, 2 threads) + wasm
+   * SIMD`, `wasm`. The one name shown everywhere (engine line, `pipe.backend` tag, report header,
+   * sweep table `backend` column).
+   */
+  name: string;
+  /** The long form for `--log-format json` (run-start `engineDetail`): backend, device, kernel route, and the backends skipped and why. */
   description: string;
+  /** Something the user should fix, said on the engine line after the name (e.g. an out-of-date native addon); absent when all is well. */
+  warning?: string;
+}
+
+/**
+ * The short name of the route the heavy work (convolutions, matMuls) takes:
+ * - wasm backend with pipe's oneDNN addon: `native (oneDNN, N threads) + wasm SIMD` (the rest
+ *   of the kernels stay in WebAssembly SIMD, one thread);
+ * - wasm backend without it: `wasm`;
+ * - tfjs-node: `tensorflow (libtensorflow CPU)` or `tensorflow (libtensorflow GPU)`; pure JavaScript: `cpu`.
+ * @param backend tfjs backend in use (`tf.getBackend()`).
+ * @param gpu whether the tensorflow backend came from tfjs-node-gpu.
+ * @param route the wasm kernel route (kernels/register.ts kernelRoute), when registered.
+ */
+export function engineName(backend: string, gpu: boolean, route: { route: 'native' | 'wasm'; threads?: number } | undefined): string {
+  if (backend === 'wasm') {
+    if (route?.route !== 'native') return 'wasm';
+    const t = route.threads ?? 1;
+    return `native (oneDNN, ${t} thread${t === 1 ? '' : 's'}) + wasm SIMD`;
+  }
+  if (backend === 'tensorflow') return `tensorflow (libtensorflow ${gpu ? 'GPU' : 'CPU'})`;
+  return backend;
 }
 
 type Concrete = Exclude<BackendName, 'auto'>;
@@ -63,7 +91,8 @@ export async function initEngine(requested: BackendName): Promise<EngineInfo> {
       const wasmDevice = route ? `CPU, ${route.detail}` : 'CPU, WebAssembly SIMD, 1 thread';
       const device = backend === 'wasm' ? wasmDevice : backend === 'cpu' ? 'CPU, pure JavaScript (slow: tests only)' : name === 'tensorflow-gpu' ? 'GPU, libtensorflow' : 'CPU, libtensorflow';
       const note = skipped.length ? ` (skipped: ${skipped.join('; ')})` : '';
-      return { backend, requested, description: `${backend} [${device}]${note}` };
+      const stale = backend === 'wasm' && route?.stale ? `native ${route.stale}` : undefined;
+      return { backend, requested, name: engineName(backend, name === 'tensorflow-gpu', route), description: `${backend} [${device}]${note}`, ...(stale ? { warning: stale } : {}) };
     }
     if (requested !== 'auto') throw new PipelineError('PIPE_BACKEND', `engine.backend '${requested}' cannot load: ${why}`, 2);
     skipped.push(why);

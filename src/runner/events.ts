@@ -43,7 +43,8 @@ export interface ChainProducts {
 
 /** Every event of a run. `time` is ms since the Unix epoch. */
 export type RunEvent = { time: number } & (
-  | { type: 'run-start'; runId: string; runDir: string; pipeline: string; engine: string; store: string; stages: PlannedStage[] }
+  /** `engine`: the short name of the route the heavy work takes (src/engine/backend.ts engineName), as on the engine line and the `pipe.backend` tag; `engineDetail`: the long form (device, kernel route, the backends skipped and why), only here. */
+  | { type: 'run-start'; runId: string; runDir: string; pipeline: string; engine: string; engineDetail: string; store: string; stages: PlannedStage[] }
   | { type: 'note'; text: string }
   | { type: 'stage-start'; stage: string; kind: string }
   | { type: 'stage-reused'; stage: string; from: string }

@@ -12,7 +12,7 @@ export function isImportant(text: string): boolean {
   return /^(freeze|unfreeze):|test accuracy|wrote|parameters|images from|train batches/.test(text);
 }
 
-/** The note naming the engine (`engine wasm (...)`) that every run emits at its start. */
+/** The note naming the engine (`engine <name>`, engineName in src/engine/backend.ts) that every run emits at its start. */
 export function engineNote(description: string): string {
   return `engine ${description}`;
 }

@@ -157,7 +157,7 @@ export async function runPipeline(file: string, opts: RunOptions): Promise<RunRe
   const releaseClaim = resumed ? claimRun(join(runsDir(), resumed.runId)) : undefined; // one process per run
   if (resumed) await removeAtomicTemps(join(runsDir(), resumed.runId)); // what its dead process was writing
   const engine = await initEngine(config.engine.backend);
-  events.emit({ type: 'note', text: engineNote(engine.description) });
+  events.emit({ type: 'note', text: engineNote(engine.warning ? `${engine.name}; ${engine.warning}` : engine.name) });
   if (isServerUri(trackingUri)) {
     const { replayPendingSpools } = await import('./pending-spools.js');
     for (const text of await replayPendingSpools(runsDir())) events.emit({ type: 'note', text });
@@ -198,7 +198,7 @@ export async function runPipeline(file: string, opts: RunOptions): Promise<RunRe
   const outputs = new Map<string, unknown>();
   const layout = new RunLayout(config.stages, (n) => ancestors(dag, n));
   events.emit({
-    type: 'run-start', runId, runDir, pipeline: config.name, engine: engine.description, store,
+    type: 'run-start', runId, runDir, pipeline: config.name, engine: engine.name, engineDetail: engine.description, store,
     stages: plan.map((e) => ({ name: e.name, kind: e.kind, decision: e.decision, reason: e.reason, ...epochsOf(config, e.name) })),
   });
   const end = (status: 'FINISHED' | 'FAILED' | 'KILLED', error?: string): void =>
@@ -261,7 +261,7 @@ async function startTrackedRun(file: string, config: PipelineConfig, r: { runId:
       'mlflow.source.type': 'LOCAL',
       ...(config.description ? { 'mlflow.note.content': config.description } : {}),
       ...(git ? { 'mlflow.source.git.commit': git.commit, 'mlflow.source.git.branch': git.branch, 'pipe.git.dirty': String(git.dirty) } : {}),
-      'pipe.backend': r.engine.backend,
+      'pipe.backend': r.engine.name,
       'pipe.version': TOOL_VERSION,
       'pipe.config_hash': createHash('sha256').update(JSON.stringify(config)).digest('hex').slice(0, 16),
       'pipe.run_dir': runDir,

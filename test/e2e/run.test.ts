@@ -51,7 +51,7 @@ test('pipe run: all seven stages, tracked in the local MLflow store', { skip: !e
   // Tags.
   assert.equal(run.tags['mlflow.note.content'], 'e2e test run');
   assert.equal(run.tags['mlflow.source.name'], 'p.yaml');
-  assert.equal(run.tags['pipe.backend'], 'wasm');
+  assert.match(run.tags['pipe.backend'] ?? '', /^(native \(oneDNN, \d+ threads?\) \+ wasm SIMD|wasm)$/);
   assert.equal(run.tags['pipe.unfreeze_epoch'], '2');
   assert.equal(run.tags['pipe.freeze.trainable_params'], '650');
   // 384 images / 64 = 6 batches per epoch, 3 epochs: iterations 0..17, epochs 1..3.

@@ -1,13 +1,17 @@
 /**
  * What a user sees (issue 20, task ux2), end to end on one tiny real-data pipeline run once:
- * `pipe plan --sweep` gives each trial's own run/skip decisions.
+ * `pipe plan --sweep` gives each trial's own run/skip decisions; one short engine name (the
+ * route the heavy work takes) on the engine line, the run-start event, the `pipe.backend` tag,
+ * the report header and the `runs compare` backend column.
  */
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { PlanJson } from '../../src/cli/validate.js';
 import type { RunEvent } from '../../src/runner/events.js';
-import { makeTree, runCliIn } from '../utils.js';
+import { FileStore } from '../../src/tracking/file/store.js';
+import { makeTree, REPO, runCliIn } from '../utils.js';
 
 const DATA_DIR = '/usr/share/datasets/fashion-mnist';
 const skip = !existsSync(DATA_DIR) && `${DATA_DIR} is missing (apt-get install dataset-fashion-mnist)`;
@@ -21,6 +25,7 @@ stages:
   head: { kind: freeze-train, needs: [aug, model], with: { epochs: 1, max_steps_per_epoch: 2, optimizer: { lr: 0.003 } } }
   finetune: { kind: unfreeze-train, needs: [head], with: { epochs: 1, max_steps_per_epoch: 2, optimizer: { lr: 0.002 } } }
   eval: { kind: evaluate, needs: [finetune] }
+  plots: { kind: plot, needs: [finetune, eval], with: { misclassified: 0 } }
 `;
 
 let root = '';
@@ -29,7 +34,7 @@ let events: RunEvent[] = [];
 before(async () => {
   if (skip) return;
   root = makeTree({ 'p.yaml': PIPELINE });
-  const r = await runCliIn(root, ['run', 'p.yaml', '--log-format', 'json']);
+  const r = await runCliIn(root, ['run', 'p.yaml', '--log-format', 'json'], { PIPE_NATIVE_THREADS: '1' });
   assert.equal(r.exitCode, 0, r.stderr);
   events = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as RunEvent);
 });
@@ -42,12 +47,35 @@ test('plan --sweep: each trial its own run/skip decisions, labelled with the tri
   const decisions = (name: string): string[] => p.trials!.find((t) => t.name === name)!.stages.map((s) => `${s.name}: ${s.decision}`);
   assert.deepEqual(p.trials!.map((t) => [t.name, t.sets]), [['arch=mini_resnet', ['stages.model.with.arch=mini_resnet']], ['arch=test_resnet18', ['stages.model.with.arch=test_resnet18']]]);
   // mini_resnet is what just ran: all reused; test_resnet18 shares data and aug, and retrains from model on.
-  assert.deepEqual(decisions('arch=mini_resnet'), ['data: skip', 'aug: skip', 'model: skip', 'head: skip', 'finetune: skip', 'eval: skip']);
-  assert.deepEqual(decisions('arch=test_resnet18'), ['data: skip', 'aug: skip', 'model: run', 'head: run', 'finetune: run', 'eval: run']);
+  assert.deepEqual(decisions('arch=mini_resnet'), ['data: skip', 'aug: skip', 'model: skip', 'head: skip', 'finetune: skip', 'eval: skip', 'plots: skip']);
+  assert.deepEqual(decisions('arch=test_resnet18'), ['data: skip', 'aug: skip', 'model: run', 'head: run', 'finetune: run', 'eval: run', 'plots: run']);
   const text = await runCliIn(root, ['plan', 'p.yaml', ...sweep]);
   assert.equal(text.exitCode, 0, text.stderr);
   const section = (name: string): string => text.stdout.split(/^trials? /m).find((s) => s.startsWith(`${name}:`)) ?? '';
   assert.match(section('arch=mini_resnet'), /^ {2}3\. model \[build-model\] <- data: skip \(unchanged\)$/m, text.stdout);
   assert.match(section('arch=test_resnet18'), /^ {2}3\. model \[build-model\] <- data: run \(.*arch.*\)$/m, text.stdout);
   assert.match(section('arch=test_resnet18'), /^ {2}2\. aug \[augment\] <- data: skip \(unchanged\)$/m, text.stdout);
+});
+
+test('the engine is named by its route, one short name everywhere', { skip }, async () => {
+  // The repository's addon (built by `npm run build:native`) takes the heavy work when it exists; 1 thread by PIPE_NATIVE_THREADS.
+  const name = existsSync(join(REPO, 'build', 'Release', 'pipe_dnnl.node')) ? 'native (oneDNN, 1 thread) + wasm SIMD' : 'wasm';
+  const notes = events.flatMap((e) => (e.type === 'note' ? [e.text] : []));
+  // One engine line: the name (and, for an addon built before the current kernels, how to rebuild it).
+  const line = notes.filter((t) => t.startsWith('engine ')).join('|');
+  assert.ok(line === `engine ${name}` || line.startsWith(`engine ${name}; native addon built before `), line);
+  assert.ok(!notes.some((t) => /not installed|skipped/.test(t)), notes.join('\n'));
+  const start = events.find((e) => e.type === 'run-start');
+  assert.ok(start?.type === 'run-start');
+  const runDir = start.runDir.replace('<root>', root);
+  assert.equal(start.engine, name);
+  assert.match(start.engineDetail, /tfjs-node is not installed/, 'the skipped backends and why: in the JSON stream only');
+  const lock = JSON.parse(readFileSync(join(runDir, 'lock.json'), 'utf8')) as { mlflowRunId: string };
+  const run = await new FileStore(join(root, 'runs', 'mlruns')).readRun(lock.mlflowRunId);
+  assert.equal(run.tags['pipe.backend'], name);
+  const report = readFileSync(join(runDir, 'plots', 'report.html'), 'utf8');
+  assert.ok(report.includes(`<dt>backend</dt><dd>${name}</dd>`), report.slice(0, 2000));
+  const compare = await runCliIn(root, ['runs', 'compare', start.runId, '--format', 'json']);
+  assert.equal(compare.exitCode, 0, compare.stderr);
+  assert.equal((JSON.parse(compare.stdout) as Array<{ backend?: string }>)[0]!.backend, name);
 });

@@ -58,7 +58,7 @@ function context<P>(name: string, params: P, upstream: Partial<Record<StageKindN
   const find = (kinds: StageKindName[]) => kinds.map((k) => upstream[k]).find((v) => v !== undefined);
   return {
     name, key: `test-${name}`, params, pipeline, outDir: path.join(root, name), seed: 1, signal: new AbortController().signal,
-    engine: { backend: 'wasm', requested: 'wasm', description: 'wasm' },
+    engine: { backend: 'wasm', requested: 'wasm', name: 'wasm', description: 'wasm' },
     report: { progress: () => {}, batch: () => {}, epoch: () => {}, metric: (k, v) => void rec.metrics.set(k, v), tags: () => {}, artifact: (p, a) => void rec.artifacts.push([p, a]), dataset: () => {} },
     upstream: <T>(...kinds: StageKindName[]) => { const v = find(kinds); if (v === undefined) throw new Error(`no ${kinds.join(' or ')}`); return v as T; },
     maybeUpstream: <T>(...kinds: StageKindName[]) => find(kinds) as T | undefined,

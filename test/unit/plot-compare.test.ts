@@ -82,7 +82,7 @@ function context(params: PlotParams): StageContext<PlotParams> & { artifacts: Ar
   const outDir = path.join(root, 'run', 'plots');
   return {
     name: 'plots', key: 'k', params, pipeline: PIPELINE, outDir, seed: 1, signal: new AbortController().signal,
-    engine: { backend: 'wasm', requested: 'wasm', description: 'wasm' },
+    engine: { backend: 'wasm', requested: 'wasm', name: 'wasm', description: 'wasm' },
     report: { progress: () => {}, batch: () => {}, epoch: () => {}, metric: () => {}, tags: () => {}, artifact: (p, a) => void artifacts.push([p, a]), dataset: () => {} },
     upstream: () => { throw new Error('compare reads stages by name'); },
     maybeUpstream: () => undefined,

@@ -19,7 +19,7 @@ const sink = (): NodeJS.WritableStream & { text: string } => {
   return s as unknown as NodeJS.WritableStream & { text: string };
 };
 
-const start: RunEvent = { time: 0, type: 'run-start', runId: 'r', runDir: '/r', pipeline: 'p', engine: 'wasm', store: '/s', stages: [
+const start: RunEvent = { time: 0, type: 'run-start', runId: 'r', runDir: '/r', pipeline: 'p', engine: 'wasm', engineDetail: 'wasm [CPU]', store: '/s', stages: [
   { name: 'head', kind: 'freeze-train', decision: 'run', reason: 'never run', epochs: 2 },
   { name: 'finetune', kind: 'unfreeze-train', decision: 'run', reason: 'never run', epochs: 3 },
 ] };

@@ -183,7 +183,7 @@ function stageContext(name: string, params: TrainParams, upstream: Partial<Recor
   const find = (kinds: string[]) => kinds.map((k) => upstream[k]).find((v) => v !== undefined);
   return {
     name, key: `test-${name}`, params, pipeline, outDir: join(root, name), seed: 1, signal: new AbortController().signal,
-    engine: { backend: 'wasm', requested: 'wasm', description: 'wasm' } as never,
+    engine: { backend: 'wasm', requested: 'wasm', name: 'wasm', description: 'wasm' } as never,
     report: { progress: () => {}, batch: () => {}, epoch: () => {}, metric: () => {}, tags: () => {}, artifact: () => {}, dataset: () => {} } as never,
     upstream: <T>(...kinds: string[]) => find(kinds) as T,
     maybeUpstream: <T>(...kinds: string[]) => find(kinds) as T | undefined,

@@ -37,7 +37,9 @@ export type KernelRoute = 'native' | 'wasm';
 
 /** tfjs-backend-wasm's own kernels, captured before anything replaced them. */
 let originals: Record<string, tf.KernelConfig | undefined> | undefined;
-let current: { route: KernelRoute; names: string[]; detail: string } | undefined;
+/** The registered route: its kernel names, a line for logs, and on the native route the addon's threads and why it is out of date (when it is). */
+export interface RouteInfo { route: KernelRoute; names: string[]; detail: string; threads?: number; stale?: string }
+let current: RouteInfo | undefined;
 
 const NATIVE_NAMES = [...CONV_KERNEL_NAMES, ...POINTWISE_KERNEL_NAMES];
 /** wasm's own kernels that the wasm route keeps as they are (the native route replaces them). */
@@ -86,7 +88,7 @@ export function setKernelRoute(route: KernelRoute | 'auto'): { route: KernelRout
     if (!tf.getGradient(CONV_BN_TRAIN_KERNEL)) tf.registerGradient(convBnTrainGradConfig);
     configs.forEach(replace);
     names.push(...configs.map((c) => c.kernelName).filter((n) => !names.includes(n)));
-    current = { route: 'native', names, detail: `native route: oneDNN addon on ${dnnl.threads} thread${dnnl.threads === 1 ? '' : 's'} for convolutions, matMuls and large element-wise ops, WebAssembly SIMD (1 thread) for the rest${dnnl.stale ? ` (${dnnl.stale})` : ''}` };
+    current = { route: 'native', names, threads: dnnl.threads, ...(dnnl.stale ? { stale: dnnl.stale } : {}), detail: `native route: oneDNN addon on ${dnnl.threads} thread${dnnl.threads === 1 ? '' : 's'} for convolutions, matMuls and large element-wise ops, WebAssembly SIMD (1 thread) for the rest${dnnl.stale ? ` (${dnnl.stale})` : ''}` };
   } else {
     const why = dnnl && !dnnl.addon ? ` (${dnnl.reason})` : '';
     current = { route: 'wasm', names, detail: `wasm route: WebAssembly SIMD, 1 thread${why}` };
@@ -100,7 +102,7 @@ export function registerWasmKernels(): string[] {
 }
 
 /** The route registered last, or undefined before any registration. */
-export function kernelRoute(): { route: KernelRoute; names: string[]; detail: string } | undefined {
+export function kernelRoute(): RouteInfo | undefined {
   return current;
 }
 
