@@ -62,6 +62,7 @@ async function cmdRun(file: string, opts: RunCliOpts): Promise<number> {
   const controller = new AbortController();
   const offInterrupt = onInterrupt(controller, (sig) => `\npipe: ${sig}: stopping after the current batch (again to quit now)\n`);
   try {
+    if (opts.queue !== undefined && opts.logFormat === 'json') throw new PipelineError('PIPE_USAGE', (await import('./sweep.js')).SWEEP_JSON_REFUSED);
     if (opts.queue !== undefined) return await (await import('./queue.js')).runQueueCli(file, { ...opts, queue: opts.queue }, controller.signal);
     const { runSweepCli } = await import('./sweep.js');
     const swept = await runSweepCli(file, opts, controller.signal);

@@ -29,6 +29,7 @@ export interface SweepCliOpts {
   resume?: boolean | string;
   jobs?: string;
   keepGoing?: boolean;
+  logFormat?: string;
 }
 
 const wholeNumber = (flag: string, v: string | undefined): number | undefined => {
@@ -49,10 +50,17 @@ export async function hasSweepBlock(file: string): Promise<boolean> {
 }
 
 /**
+ * Why `--log-format json` is refused for sweeps (and `--queue`): the JSON event stream is one
+ * run's (src/runner/events.ts); a sweep's trials run in their own processes, each with its log.
+ */
+export const SWEEP_JSON_REFUSED = "--log-format json streams one run's events; a sweep runs each trial in its own process (its output in runs/<sweep>/logs/): run a trial on its own with --set for JSON, or leave out --log-format";
+
+/**
  * `pipe run` for a sweep: runs it, prints the comparison table and where things are.
  * @returns the exit code (0 all trials finished, 1 some failed), or undefined when `file` is
  *   not a sweep (no `sweep:` block, no `--sweep`): the caller runs it as a single pipeline.
- * @throws PipelineError PIPE_USAGE for `--parallel` without a sweep or bad numbers; whatever
+ * @throws PipelineError PIPE_USAGE for `--parallel` without a sweep, bad numbers or
+ *   `--log-format json` (SWEEP_JSON_REFUSED); whatever
  *   runSweep throws (exit 2 bad input, 130 interrupted).
  */
 export async function runSweepCli(file: string, opts: SweepCliOpts, signal: AbortSignal): Promise<number | undefined> {
@@ -61,6 +69,7 @@ export async function runSweepCli(file: string, opts: SweepCliOpts, signal: Abor
     if (opts.parallel !== undefined) throw new PipelineError('PIPE_USAGE', `--parallel runs sweep trials at once, but '${file}' has no sweep: block and no --sweep was given (use --jobs for stages at once)`);
     return undefined;
   }
+  if (opts.logFormat === 'json') throw new PipelineError('PIPE_USAGE', SWEEP_JSON_REFUSED);
   const r = await runSweep(file, {
     stages: stageKinds, overrides: (opts.set ?? []).map(parseOverride), sweep: opts.sweep, parallel: wholeNumber('--parallel', opts.parallel),
     keepGoing: opts.keepGoing, force: opts.force, from: opts.from, jobs: wholeNumber('--jobs', opts.jobs), resume: opts.resume, signal,
