@@ -66,8 +66,8 @@ export default defineStage<BuildModelParams, Classifier>({
       'pipe.model.arch': p.arch,
       'pipe.model.weights': p.weights,
       'pipe.model.reinitialized': c.reinitialized.join(',') || 'none',
-      'pipe.model.params': String(counts.total),
-      'pipe.model.learnable_params': String(counts.learnable),
+      'pipe.model.params': String(counts.learnable),
+      'pipe.model.params_incl_bn_stats': String(counts.total),
     };
     if (fetched) Object.assign(tags, { 'pipe.model.weights_sha256': fetched.sha256, 'pipe.model.weights_file': fetched.path });
     if (c.preprocessing) Object.assign(tags, { 'pipe.model.mean': c.preprocessing.mean.join(','), 'pipe.model.std': c.preprocessing.std.join(','), 'pipe.model.input_size': c.preprocessing.inputSize.join('x') });
@@ -76,7 +76,7 @@ export default defineStage<BuildModelParams, Classifier>({
     ctx.report.metric('learnable_params', counts.learnable, 0);
     const loaded = c.weights?.file ? `, ${c.weights.loaded} tensors loaded from ${c.weights.file}` : '';
     const reinit = c.reinitialized.length ? `re-initialised: ${c.reinitialized.join(', ')}` : 'classifier kept';
-    ctx.report.progress(`${p.arch}: ${counts.learnable.toLocaleString('en')} trainable / ${counts.total.toLocaleString('en')} total parameters (head ${counts.head.toLocaleString('en')}), ${numClasses} classes; ${reinit}${loaded}`);
+    ctx.report.progress(`${p.arch}: ${counts.learnable.toLocaleString('en')} parameters (head ${counts.head.toLocaleString('en')}; ${counts.total.toLocaleString('en')} incl. BatchNorm running statistics), ${numClasses} classes; ${reinit}${loaded}`);
     return c;
   },
 });

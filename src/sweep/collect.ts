@@ -36,7 +36,7 @@ export interface RunSummary {
   imagesPerSecond?: number;
   /** Largest `rss_bytes` seen at an epoch end, bytes. */
   peakRssBytes?: number;
-  /** Weights of the model (trainable or not, BN statistics too) from the saved model.json. */
+  /** Learnable parameters of the model (torchvision's count: BatchNorm running statistics left out), from the saved model.json. */
   params?: number;
   /** Engine backend (tag pipe.backend). */
   backend?: string;
@@ -64,11 +64,15 @@ async function history(lock: Lock): Promise<EpochRecord[]> {
   return best?.epochs ?? [];
 }
 
-/** Number of weights in a model.json saved by saveClassifier (sum of the manifest's shape products). */
+/**
+ * Learnable parameters of a model.json saved by saveClassifier: the sum of the manifest's shape
+ * products, BatchNorm running statistics (`.../moving_mean`, `.../moving_variance`) left out,
+ * as torchvision counts (`sum(p.numel() for p in model.parameters())`; registry.ts paramCounts).
+ */
 export async function countWeights(modelJson: string): Promise<number | undefined> {
   try {
-    const json = JSON.parse(await readFile(modelJson, 'utf8')) as { weightsManifest: { weights: { shape: number[] }[] }[] };
-    return json.weightsManifest.flatMap((g) => g.weights).reduce((n, w) => n + w.shape.reduce((a, b) => a * b, 1), 0);
+    const json = JSON.parse(await readFile(modelJson, 'utf8')) as { weightsManifest: { weights: { name: string; shape: number[] }[] }[] };
+    return json.weightsManifest.flatMap((g) => g.weights).filter((w) => !/moving_(mean|variance)$/.test(w.name)).reduce((n, w) => n + w.shape.reduce((a, b) => a * b, 1), 0);
   } catch {
     return undefined;
   }

@@ -79,3 +79,23 @@ test('the engine is named by its route, one short name everywhere', { skip }, as
   assert.equal(compare.exitCode, 0, compare.stderr);
   assert.equal((JSON.parse(compare.stdout) as Array<{ backend?: string }>)[0]!.backend, name);
 });
+
+test('one parameter count everywhere: learnable parameters, as torchvision counts them', { skip }, async () => {
+  // mini_resnet (src/models/resnet.ts) with a 10-class head, worked by hand. Convs have no bias; BatchNorm learns gamma and beta.
+  // stem conv 3x3 3->16: 432, bn 32; layer1_0: 2 x (3x3 16->16: 2304, bn 32) = 4672;
+  // layer2_0: 3x3 16->32 4608 + 3x3 32->32 9216 + 1x1 16->32 512 + 3 bn x 64 = 14528;
+  // layer3_0: 3x3 32->64 18432 + 3x3 64->64 36864 + 1x1 32->64 2048 + 3 bn x 128 = 57728; head 64x10 + 10 = 650.
+  const learnable = 432 + 32 + 4672 + 14528 + 57728 + 650; // 78,042
+  // Running mean and variance of its 16 + 2x16 + 3x32 + 3x64 = 336 BatchNorm channels.
+  const withStats = learnable + 2 * 336; // 78,714
+  const start = events.find((e) => e.type === 'run-start');
+  assert.ok(start?.type === 'run-start');
+  const line = events.flatMap((e) => (e.type === 'stage-progress' && e.stage === 'model' ? [e.text] : [])).find((t) => t.startsWith('mini_resnet: '));
+  assert.match(line ?? '', /^mini_resnet: 78,042 parameters \(head 650; 78,714 incl\. BatchNorm running statistics\), 10 classes/);
+  const lock = JSON.parse(readFileSync(join(start.runDir.replace('<root>', root), 'lock.json'), 'utf8')) as { mlflowRunId: string };
+  const run = await new FileStore(join(root, 'runs', 'mlruns')).readRun(lock.mlflowRunId);
+  assert.equal(run.tags['pipe.model.params'], String(learnable));
+  assert.equal(run.tags['pipe.model.params_incl_bn_stats'], String(withStats));
+  const compare = await runCliIn(root, ['runs', 'compare', start.runId, '--format', 'json']);
+  assert.equal((JSON.parse(compare.stdout) as Array<{ params?: number }>)[0]!.params, learnable);
+});
