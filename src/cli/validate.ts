@@ -68,6 +68,28 @@ function trialsMissing(plan: PlanEntry[], sweep: CheckedSweep<{ plan: PlanEntry[
 }
 
 /**
+ * For the graph forms of a sweep's plan: per stage, the inputs its trials would download beyond
+ * the base plan's, one line each (`weights not cached yet for trials a, b`), as trialsMissing.
+ */
+function trialMarks(plan: PlanEntry[], sweep: CheckedSweep<{ plan: PlanEntry[] }> | undefined): Map<string, string[]> {
+  const seen = new Set(plan.flatMap((e) => (e.missing ?? []).map((m) => m.note)));
+  const byStage = new Map<string, Map<string, string[]>>();
+  for (const t of sweep?.trials ?? []) {
+    for (const e of t.plan) {
+      for (const m of e.missing ?? []) {
+        if (seen.has(m.note)) continue;
+        const whats = byStage.get(e.name) ?? new Map<string, string[]>();
+        const trials = whats.get(m.what) ?? [];
+        if (!trials.includes(t.name)) trials.push(t.name);
+        whats.set(m.what, trials);
+        byStage.set(e.name, whats);
+      }
+    }
+  }
+  return new Map([...byStage].map(([stage, whats]) => [stage, [...whats].map(([what, trials]) => `${what} not cached yet for trial${trials.length === 1 ? '' : 's'} ${trials.join(', ')}`)]));
+}
+
+/**
  * What `pipe validate FILE` prints when everything passes.
  * @throws ConfigError / PipelineError (exit 2) for the first check that fails.
  */
@@ -142,7 +164,7 @@ export async function planReport(file: string, opts: CheckCliOpts & { format?: s
   // Each trial is planned too, for the data and weights it alone would download (another arch, dataset, ...).
   const sweep = await checkedSweep(file, opts, config, (o) => planFile(file, { stages: stageMeta, overrides: o, force: opts.force, from: opts.from }));
   if (format === 'json') return `${JSON.stringify(planJson(file, config.name, dag, plan, sweep))}\n`;
-  if (format !== 'text') return `${formatPlan(dag, plan, format)}\n`;
+  if (format !== 'text') return `${formatPlan(dag, plan, format, trialMarks(plan, sweep))}\n`;
   const trials = trialsMissing(plan, sweep).map((m) => `     ${m.what} not cached yet for trial${m.trials.length === 1 ? '' : 's'} ${m.trials.join(', ')}: ${m.note}\n`);
   const base = sweep ? ' (the base config, without trial values; each trial\'s own plan follows)' : '';
   return `plan for '${file}' (${config.name}), stages in order${base}:\n${formatPlan(dag, plan, format)}\n${sweepLine(sweep)}${trials.join('')}${trialPlans(sweep)}`;

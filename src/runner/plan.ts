@@ -96,17 +96,29 @@ function whyChanged(name: string, parts: KeyParts, previous: Lock | undefined, e
 /**
  * The plan as text (a line per stage, then a line per input it would download), Mermaid or
  * Graphviz dot (a node per stage: name, kind, decision, and which inputs are not cached yet).
+ * `marks`: more lines per stage name for the graph formats (a sweep's trials' inputs not cached
+ * yet; the text form has its own lines for them).
+ * Node IDs: DOT's are the stage names, double-quoted (so `d-a`, `d_a`, `graph` and `subgraph`
+ * are all valid and distinct); Mermaid's are `s<position>` (unique, and never a keyword such
+ * as `end`), the stage name being in the label.
  */
-export function formatPlan(dag: Dag, plan: PlanEntry[], format: 'text' | 'mermaid' | 'dot'): string {
-  const id = (n: string): string => n.replace(/[^A-Za-z0-9_]/g, '_');
+export function formatPlan(dag: Dag, plan: PlanEntry[], format: 'text' | 'mermaid' | 'dot', marks: ReadonlyMap<string, readonly string[]> = new Map()): string {
   const edges = plan.flatMap((e) => dag.nodes.get(e.name)!.needs.map((d) => [d, e.name] as const));
   // In the graph formats, the inputs not cached yet as one short line (the text form has the details).
   const missing = (e: PlanEntry): string | undefined => (e.missing?.length ? `${e.missing.map((m) => m.what).join(', ')} not cached yet` : undefined);
+  const lines = (e: PlanEntry, first: string[]): string[] => [...first, e.decision, missing(e), ...(marks.get(e.name) ?? [])].filter((l): l is string => Boolean(l));
   if (format === 'mermaid') {
-    return ['flowchart LR', ...plan.map((e) => `  ${id(e.name)}["${[`${e.name} (${e.kind})`, e.decision, missing(e)].filter(Boolean).join('<br/>')}"]`), ...edges.map(([a, b]) => `  ${id(a)} --> ${id(b)}`)].join('\n');
+    const ids = new Map(plan.map((e, i) => [e.name, `s${i + 1}`]));
+    const mid = (n: string): string => ids.get(n) ?? `s_${n.replace(/[^A-Za-z0-9_]/g, '_')}`;
+    // Mermaid labels: `"` is written #quot; (its entity codes), < and > as #lt; #gt;.
+    const text = (l: string): string => l.replace(/"/g, '#quot;').replace(/</g, '#lt;').replace(/>/g, '#gt;');
+    return ['flowchart LR', ...plan.map((e) => `  ${mid(e.name)}["${lines(e, [`${e.name} (${e.kind})`]).map(text).join('<br/>')}"]`), ...edges.map(([a, b]) => `  ${mid(a)} --> ${mid(b)}`)].join('\n');
   }
   if (format === 'dot') {
-    return ['digraph pipeline {', '  rankdir=LR;', ...plan.map((e) => `  ${id(e.name)} [label="${[e.name, e.kind, e.decision, missing(e)].filter(Boolean).join('\\n')}"${e.decision === 'skip' ? ', style=dashed' : ''}];`), ...edges.map(([a, b]) => `  ${id(a)} -> ${id(b)};`), '}'].join('\n');
+    // DOT double-quoted strings: \ and " escaped (the Graphviz language reference, "ID").
+    const q = (v: string): string => `"${v.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
+    const label = (e: PlanEntry): string => `"${lines(e, [e.name, e.kind]).map((l) => l.replace(/\\/g, '\\\\').replace(/"/g, '\\"')).join('\\n')}"`;
+    return ['digraph pipeline {', '  rankdir=LR;', ...plan.map((e) => `  ${q(e.name)} [label=${label(e)}${e.decision === 'skip' ? ', style=dashed' : ''}];`), ...edges.map(([a, b]) => `  ${q(a)} -> ${q(b)};`), '}'].join('\n');
   }
   return plan.map((e, i) => [
     `  ${i + 1}. ${e.name} [${e.kind}]${dag.nodes.get(e.name)!.needs.length ? ` <- ${dag.nodes.get(e.name)!.needs.join(', ')}` : ''}: ${e.decision} (${e.reason})`,

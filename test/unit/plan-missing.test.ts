@@ -72,9 +72,9 @@ describe('pipe plan: data and weights not cached yet', () => {
     assert.equal(text[at - 1], `     ${missingOf(p, 'data')[0]!.replace(/^data: /, 'data not cached yet: ')}`);
     // The graph forms say which inputs, in one line of the stage's node.
     const mermaid = await planReport(file, { format: 'mermaid' });
-    assert.ok(mermaid.includes('  model["model (build-model)<br/>run<br/>weights not cached yet"]'), mermaid);
-    assert.ok(mermaid.includes('  data["data (download)<br/>run<br/>data not cached yet"]'), mermaid);
-    assert.ok((await planReport(file, { format: 'dot' })).includes('  model [label="model\\nbuild-model\\nrun\\nweights not cached yet"];'));
+    assert.ok(mermaid.includes('  s2["model (build-model)<br/>run<br/>weights not cached yet"]'), mermaid);
+    assert.ok(mermaid.includes('  s1["data (download)<br/>run<br/>data not cached yet"]'), mermaid);
+    assert.ok((await planReport(file, { format: 'dot' })).includes('  "model" [label="model\\nbuild-model\\nrun\\nweights not cached yet"];'));
 
     // A junk file of another size is no cached file: marked, its size named.
     mkdirSync(dirname(weightsPath), { recursive: true });
@@ -132,6 +132,12 @@ describe('pipe plan: data and weights not cached yet', () => {
     assert.equal(m!.note, `${pin34.hub_id}: the run downloads it; offline: download ${pin34.url} (sha256 ${pin34.sha256}, ${pin34.size_bytes} bytes) where the network reaches it and put it at ${r34}; or set HF_ENDPOINT to a Hugging Face Hub mirror`);
     const text = await planReport(file, { sweep: ['stages.model.with.arch=resnet18,resnet34'] });
     assert.ok(text.includes(`\n     weights not cached yet for trial arch=resnet34: ${m!.note}\n`), text);
+    // The graph forms mark it on the stage's node too, with the trial.
+    const sweep = ['stages.model.with.arch=resnet18,resnet34'];
+    const mermaid = await planReport(file, { format: 'mermaid', sweep });
+    assert.ok(mermaid.includes('  s2["model (build-model)<br/>run<br/>weights not cached yet<br/>weights not cached yet for trial arch=resnet34"]'), mermaid);
+    const dot = await planReport(file, { format: 'dot', sweep });
+    assert.ok(dot.includes('  "model" [label="model\\nbuild-model\\nrun\\nweights not cached yet\\nweights not cached yet for trial arch=resnet34"];'), dot);
   });
 
   it('a local source: at hand when it exists, named when it does not', async () => {
