@@ -9,7 +9,9 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -86,6 +88,24 @@ describe('native/install.mjs, the install script npm runs', () => {
     assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
     assert.match(r.stderr, /^pipe: native addon not built: oneDNN 3\.1\.0 found, but the addon needs oneDNN 2\.x \(it uses the v2 op-descriptor API, which oneDNN 3\.0 removed\)/);
     assert.equal(existsSync(join(dir, 'build', 'Release', 'pipe_dnnl.node')), false);
+  });
+
+  it('a built addon: its size and SHA-256 recorded beside it (build/Release/pipe_dnnl.node.json), which dnnl.ts checks before loading', () => {
+    const dir = copyBuildFiles('recorded');
+    // Stand-ins: a compiler that reports oneDNN 2.6.3, and a node-gyp that "builds" a real N-API addon (resvg's, a dependency).
+    const cxx = join(tmp, 'fake-cxx-2');
+    writeFileSync(cxx, '#!/bin/sh\n[ "$1" = --version ] && { echo "fake c++ 1.0"; exit 0; }\necho "pipe_dnnl_version 2 6 3"\n');
+    chmodSync(cxx, 0o755);
+    const addon = createRequire(join(ROOT, 'package.json')).resolve('@resvg/resvg-js-linux-x64-gnu/resvgjs.linux-x64-gnu.node');
+    const gyp = join(tmp, 'fake-node-gyp.cjs');
+    writeFileSync(gyp, `const fs = require('node:fs');\nfs.mkdirSync('build/Release', { recursive: true });\nfs.copyFileSync(${JSON.stringify(addon)}, 'build/Release/pipe_dnnl.node');\n`);
+    const r = install(dir, { CXX: cxx, npm_config_node_gyp: gyp }, []);
+    assert.equal(r.status, 0, r.stderr);
+    const bytes = readFileSync(join(dir, 'build', 'Release', 'pipe_dnnl.node'));
+    assert.deepEqual(JSON.parse(readFileSync(join(dir, 'build', 'Release', 'pipe_dnnl.node.json'), 'utf8')), { size: bytes.length, sha256: createHash('sha256').update(bytes).digest('hex') });
+    // A failed rebuild removes the addon and its record together.
+    assert.equal(install(dir, { CXX: join(tmp, 'no-such-compiler') }, ['--optional']).status, 0);
+    assert.equal(existsSync(join(dir, 'build', 'Release', 'pipe_dnnl.node.json')), false);
   });
 
   it('PIPE_NATIVE=0 skips the build with one line', () => {
