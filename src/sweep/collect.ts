@@ -53,15 +53,46 @@ export interface RunSummary {
 
 const TRAIN_KINDS = new Set(['freeze-train', 'unfreeze-train']);
 
-/** The epoch history of the run: from its finished training stage with the most epochs. */
-async function history(lock: Lock): Promise<EpochRecord[]> {
-  let best: TrainStateJson | undefined;
-  for (const s of Object.values(lock.stages)) {
-    if (!TRAIN_KINDS.has(s.kind) || s.status !== 'done') continue;
-    const st = await readStateJson(s.outDir).catch(() => undefined);
-    if (st && (!best || st.lastEpoch > best.lastEpoch)) best = st;
+/**
+ * The epochs of an unfinished training stage's last checkpoint (this phase's only), or []:
+ * `<outDir>/checkpoint/latest.json` names the folder whose state.json holds them
+ * (src/train/checkpoint.ts; read here as JSON, without loading TensorFlow.js).
+ */
+async function checkpointedEpochs(outDir: string): Promise<EpochRecord[]> {
+  try {
+    const dir = join(outDir, 'checkpoint');
+    const { dir: sub } = JSON.parse(await readFile(join(dir, 'latest.json'), 'utf8')) as { dir: string };
+    return (JSON.parse(await readFile(join(dir, sub, 'state.json'), 'utf8')) as { epochs?: EpochRecord[] }).epochs ?? [];
+  } catch {
+    return [];
   }
-  return best?.epochs ?? [];
+}
+
+/**
+ * The epoch history of the run: the longest of its finished training stages' histories and of
+ * its unfinished ones' checkpointed epochs (a KILLED or FAILED run), each of the latter after
+ * the finished history it continues (the one ending at the epoch before its first). So a run
+ * stopped in its fine-tune stage shows what the checkpointed fine-tune epochs reached, as a
+ * FINISHED run shows all its epochs.
+ */
+async function history(lock: Lock): Promise<EpochRecord[]> {
+  const finished: TrainStateJson[] = [];
+  const partial: EpochRecord[][] = [];
+  for (const s of Object.values(lock.stages)) {
+    if (!TRAIN_KINDS.has(s.kind)) continue;
+    if (s.status === 'done') {
+      const st = await readStateJson(s.outDir).catch(() => undefined);
+      if (st) finished.push(st);
+    } else {
+      const eps = await checkpointedEpochs(s.outDir);
+      if (eps.length) partial.push(eps);
+    }
+  }
+  const candidates = [
+    ...finished.map((st) => st.epochs),
+    ...partial.map((eps) => [...(finished.filter((st) => st.lastEpoch === eps[0]!.epoch - 1).sort((a, b) => b.epochs.length - a.epochs.length)[0]?.epochs ?? []), ...eps]),
+  ];
+  return candidates.reduce<EpochRecord[]>((best, h) => (h.length > best.length ? h : best), []);
 }
 
 /**

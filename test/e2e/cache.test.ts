@@ -141,9 +141,9 @@ test('the resume command printed after Ctrl-C carries the run\'s --set overrides
   const root = makeTree({ 'p.yaml': pipeline(1) });
   const sets = ['--set', 'stages.finetune.with.epochs=6', '--set', "description=it's a test"];
   const child = spawn(process.execPath, [join(REPO, 'bin', 'pipe.js'), 'run', 'p.yaml', ...sets, '--log-format', 'json'], { cwd: root, env: { ...process.env, MLFLOW_TRACKING_URI: '', PIPE_RUNS_DIR: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stderr = '';
+  let stderr = '', stdout = '';
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  child.stdout.resume();
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
   const exited = new Promise<number | null>((r) => child.on('close', r));
   const runs = join(root, 'runs');
   const runDir = (): string | undefined => (existsSync(runs) ? readdirSync(runs).filter((d) => /^\d{8}T/.test(d)).map((d) => join(runs, d))[0] : undefined);
@@ -162,6 +162,14 @@ test('the resume command printed after Ctrl-C carries the run\'s --set overrides
   const listed = await runCliIn(root, ['runs']);
   assert.equal(listed.exitCode, 0, listed.stderr);
   assert.ok(listed.stdout.includes(`-> finetune: interrupted; continue with \`${hint}\``), listed.stdout);
+  // Its best test accuracy is the best any checkpointed epoch reached, the fine-tune's included (as for a FINISHED run).
+  const epochs = eventsOf(stdout).flatMap((e) => (e.type === 'stage-epoch' ? [{ epoch: e.epoch, acc: e.test_accuracy }] : []));
+  assert.ok(epochs.length >= 2, `the head epoch and one or more fine-tune epochs were checkpointed: ${JSON.stringify(epochs)} ${[...new Set(eventsOf(stdout).map((e) => e.type))].join(',')}`);
+  const json = JSON.parse((await runCliIn(root, ['runs', '--json'])).stdout) as Array<{ kind: string; run: { bestTestAccuracy?: number; curve: { epoch: number; testAccuracy: number }[] } }>;
+  const killed = json.find((e) => e.kind === 'run')!.run;
+  assert.deepEqual(killed.curve.map((c) => c.epoch), epochs.map((e) => e.epoch));
+  assert.equal(killed.bestTestAccuracy, Math.max(...epochs.map((e) => e.acc)));
+  assert.ok(listed.stdout.includes(`KILLED  ${(100 * killed.bestTestAccuracy!).toFixed(2)}%`), listed.stdout);
   // Pasted into a shell as printed, with `pipe` on the PATH: it resumes the run and finishes it.
   const bin = join(root, 'bin');
   mkdirSync(bin);
