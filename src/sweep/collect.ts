@@ -44,7 +44,7 @@ export interface RunSummary {
   curve: { epoch: number; testAccuracy: number }[];
   /** Why a FAILED or KILLED run ended (lock.json's `failure.reason`, the run's `pipe.error` tag). */
   failure?: string;
-  /** For a KILLED run with unfinished stages: the command that continues it (interrupt-hint.ts). */
+  /** For a KILLED run: the command that continues it (interrupt-hint.ts). */
   resume?: string;
   /** ms since the Unix epoch. */
   startedAt: number;
@@ -153,7 +153,8 @@ export async function summarizeRun(runDir: string, headers?: FileStore): Promise
     ...(params !== undefined ? { params } : {}),
     ...((trial?.backend ?? header?.tags['pipe.backend']) ? { backend: trial?.backend ?? header?.tags['pipe.backend'] } : {}),
     ...(lock.failure ? { failure: lock.failure.reason } : {}),
-    ...(status === 'KILLED' && stages.some((s) => s.status !== 'done') ? { resume: resumeCommand(lock.file, lock.sets ?? [], lock.runId || basename(runDir)) } : {}),
+    // Every KILLED run can be resumed, also one killed after its last stage (--resume then ends it FINISHED).
+    ...(status === 'KILLED' ? { resume: resumeCommand(lock.file, lock.sets ?? [], lock.runId || basename(runDir)) } : {}),
     startedAt: header?.startTime ?? lock.createdAt,
     ...(header?.endTime !== undefined ? { endedAt: header.endTime } : trial ? { endedAt: lock.createdAt + trial.seconds * 1000 } : {}),
   };

@@ -87,6 +87,8 @@ test('a run killed after all its stages were done: the next command marks it KIL
   assert.equal(runs.exitCode, 0, runs.stderr);
   assert.match(runs.stderr, new RegExp(`^pipe: run <root>/runs/${dead} was left RUNNING by process \\d+, which is gone: marked KILLED \\(continue it with \`pipe run p\\.yaml --resume ${dead}\`\\)$`, 'm'));
   assert.equal(await storeStatus(root, dead), 5, 'KILLED');
+  // Its row in the listing advises the same command.
+  assert.match(runs.stdout, new RegExp(`^${dead}\\s+dead-${dead}\\s+KILLED .*\\n  -> KILLED; continue with \`pipe run p\\.yaml --resume ${dead}\`$`, 'm'));
   assert.equal(existsSync(temp), false, 'the temporary file of the dead process is removed');
 
   // The advised command, word for word.
