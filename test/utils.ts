@@ -57,6 +57,19 @@ export function runCliIn(root: string, args: string[], env: Record<string, strin
   });
 }
 
+/**
+ * The four Fashion-MNIST file names under `dir` (for makeTree), each holding no IDX data: a
+ * source `validate` accepts (the files are there) and the run refuses (the checksum), the
+ * data failure no static check can see.
+ */
+export function corruptFashionMnist(dir: string): Record<string, string> {
+  return Object.fromEntries(['train-images-idx3-ubyte.gz', 'train-labels-idx1-ubyte.gz', 't10k-images-idx3-ubyte.gz', 't10k-labels-idx1-ubyte.gz'].map((f) => [`${dir}/${f}`, 'not gzip data\n']));
+}
+
+/** The run's refusal of corruptFashionMnist(`dir`), as a regex source (the file named is whichever is checked first). */
+export const corruptFashionMnistWhy = (dir: string): string =>
+  `fashion-mnist: ${dir.replace(/^\.\//, '').replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}\\/(train|t10k)-(images|labels)-idx[13]-ubyte\\.gz: content sha256 [0-9a-f]{64} does not match the expected [0-9a-f]{64}; delete or replace the file`;
+
 /** Debian's dataset-fashion-mnist folder (installed by .ci/run); e2e tests skip without it. */
 export const FASHION_MNIST_DIR = '/usr/share/datasets/fashion-mnist';
 

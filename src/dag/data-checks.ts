@@ -6,6 +6,7 @@
  * - every augment op fits the images it gets (normalize/fill values per channel, padding for
  *   the image size, grayscale input): each op's own `outShape` check, run on the known shape;
  * - an evaluate stage asks for the `val` split only when its data holds one out (`val_fraction`);
+ * - a download stage's local `source:` exists and holds the dataset's files (datasets.ts sourceProblem);
  * - a download stage's `classes:` selection names classes of the dataset;
  * - `unfreeze: { from: <block> }` names a block of the architecture upstream (the model catalog's blocks, src/models/catalog.ts).
  * An imagefolder without `image_size` has a known channel count but no known size: its ops get
@@ -18,7 +19,7 @@ import { didYouMean } from '../config/suggest.js';
 import type { PipelineConfig } from '../config/types.js';
 import type { StageKindName } from '../stage-kinds.js';
 import { classIndices } from '../data/dataset.js';
-import { datasetFacts } from '../data/datasets.js';
+import { datasetFacts, sourceProblem } from '../data/datasets.js';
 import { buildTransform, type OpSpec } from '../data/transforms.js';
 import { MODEL_CATALOG as MODELS } from '../models/catalog.js';
 
@@ -65,8 +66,10 @@ export function dataIssues(config: PipelineConfig, ancestorsOf: (name: string) =
   return issues;
 }
 
-/** A download stage's `classes:` selection names classes of the dataset (where its definition fixes them). */
+/** A download stage's local source holds the data; its `classes:` selection names classes of the dataset (where its definition fixes them). */
 function checkDownload(name: string, w: Record<string, unknown>, classNames: string[] | undefined, at: At): void {
+  const problem = sourceProblem(w as { dataset: string; source?: string });
+  if (problem !== undefined) at(['stages', name, 'with', 'source'], problem);
   if (Array.isArray(w['classes']) && classNames) {
     try {
       classIndices(classNames, w['classes'] as Array<number | string>);

@@ -86,6 +86,40 @@ export function datasetFacts(p: { dataset: string; source?: string; image_size?:
   return { ...(classes !== undefined ? { classes } : {}), ...(shape ? { shape } : {}), channels: p.channels ?? 3 };
 }
 
+/**
+ * What is wrong with a download stage's local `source` before loading (for `validate`): undefined
+ * when it exists and holds what the loader looks for (a URL, or no source, is not checked), else
+ * the problem in a few words. The loaders' own rules (mnist-family.ts loadMnistFamily: the four
+ * IDX files, .gz or decompressed; cifar.ts loadCifar: the tarball, a folder holding it or the
+ * unpacked batches; imagefolder.ts listImageFolder: train/ and test/ or val/). What the files hold
+ * is left to the loader.
+ */
+export function sourceProblem(p: { dataset: string; source?: string }): string | undefined {
+  const src = p.source;
+  if (src === undefined || /^https?:\/\//.test(src)) return undefined;
+  const family = MNIST_FAMILY[p.dataset];
+  const spec = CIFARS[p.dataset];
+  if (!existsSync(src)) {
+    const what = family ? `a folder holding ${Object.values(family.files).map((f) => f.name).join(', ')}` : spec ? `${spec.archive} or the folder holding it` : 'a folder with train/ and test/ (or val/) subfolders, one folder of images per class in each';
+    return `${src} does not exist; point it at ${what}`;
+  }
+  const isDir = statSync(src).isDirectory();
+  if (family) {
+    if (mnistFilesFolder(family, [src])) return undefined;
+    const missing = Object.values(family.files).map((f) => f.name).filter((n) => !isDir || ![n, n.replace(/\.gz$/, '')].some((m) => existsSync(join(src, m))));
+    return isDir ? `${src} lacks ${missing.join(', ')} (the ${family.name} files, .gz or decompressed)` : `${src} is a file; point it at the folder holding ${missing.join(', ')}`;
+  }
+  if (spec) {
+    if (!isDir || [join(src, spec.folder), src].some((d) => spec.train.every((f) => existsSync(join(d, f)))) || existsSync(join(src, spec.archive))) return undefined;
+    return `${src} holds neither ${spec.archive} nor the unpacked ${spec.folder}/ folder`;
+  }
+  if (p.dataset === 'imagefolder') {
+    const has = (d: string): boolean => existsSync(join(src, d)) && statSync(join(src, d)).isDirectory();
+    if (!has('train') || !(has('test') || has('val'))) return `${src} must hold a train/ and a test/ (or val/) folder, each with one subfolder of images per class`;
+  }
+  return undefined;
+}
+
 const sha = (s: string): string => createHash('sha256').update(s).digest('hex');
 
 /** A fingerprint (names, sizes, modification times) of a local file or of a folder's files. */

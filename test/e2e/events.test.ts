@@ -11,11 +11,12 @@ import { join } from 'node:path';
 import type { RunEvent } from '../../src/runner/events.js';
 import { FileStore } from '../../src/tracking/file/store.js';
 import { mlflowMetricKey } from '../../src/tracking/layout.js';
-import { e2ePipeline, FASHION_MNIST_DIR, quickPipeline, runCli, runCliIn } from '../utils.js';
+import { corruptFashionMnist, corruptFashionMnistWhy, e2ePipeline, FASHION_MNIST_DIR, quickPipeline, runCli, runCliIn } from '../utils.js';
 
 const skip = !existsSync(FASHION_MNIST_DIR) && `${FASHION_MNIST_DIR} is missing (apt-get install dataset-fashion-mnist)`;
-const FAILING = 'name: f\nstages:\n  data: { kind: download, with: { dataset: fashion-mnist, source: ./no-such-dir } }\n  a: { kind: augment, needs: [data] }\n';
-const WHY = 'source folder ./no-such-dir does not exist';
+// Corrupt data files: a failure only the run sees (validate checks that the files are there).
+const FAILING = { 'p.yaml': 'name: f\nstages:\n  data: { kind: download, with: { dataset: fashion-mnist, source: ./bad } }\n  a: { kind: augment, needs: [data] }\n', ...corruptFashionMnist('bad') };
+const WHY = 'does not match the expected';
 
 /** Every line of `stdout` as an event (each must be one JSON object). */
 function eventsOf(stdout: string): RunEvent[] {
@@ -86,12 +87,12 @@ test('plain output (not a terminal): each finished epoch one line, once; the run
 });
 
 test('a failing stage: its error is printed once (plain), and in the JSON stream once, in stage-fail and run-end', async () => {
-  const plain = await runCli({ 'p.yaml': FAILING }, ['run', 'p.yaml', '--plain']);
+  const plain = await runCli(FAILING, ['run', 'p.yaml', '--plain']);
   assert.equal(plain.exitCode, 1, plain.stderr);
   assert.equal(count(plain.stdout + plain.stderr, WHY), 1, plain.stdout + plain.stderr);
   assert.match(plain.stderr, /^✖ data \(download\) \[FAILED/m);
 
-  const json = await runCli({ 'p.yaml': FAILING }, ['run', 'p.yaml', '--log-format', 'json']);
+  const json = await runCli(FAILING, ['run', 'p.yaml', '--log-format', 'json']);
   assert.equal(json.exitCode, 1, json.stderr);
   const evs = eventsOf(json.stdout);
   assert.deepEqual(evs.filter((e) => e.type === 'stage-fail').map((e) => e.type === 'stage-fail' && [e.stage, e.message.includes(WHY)]), [['data', true]]);
@@ -102,8 +103,8 @@ test('a failing stage: its error is printed once (plain), and in the JSON stream
 });
 
 test('--quiet: nothing but the error', async () => {
-  const r = await runCli({ 'p.yaml': FAILING }, ['run', 'p.yaml', '--quiet']);
+  const r = await runCli(FAILING, ['run', 'p.yaml', '--quiet']);
   assert.equal(r.exitCode, 1);
   assert.equal(r.stdout, '');
-  assert.equal(r.stderr.trim().split('\n')[0], `pipe: stage 'data' failed: fashion-mnist: ${WHY}`);
+  assert.match(r.stderr.trim().split('\n')[0]!, new RegExp(`^pipe: stage 'data' failed: ${corruptFashionMnistWhy('bad')}$`));
 });

@@ -2,7 +2,7 @@
  * The failure policy on a pipeline of two independent branches (DVC `_reproduce` /
  * `handle_error`), end to end on tiny local imagefolders:
  *
- *   broken ──> broken_aug                      (its source folder does not exist)
+ *   broken ──> broken_aug                      (its source folder has class folders but no images)
  *   data ──> aug ──┐
  *     └───> model ─┴─> head
  *
@@ -33,7 +33,8 @@ interface Outcome { r: CliResult; runDir: string; statuses: Record<string, strin
 
 /** Runs the pipeline in a fresh folder holding images/ (and other-images/) and reads what it left. */
 async function run(brokenSource: string, args: string[]): Promise<Outcome> {
-  const root = makeTree({ 'p.yaml': pipeline(brokenSource) });
+  // missing-images: the layout validate checks (train/, test/), but no images: only the run sees it.
+  const root = makeTree({ 'p.yaml': pipeline(brokenSource), 'missing-images/train/cat/.keep': '', 'missing-images/test/cat/.keep': '' });
   await writeImageFolder(join(root, 'images'), 3);
   await writeImageFolder(join(root, 'other-images'), 4, { classes: 2, train: 2, test: 1 });
   const r = await runCliIn(root, ['run', 'p.yaml', '--plain', ...args], { PIPE_CACHE: join(root, 'cache') });
@@ -47,7 +48,7 @@ async function run(brokenSource: string, args: string[]): Promise<Outcome> {
 
 const FAILED = 4; // MLflow RunStatus
 const FINISHED = 3;
-const FAILURE = /^pipe: stage 'broken' failed: imagefolder: source \S*missing-images does not exist$/m;
+const FAILURE = /^pipe: stage 'broken' failed: imagefolder: \S*missing-images\/train holds no images \(\.png \.jpg \.jpeg \.webp \.tif \.tiff\)$/m;
 
 test('fail-fast (default): exit 1, the failed stage shown, every later stage skipped and named', async () => {
   const { r, statuses, mlflowStatus } = await run('missing-images', []);

@@ -7,8 +7,9 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { join } from 'node:path';
 import type { Job, Queue } from 'bullmq';
-import { makeTree, quickPipeline } from '../utils.js';
+import { corruptFashionMnist, corruptFashionMnistWhy, makeTree, quickPipeline } from '../utils.js';
 import type { TrialJobProgress } from '../../src/queue/job.js';
 import { openQueue, queueEnv, skipQueue, startPipe, startRedis, startTracking, tagOf, until, type Proc, teardown } from './queue-harness.js';
 
@@ -40,7 +41,7 @@ test('workers that cannot work refuse to start; NaN and missing data fail at onc
   const queue = openQueue(redis);
   const procs: Proc[] = [];
   try {
-    const root = makeTree({ 'p.yaml': pipeline });
+    const root = makeTree({ 'p.yaml': pipeline, ...corruptFashionMnist('bad') });
     const submit = startPipe(['run', 'p.yaml', '--sweep', `${LR}=1000,0.002`, '--queue', '--attempts', '3'], env, { root });
     procs.push(submit);
     await until(async () => (await queue.getWaitingCount()) === 2);
@@ -92,14 +93,14 @@ test('workers that cannot work refuse to start; NaN and missing data fail at onc
     const runs = await tracking.runs(name);
     assert.equal(runs.filter((r) => tagOf(r, 'pipe.queue.job') === nan.id).length, 1, 'the NaN trial ran once');
 
-    // Missing data (a source this worker does not have): one attempt, failed for good.
-    const missing = startPipe(['run', 'p.yaml', '--set', 'stages.data.with.source=/nonexistent/pipe-test-data', '--sweep', `${LR}=0.001`, '--queue', '--attempts', '3'], env, { root });
+    // Bad data (corrupt files: validate sees them there, the run refuses them): one attempt, failed for good.
+    const missing = startPipe(['run', 'p.yaml', '--set', `stages.data.with.source=${join(root, 'bad')}`, '--sweep', `${LR}=0.001`, '--queue', '--attempts', '3'], env, { root });
     procs.push(missing);
     assert.equal(await missing.done, 1, missing.out() + w.out());
     const gone = (await jobWith(queue, `${LR}=0.001`))!;
     assert.equal(await gone.getState(), 'failed');
     assert.equal(gone.attemptsMade, 1);
-    assert.match(gone.failedReason, /\/nonexistent\/pipe-test-data/);
+    assert.match(gone.failedReason, new RegExp(corruptFashionMnistWhy(join(root, 'bad'))));
     assert.match(w.out(), /FAILED \(bad config or data: not retried\)/);
   } finally {
     await teardown(procs, queue, redis, tracking);

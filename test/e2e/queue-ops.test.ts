@@ -11,7 +11,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { makeTree, quickPipeline } from '../utils.js';
+import { corruptFashionMnist, makeTree, quickPipeline } from '../utils.js';
 import { openQueue, queueEnv, skipQueue, startPipe, startRedis, startTracking, tagOf, until, type Proc, teardown } from './queue-harness.js';
 
 test('operator commands take --sweep or --all; one parent run per sweep through failures, retries, drains and resubmits; nothing in MLflow before Redis', { skip: skipQueue, timeout: 300_000 }, async () => {
@@ -26,9 +26,10 @@ test('operator commands take --sweep or --all; one parent run per sweep through 
     procs.push(p);
     return { code: await p.done, out: p.out() };
   };
-  const root = makeTree({ 'p.yaml': quickPipeline(name) });
-  const sweepA = ['run', 'p.yaml', '--set', 'stages.data.with.source=/nonexistent/pipe-a', '--sweep', 'stages.head.with.optimizer.lr=0.001', '--queue'];
-  const sweepB = ['run', 'p.yaml', '--set', 'stages.data.with.source=/nonexistent/pipe-b', '--sweep', 'stages.head.with.optimizer.lr=0.001', '--queue'];
+  // bad-a, bad-b: corrupt data files, a failure only the run sees (validate checks that the files are there).
+  const root = makeTree({ 'p.yaml': quickPipeline(name), ...corruptFashionMnist('bad-a'), ...corruptFashionMnist('bad-b') });
+  const sweepA = ['run', 'p.yaml', '--set', `stages.data.with.source=${join(root, 'bad-a')}`, '--sweep', 'stages.head.with.optimizer.lr=0.001', '--queue'];
+  const sweepB = ['run', 'p.yaml', '--set', `stages.data.with.source=${join(root, 'bad-b')}`, '--sweep', 'stages.head.with.optimizer.lr=0.001', '--queue'];
   const sweepC = ['run', 'p.yaml', '--sweep', 'stages.head.with.optimizer.lr=0.001,0.002', '--queue'];
   const idOf = (out: string): string => /pipe: sweep (\S+):/.exec(out)![1]!;
   const parents = async (): Promise<Awaited<ReturnType<typeof tracking.runs>>> => (await tracking.runs(name)).filter((r) => tagOf(r, 'pipe.sweep') === 'true');
@@ -63,7 +64,7 @@ test('operator commands take --sweep or --all; one parent run per sweep through 
     assert.match(subC.out(), /2 of 2 trials were removed from the queue \(pipe queue drain\): rerun the same command to queue them again/);
     assert.doesNotMatch(subC.out(), /retry-failed/);
 
-    // A worker fails A's and B's trials (missing data: once, for good); the hints name the sweep.
+    // A worker fails A's and B's trials (bad data: once, for good); the hints name the sweep.
     const w1 = startPipe(['worker', '--name', 'w1'], env);
     procs.push(w1);
     assert.equal(await subA.done, 1, subA.out() + w1.out());

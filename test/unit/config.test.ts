@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { loadPipeline } from '../../src/config/load.js';
 import { compileDag } from '../../src/dag/compile.js';
 import { PipelineError } from '../../src/errors.js';
-import { makeTree, REPO, runCliIn } from '../utils.js';
+import { corruptFashionMnist, corruptFashionMnistWhy, makeTree, REPO, runCliIn } from '../utils.js';
 
 async function errorOf(yaml: string): Promise<string> {
   const root = makeTree({ 'p.yaml': yaml });
@@ -197,8 +197,9 @@ test('dataset facts for the static checks come from the dataset definitions (and
 });
 
 test('a run or sweep the tracking store refuses at start leaves nothing under runs/ (exit 2, no stack trace)', async () => {
-  const stages = 'stages:\n  data: { kind: download, with: { dataset: mnist, source: /nonexistent } }\n';
+  const stages = 'stages:\n  data: { kind: download, with: { dataset: fashion-mnist, source: ./d } }\n';
   const root = makeTree({
+    ...corruptFashionMnist('d'),
     'p.yaml': `name: refused\n${stages}`,
     's.yaml': `name: refused\n${stages}sweep:\n  stages.data.with.subset.train: [10, 20]\n`,
     blocker: 'a file, not a folder\n',
@@ -221,7 +222,7 @@ test('a pipeline read from a pipe (`<(cat f)`, /dev/stdin): validated and its er
       res({ code: e ? Number((e as { code?: number }).code) : 0, stdout, stderr }));
   });
   const good = 'name: piped\nstages:\n  data: { kind: download, with: { dataset: fashion-mnist, source: ./d } }\n  aug: { kind: augment, needs: [data] }\n';
-  const root = makeTree({ 'p.yaml': good, 'bad.yaml': 'name: piped\nstages:\n  data: { kind: downlod }\n' });
+  const root = makeTree({ 'p.yaml': good, 'bad.yaml': 'name: piped\nstages:\n  data: { kind: downlod }\n', ...corruptFashionMnist('d') });
   const v = await bash(root, `node ${pipe} validate <(cat p.yaml)`);
   assert.equal(v.code, 0, v.stderr);
   assert.match(v.stdout, /^'\/dev\/fd\/\d+' is valid: 2 stages \(data -> aug\)$/m);
@@ -236,11 +237,11 @@ test('a pipeline read from a pipe (`<(cat f)`, /dev/stdin): validated and its er
   assert.equal(big.code, 2);
   assert.match(big.stderr, /^pipe: '\/dev\/fd\/\d+' is more than 1 MB; a pipeline file is at most 1 MB \(is it the right file\?\)$/m);
   // A sweep's trials (child processes) read the text the sweep read, not the drained pipe: the trial fails at run time, in stage data.
-  const sweep = `${good.replace('./d', './no-such-dir')}sweep:\n  stages.data.with.subset.train: [10, 20]\n`;
+  const sweep = `${good}sweep:\n  stages.data.with.subset.train: [10, 20]\n`; // ./d holds corrupt files: a run-time failure
   writeFileSync(join(root, 's.yaml'), sweep);
   const sw = await bash(root, `node ${pipe} run <(cat s.yaml)`);
   assert.equal(sw.code, 1, sw.stderr);
-  assert.match(sw.stdout, /^✗ trial 1\/2 train=10: FAILED after [\d.]+ s: stage 'data' failed: fashion-mnist: source folder \.\/no-such-dir does not exist$/m);
+  assert.match(sw.stdout, new RegExp(`^✗ trial 1/2 train=10: FAILED after [\\d.]+ s: stage 'data' failed: ${corruptFashionMnistWhy('d')}$`, 'm'));
   const copy = /^sweep: (\S+) {2}comparison: /m.exec(sw.stdout)?.[1];
   assert.ok(copy, sw.stdout);
   assert.equal(readFileSync(join(root, 'runs', copy, 'pipeline.yaml'), 'utf8'), sweep);

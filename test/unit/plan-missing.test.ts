@@ -13,6 +13,7 @@ import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { planReport, type PlanJson } from '../../src/cli/validate.js';
+import { PipelineError } from '../../src/errors.js';
 
 const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'test', 'fixtures');
 const PINS = JSON.parse(readFileSync(join(FIXTURES, 'weights', 'weights.json'), 'utf8')) as Array<{ arch: string; url: string; sha256: string; size_bytes: number; hub_id: string }>;
@@ -140,11 +141,16 @@ describe('pipe plan: data and weights not cached yet', () => {
     assert.ok(dot.includes('  "model" [label="model\\nbuild-model\\nrun\\nweights not cached yet\\nweights not cached yet for trial arch=resnet34"];'), dot);
   });
 
-  it('a local source: at hand when it exists, named when it does not', async () => {
+  it('a local source: at hand when it holds the files; refused (exit 2, naming the field) when it does not exist or lacks them', async () => {
     const src = join(tmp, 'mnist-files');
     const file = pipeline('local', `{ dataset: mnist, source: ${src} }`, 'none');
-    assert.deepEqual(missingOf(await planJson(file), 'data'), [`data: mnist: source ${src} does not exist`]);
+    const names = ['train-images-idx3-ubyte.gz', 'train-labels-idx1-ubyte.gz', 't10k-images-idx3-ubyte.gz', 't10k-labels-idx1-ubyte.gz'];
+    const refused = (why: string) => (e: unknown): boolean => e instanceof PipelineError && e.exitCode === 2 && e.message.includes(`stages.data.with.source: ${why}`);
+    await assert.rejects(planJson(file), refused(`${src} does not exist; point it at a folder holding ${names.join(', ')}`));
     mkdirSync(src);
+    for (const n of names.slice(1)) writeFileSync(join(src, n), 'x');
+    await assert.rejects(planJson(file), refused(`${src} lacks ${names[0]} (the mnist files, .gz or decompressed)`));
+    writeFileSync(join(src, names[0]!), 'x');
     assert.deepEqual(missingOf(await planJson(file), 'data'), []);
   });
 });

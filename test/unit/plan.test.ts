@@ -65,6 +65,9 @@ before(() => {
   mkdirSync(source);
   writeFileSync(join(source, 'train-images-idx3-ubyte.gz'), 'train images v1');
   writeFileSync(join(source, 't10k-images-idx3-ubyte.gz'), 'test images');
+  // validate checks that the four files are there (not what they hold)
+  writeFileSync(join(source, 'train-labels-idx1-ubyte.gz'), 'train labels');
+  writeFileSync(join(source, 't10k-labels-idx1-ubyte.gz'), 'test labels');
 });
 after(() => rmSync(tmp, { recursive: true, force: true }));
 
