@@ -17,7 +17,11 @@ export interface PlannedStage {
   epochs?: number;
 }
 
-/** The test figures of one evaluate stage, as the run-end event and the end-of-run lines give them. */
+/**
+ * The test figures of one evaluate stage, as the run-end event and the end-of-run lines give
+ * them: the evaluate stage's own field names (as in its report.json); its stage-metric events
+ * carry them under MLflow keys `eval/[<chain>/]<field>` (src/tracking/layout.ts).
+ */
 export interface ChainEvaluation {
   stage: string;
   /** In [0, 1]. */
@@ -50,7 +54,14 @@ export type RunEvent = { time: number } & (
   | { type: 'stage-reused'; stage: string; from: string }
   | { type: 'stage-progress'; stage: string; text: string }
   | ({ type: 'stage-batch'; stage: string } & BatchProgress)
-  | ({ type: 'stage-epoch'; stage: string } & EpochSummary)
+  /**
+   * One finished epoch, for progress (epoch k/N). Its figures carry the stage's own field names
+   * (`train_loss`, `test_accuracy`, `lr`, ...: EpochSummary, as in the training history,
+   * state.json); the same values are logged (stage-metric events, step = `epoch`) under the
+   * MLflow keys that `keys` gives for each field (`test_accuracy` -> [`curves/test_accuracy`];
+   * with several training chains one key per chain).
+   */
+  | ({ type: 'stage-epoch'; stage: string; keys: Record<string, string[]> } & EpochSummary)
   /** `key` is the MLflow metric key (`curves/test_accuracy`, `eval/test_accuracy`; with several training chains `curves/<chain>/test_accuracy`; src/tracking/layout.ts), as the run logs it; a stage in several chains emits one event per key. */
   | { type: 'stage-metric'; stage: string; key: string; value: number; step: number }
   /** Keys as the run sets them (with several training chains `pipe.<chain>.best_epoch`; src/tracking/layout.ts `RunLayout.tags`). */

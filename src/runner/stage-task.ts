@@ -69,7 +69,8 @@ export async function runStageTask(a: StageTaskArgs): Promise<StageOutcome> {
   const report: StageReport = {
     progress: (text) => a.events.emit({ type: 'stage-progress', stage, text }),
     batch: (b) => a.events.emit({ type: 'stage-batch', stage, ...b }),
-    epoch: (e) => a.events.emit({ type: 'stage-epoch', stage, ...e }),
+    // The summary keeps the stage's own field names (the history's, state.json); `keys` gives each one's MLflow keys (events.ts).
+    epoch: (e) => a.events.emit({ type: 'stage-epoch', stage, ...e, keys: Object.fromEntries(Object.entries(e).filter(([f, v]) => typeof v === 'number' && f !== 'epoch' && f !== 'epochs').map(([f]) => [f, a.layout.metricKeys(stage, f)])) }),
     // One naming for every reader of the run's metrics and artifacts (the tracker, `--log-format json`): MLflow's key and path.
     metric: (key, value, step) => {
       for (const k of a.layout.metricKeys(stage, key)) a.events.emit({ type: 'stage-metric', stage, key: k, value, step });

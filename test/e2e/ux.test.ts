@@ -99,3 +99,17 @@ test('one parameter count everywhere: learnable parameters, as torchvision count
   const compare = await runCliIn(root, ['runs', 'compare', start.runId, '--format', 'json']);
   assert.equal((JSON.parse(compare.stdout) as Array<{ params?: number }>)[0]!.params, learnable);
 });
+
+test('--log-format json: each stage-epoch field names its MLflow keys, and the stage-metric events log the same value there', { skip }, () => {
+  const epochs = events.filter((e): e is Extract<RunEvent, { type: 'stage-epoch' }> => e.type === 'stage-epoch');
+  assert.deepEqual(epochs.map((e) => `${e.stage}:${e.epoch}`), ['head:1', 'finetune:2']);
+  const metric = (key: string, step: number): number | undefined => events.find((m) => m.type === 'stage-metric' && m.key === key && m.step === step)?.['value' as never];
+  for (const e of epochs) {
+    // One pipeline, one chain: each field under curves/ (learning curves) or system/ (resources).
+    assert.deepEqual(e.keys, {
+      train_loss: ['curves/train_loss'], train_accuracy: ['curves/train_accuracy'], test_loss: ['curves/test_loss'], test_accuracy: ['curves/test_accuracy'],
+      lr: ['curves/lr'], images_per_second: ['system/images_per_second'],
+    });
+    for (const [field, keys] of Object.entries(e.keys)) for (const k of keys) assert.equal(metric(k, e.epoch), e[field as keyof typeof e], `${e.stage} ${field} -> ${k}`);
+  }
+});

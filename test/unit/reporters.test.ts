@@ -24,7 +24,7 @@ const start: RunEvent = { time: 0, type: 'run-start', runId: 'r', runDir: '/r', 
   { name: 'finetune', kind: 'unfreeze-train', decision: 'run', reason: 'never run', epochs: 3 },
 ] };
 const batch = (time: number, epoch: number, b: number): RunEvent => ({ time, type: 'stage-batch', stage: 'head', epoch, epochs: 2, batch: b, batches: 10, loss: 2.5, images_per_second: 640 });
-const epoch = (time: number, e: number): RunEvent => ({ time, type: 'stage-epoch', stage: 'head', epoch: e, epochs: 2, train_loss: 1.23456, train_accuracy: 0.5, test_loss: 1.5, test_accuracy: 0.4567, lr: 0.001, images_per_second: 640.4 });
+const epoch = (time: number, e: number): RunEvent => ({ time, type: 'stage-epoch', stage: 'head', epoch: e, epochs: 2, train_loss: 1.23456, train_accuracy: 0.5, test_loss: 1.5, test_accuracy: 0.4567, lr: 0.001, images_per_second: 640.4, keys: {} });
 
 describe('reporters', () => {
   it('output mode by capability: live only on a terminal with columns; json and quiet when asked', () => {
