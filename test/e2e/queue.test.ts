@@ -72,7 +72,7 @@ test('two workers, one killed mid-trial: every trial finishes exactly once, the 
     // The comparison CSV equals each finished child run's own metrics.
     const sweeps = readdirSync(join(root, 'runs')).filter((d) => existsSync(join(root, 'runs', d, 'comparison', 'comparison.csv')));
     assert.equal(sweeps.length, 1);
-    const [head, ...lines] = readFileSync(join(root, 'runs', sweeps[0]!, 'comparison', 'comparison.csv'), 'utf8').trim().split('\r\n').map((l) => l.split(','));
+    const [head, ...lines] = readFileSync(join(root, 'runs', sweeps[0]!, 'comparison', 'comparison.csv'), 'utf8').trim().split('\r\n').map((l) => [...l.matchAll(/(?:^|,)(?:"((?:[^"]|"")*)"|([^,]*))/g)].map((m) => (m[1] !== undefined ? m[1].replace(/""/g, '"') : m[2]!))); // RFC 4180 cells (the backend name has a comma)
     const rows = lines.map((l) => Object.fromEntries(head!.map((h, i) => [h, l[i] ?? ''])));
     assert.deepEqual(rows.map((x) => x['trial']).sort(), [...names].sort(), everything());
     const history = async (runId: string, key: string): Promise<{ value: number; step: number }[]> => (await client.getMetricHistory(runId, mlflowMetricKey(key))).map((m) => ({ value: Number(m.value), step: m.step }));

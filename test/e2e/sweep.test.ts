@@ -37,8 +37,10 @@ function allRuns(store: string): string[] {
 }
 
 /** CSV without quoted fields (the test's names have no commas) as objects. */
+/** RFC 4180 rows (cells with a comma or quote are quoted, `""` an inner quote; no line breaks in cells here). */
 function parseCsv(text: string): Record<string, string>[] {
-  const [head, ...rows] = text.trim().split('\r\n').map((l) => l.split(','));
+  const cells = (l: string): string[] => [...l.matchAll(/(?:^|,)(?:"((?:[^"]|"")*)"|([^,]*))/g)].map((m) => (m[1] !== undefined ? m[1].replace(/""/g, '"') : m[2]!));
+  const [head, ...rows] = text.trim().split('\r\n').map(cells);
   return rows.map((r) => Object.fromEntries(head!.map((h, i) => [h, r[i] ?? ''])));
 }
 
