@@ -259,19 +259,26 @@ function convSelfTest(addon: DnnlAddon, C: number, K = 3, P = 1): string | undef
   return undefined;
 }
 
-/** sqrt, BatchNorm with given statistics, the max-pool gradient and an Adam step vs their definitions (native/native.h). */
-function pointwiseSelfTest(addon: DnnlAddon): string | undefined {
-  const heap = new ArrayBuffer(16384);
-  const f = new Float32Array(heap);
+/**
+ * A bump allocator over `f` for the self-tests: each call copies `data` (or `n` zeros) after the
+ * previous block (16-byte gaps) and returns its byte offset and a view of it.
+ */
+function heapWriter(f: Float32Array): (data: Float32Array | number) => [number, Float32Array] {
   let next = 16;
-  /** Copies `data` (or zeros) into the heap; its byte offset and a view. */
-  const put = (data: Float32Array | number): [number, Float32Array] => {
+  return (data) => {
     const n = typeof data === 'number' ? data : data.length, off = next;
     next += 4 * n + 16;
-    const v = f.subarray(off / 4, off / 4 + n);
-    if (typeof data !== 'number') v.set(data);
-    return [off, v];
+    const view = f.subarray(off / 4, off / 4 + n);
+    if (typeof data !== 'number') view.set(data);
+    return [off, view];
   };
+}
+
+/** sqrt, BatchNorm with given statistics, the max-pool gradient and an Adam step vs their definitions (native/native.h). */
+function pointwiseSelfTest(addon: DnnlAddon): string | undefined {
+  const f = new Float32Array(4096);
+  const heap = f.buffer as ArrayBuffer;
+  const put = heapWriter(f);
   // sqrt of |x|.
   const xs = rand(50, 8).map(Math.abs);
   const [sqIn] = put(xs), [sqOut, sq] = put(xs.length);
@@ -336,14 +343,7 @@ function fusedSelfTest(addon: DnnlAddon): string | undefined {
   const wantBn = Float32Array.from(z, (v, k) => Math.max(0, ((v - mean[k % O]!) / Math.sqrt(variance[k % O]! + eps)) * gamma[k % O]! + beta[k % O]! + r[k]!));
   const wantAdd = Float32Array.from(z, (v, k) => Math.max(0, v + r[k]!));
   const f = new Float32Array(4 * (x.length + w.length + 4 * r.length + 4 * O) + 256);
-  let next = 16;
-  const put = (data: Float32Array | number): [number, Float32Array] => {
-    const len = typeof data === 'number' ? data : data.length, off = next;
-    next += 4 * len + 16;
-    const view = f.subarray(off / 4, off / 4 + len);
-    if (typeof data !== 'number') view.set(data);
-    return [off, view];
-  };
+  const put = heapWriter(f);
   const [xOff] = put(x), [wOff] = put(w), [rOff] = put(r), [gOff] = put(gamma), [bOff] = put(beta);
   const [zOff] = put(r.length), [yOff, y] = put(r.length), [mOff] = put(O), [vOff] = put(O);
   const conv = [N, H, W, C, K, K, O, H, W, 1, 1, P, P, P, P, xOff, wOff];
