@@ -23,7 +23,7 @@ import { positionOf, dotted, type SourceFile } from '../config/source.js';
 import { issueAt, type ConfigIssue } from '../config/load.js';
 import type { PipelineConfig } from '../config/types.js';
 import { isValidKey, MAX_EXPERIMENT_NAME_LENGTH, MAX_KEY_LENGTH } from '../tracking/names.js';
-import { RunLayout } from '../tracking/layout.js';
+import { CURVES, MODEL, RunLayout, SYSTEM } from '../tracking/layout.js';
 import { metricSafeNames, splitMetrics, type SplitReport } from '../eval/split-report.js';
 import { datasetFacts } from '../data/datasets.js';
 
@@ -37,8 +37,8 @@ function paramKeys(value: unknown, path: string[] = [], out: [string[], string][
 
 /**
  * The metric names (before src/tracking/layout.ts keys them) and run tag keys a stage of each
- * kind logs, as far as validate knows them: a training stage's epoch figures and `batch_loss`
- * (src/train/stage.ts), a build-model stage's sizes (stages/build-model.ts), an evaluate
+ * kind logs, as far as validate knows them: a training stage's curves and system figures and a
+ * build-model stage's sizes (layout.ts's CURVES, SYSTEM and MODEL, the sets that key them), an evaluate
  * stage's figures per split (src/eval/split-report.ts `splitMetrics`; per class where
  * `classNames` are known), and the training stage's tags (src/train/stage.ts: the longest
  * `pipe.best_<monitor>` is `pipe.best_train_accuracy`).
@@ -47,11 +47,11 @@ function stageNames(kind: string, w: Record<string, unknown>, classNames: readon
   if (kind === 'freeze-train' || kind === 'unfreeze-train') {
     const phase = kind === 'freeze-train' ? 'freeze' : 'unfreeze';
     return {
-      metrics: ['batch_loss', 'train_loss', 'test_loss', 'train_accuracy', 'test_accuracy', 'lr', 'epoch_seconds', 'images_per_second', 'rss_bytes', 'tensor_bytes'],
+      metrics: [...CURVES, ...SYSTEM],
       tags: [`pipe.${phase}.trainable_params`, `pipe.${phase}.weight_decay_mode`, `pipe.${phase}.stopped_early_at_epoch`, 'pipe.unfreeze_epoch', 'pipe.best_epoch', 'pipe.best_phase', 'pipe.best_train_accuracy'],
     };
   }
-  if (kind === 'build-model') return { metrics: ['total_params', 'learnable_params', 'trainable_params'], tags: [] };
+  if (kind === 'build-model') return { metrics: [...MODEL], tags: [] };
   if (kind === 'evaluate') {
     const splits = Array.isArray(w['splits']) ? (w['splits'] as string[]) : ['test'];
     const per_class = metricSafeNames(classNames ?? []).map((c) => ({ class: c }));

@@ -57,12 +57,12 @@ import type { TrackedDataset } from './tracker.js';
  * characters.
  */
 
-/** Metrics that describe the machine or the speed of the run, not the model: the UI's System metrics tab. */
-const SYSTEM = new Set(['epoch_seconds', 'images_per_second', 'rss_bytes', 'tensor_bytes']);
-/** The learning curves: per iteration (batch_loss) and per epoch. */
-const CURVES = new Set(['batch_loss', 'train_loss', 'test_loss', 'train_accuracy', 'test_accuracy', 'lr']);
-/** Sizes of the model. */
-const MODEL = new Set(['total_params', 'learnable_params', 'trainable_params']);
+/** Metrics that describe the machine or the speed of the run, not the model: the UI's System metrics tab (a training stage logs each per epoch). */
+export const SYSTEM: ReadonlySet<string> = new Set(['epoch_seconds', 'images_per_second', 'rss_bytes', 'tensor_bytes']);
+/** The learning curves a training stage logs: per iteration (batch_loss) and per epoch. */
+export const CURVES: ReadonlySet<string> = new Set(['batch_loss', 'train_loss', 'test_loss', 'train_accuracy', 'test_accuracy', 'lr']);
+/** Sizes of the model (a build-model stage logs them). */
+export const MODEL: ReadonlySet<string> = new Set(['total_params', 'learnable_params', 'trainable_params']);
 
 /** The MLflow key of pipe's metric `name` (see the table above); unknown names stay as they are. */
 export function mlflowMetricKey(name: string): string {
