@@ -278,15 +278,26 @@ export function epochMetricsSpec(points: readonly EpochPoint[], opts: Omit<Chart
       ...rule(ruleName),
     ],
   });
+  return panelPair(
+    'Metrics per epoch',
+    panel('accuracy', 'Accuracy per epoch', MARK_NAMES.accuracyLine, MARK_NAMES.accuracyUnfreezeRule),
+    panel('loss', 'Loss per epoch', MARK_NAMES.lossLine, MARK_NAMES.lossUnfreezeRule),
+    'independent',
+  );
+}
+
+/**
+ * Two panels side by side under one title (the accuracy | loss layout of the per-epoch charts:
+ * epochMetricsSpec, and compare.ts's chains), each panel's y scale its own; `x`: whether the
+ * panels share the epoch axis.
+ */
+export function panelPair(title: string, left: object, right: object, x: 'shared' | 'independent'): TopLevelSpec {
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    title: { text: 'Metrics per epoch', fontSize: 16, offset: 14 },
+    title: { text: title, fontSize: 16, offset: 14 },
     config: CONFIG,
-    hconcat: [
-      panel('accuracy', 'Accuracy per epoch', MARK_NAMES.accuracyLine, MARK_NAMES.accuracyUnfreezeRule),
-      panel('loss', 'Loss per epoch', MARK_NAMES.lossLine, MARK_NAMES.lossUnfreezeRule),
-    ],
-    resolve: { scale: { x: 'independent', y: 'independent' } },
+    hconcat: [left, right],
+    resolve: { scale: { x, y: 'independent' } },
   } as unknown as TopLevelSpec;
 }
 

@@ -5,9 +5,9 @@
  */
 import type { TopLevelSpec } from 'vega-lite';
 
-import { MARK_NAMES, unfreezeEpoch, type ChartOptions, type EpochPoint } from './charts.js';
+import { MARK_NAMES, panelPair, unfreezeEpoch, type ChartOptions, type EpochPoint } from './charts.js';
 import { renderChartFiles, type ChartFiles } from './render.js';
-import { CONFIG, RULE_COLOR, checkSize, epochX, finiteOrNull, validExpr } from './style.js';
+import { RULE_COLOR, checkSize, epochX, finiteOrNull, validExpr } from './style.js';
 
 /** One training chain: its name in the legend and its epochs. */
 export interface ChainSeries {
@@ -86,16 +86,12 @@ export function chainComparisonSpec(chains: readonly ChainSeries[], opts: Omit<C
       ...rules(ruleName, field === 'accuracy' ? 'bottom' : 'top'),
     ],
   });
-  return {
-    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    title: { text: 'Test accuracy and loss per epoch, by training chain', fontSize: 16, offset: 14 },
-    config: CONFIG,
-    hconcat: [
-      panel('accuracy', 'Test accuracy per epoch', MARK_NAMES.compareAccuracyLine, MARK_NAMES.compareAccuracyUnfreezeRule),
-      panel('loss', 'Test loss per epoch', MARK_NAMES.compareLossLine, MARK_NAMES.compareLossUnfreezeRule),
-    ],
-    resolve: { scale: { x: 'shared', y: 'independent' } },
-  } as unknown as TopLevelSpec;
+  return panelPair(
+    'Test accuracy and loss per epoch, by training chain',
+    panel('accuracy', 'Test accuracy per epoch', MARK_NAMES.compareAccuracyLine, MARK_NAMES.compareAccuracyUnfreezeRule),
+    panel('loss', 'Test loss per epoch', MARK_NAMES.compareLossLine, MARK_NAMES.compareLossUnfreezeRule),
+    'shared',
+  );
 }
 
 /**
