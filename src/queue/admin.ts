@@ -54,7 +54,7 @@ export function workerName(rawClientName: string): string {
 /** One line about a running job: its worker, or when that worker stopped answering. */
 export function runningLine(j: TrialJob, now = Date.now()): string {
   const p = j.progress as Partial<TrialJobProgress>;
-  const gone = stoppedAnswering(p, now);
+  const gone = stoppedAnswering(p, j.processedOn, now);
   const attempt = `attempt ${j.attemptsMade + 1}`;
   return gone !== undefined
     ? `  worker ${p.worker ?? '?'} stopped answering at ${formatTime(gone)}: ${label(j)} (${attempt}) waits for a live worker to take it back`

@@ -32,7 +32,7 @@ async function view(queue: Queue<TrialJobData, TrialJobResult>, id: string, prev
   const job = (await queue.getJob(id)) as Job<TrialJobData, TrialJobResult> | undefined;
   if (!job || state === 'unknown') return { ...prev, state: 'unknown', error: 'the job was removed from the queue (pipe queue drain?)' };
   const p = job.progress as Partial<TrialJobProgress> | number;
-  const silent = state === 'active' ? stoppedAnswering(p) : undefined;
+  const silent = state === 'active' ? stoppedAnswering(p, job.processedOn) : undefined;
   const { silentSince: _s, retryInMs: _r, ...rest } = prev;
   return {
     ...rest, state, attempts: job.attemptsMade,

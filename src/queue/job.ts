@@ -62,13 +62,18 @@ export interface TrialJobProgress {
 export const MISSED_HEARTBEATS = 3;
 
 /**
- * When the worker of a running job stopped answering: its last heartbeat, if that is older than
- * MISSED_HEARTBEATS periods at `now` (ms); undefined while it is alive or unknown.
+ * When the worker of a running job stopped answering: the later of its last heartbeat and
+ * `activeSince` (when the job last became active, BullMQ's `job.processedOn`), if that is older
+ * than MISSED_HEARTBEATS periods at `now` (ms); undefined while it is alive or unknown.
+ * Counting from the activation matters for a retried job: until the worker that took it writes
+ * its first heartbeat, the progress still holds the previous attempt's last one, which is as old
+ * as the retry's backoff and says nothing about the new worker.
  */
-export function stoppedAnswering(progress: unknown, now = Date.now()): number | undefined {
+export function stoppedAnswering(progress: unknown, activeSince?: number, now = Date.now()): number | undefined {
   const p = progress as Partial<TrialJobProgress> | undefined;
   if (typeof p !== 'object' || !p || typeof p.heartbeat !== 'number' || typeof p.heartbeatMs !== 'number') return undefined;
-  return now - p.heartbeat > MISSED_HEARTBEATS * p.heartbeatMs ? p.heartbeat : undefined;
+  const last = Math.max(p.heartbeat, activeSince ?? 0);
+  return now - last > MISSED_HEARTBEATS * p.heartbeatMs ? last : undefined;
 }
 
 /** `2026-12-03 10:41:07 UTC`: a time in messages. */

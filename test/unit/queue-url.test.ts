@@ -70,9 +70,13 @@ test('suggested commands work as printed: no --queue when it came from the envir
 
 test('a worker stopped answering after 3 missed heartbeats; times in UTC to the second; worker names from client names', () => {
   const p = { worker: 'w', runId: 'r', attempt: 1, setsHash: 'x', heartbeat: 1_000_000, heartbeatMs: 100 };
-  assert.equal(stoppedAnswering(p, 1_000_300), undefined);
-  assert.equal(stoppedAnswering(p, 1_000_301), 1_000_000);
-  assert.equal(stoppedAnswering({ worker: 'w' }, 9e12), undefined, 'no heartbeat recorded: unknown, not silent');
+  assert.equal(stoppedAnswering(p, undefined, 1_000_300), undefined);
+  assert.equal(stoppedAnswering(p, undefined, 1_000_301), 1_000_000);
+  // A retried job just taken again still holds the previous attempt's heartbeat: silence counts from its activation.
+  assert.equal(stoppedAnswering(p, 1_005_000, 1_005_300), undefined, 'an old heartbeat from before this activation is not silence');
+  assert.equal(stoppedAnswering(p, 1_005_000, 1_005_301), 1_005_000);
+  assert.equal(stoppedAnswering(p, 999_000, 1_000_301), 1_000_000, 'a heartbeat after the activation counts');
+  assert.equal(stoppedAnswering({ worker: 'w' }, undefined, 9e12), undefined, 'no heartbeat recorded: unknown, not silent');
   assert.equal(stoppedAnswering(0), undefined);
   assert.equal(formatTime(Date.UTC(2026, 11, 3, 10, 41, 7, 999)), '2026-12-03 10:41:07 UTC');
   assert.equal(workerName('bull:cGlwZS10cmlhbHM=:w:gpu-1:x'), 'gpu-1:x');
