@@ -3,7 +3,7 @@
  * result into an exit code: 0 ok, 1 a stage failed, 2 bad input or usage, 130 interrupted.
  * Anchor: DVC `commands/repro.py` -> `repo/reproduce.py`.
  */
-import { Command, CommanderError } from 'commander';
+import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { parseOverride, type Override } from '../config/overrides.js';
 import { PipelineError } from '../errors.js';
 import { isServerUri } from '../tracking/uri.js';
@@ -24,6 +24,16 @@ interface ConfigOpts {
 }
 
 const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
+
+/**
+ * Commander's parser of `pipe predict --top-k`: a whole number >= 1 in decimal digits.
+ * @throws InvalidArgumentError (commander prints `error: option '--top-k <n>' argument 'abc' is
+ *   invalid. ...`; exit 2) for anything else: `abc`, `0`, `-1`, `1.5`, `1e3`, an empty string.
+ */
+function parseTopK(v: string): number {
+  if (!/^\d+$/.test(v) || Number(v) < 1) throw new InvalidArgumentError('expected a whole number >= 1.');
+  return Number(v);
+}
 const overridesOf = (o: ConfigOpts): Override[] => (o.set ?? []).map(parseOverride);
 
 function printError(e: unknown): number {
@@ -238,7 +248,7 @@ export async function main(argv: string[]): Promise<number> {
     .description('top-k classes of image files with a trained model')
     .argument('<model>', 'run folder, run id under runs/, or best-model folder')
     .argument('<images...>', 'image files (PNG, JPEG, WebP, ...)')
-    .option('--top-k <n>', 'classes per image', (v: string) => Number(v), 5)
+    .option('--top-k <n>', 'classes per image (a whole number >= 1)', parseTopK, 5)
     .option('--json', 'one JSON document on stdout')
     .option('--stage <name>', 'the training stage whose best model to use (<run>/<name>/best-model); needed when the run has several training chains')
     .action(async (model: string, images: string[], opts: { json?: boolean; topK?: number; stage?: string }) => void (code = await (await import('./predict.js')).cmdPredict(model, images, opts)));

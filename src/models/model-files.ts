@@ -6,6 +6,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { PipelineError } from '../errors.js';
 import { writeDurable } from '../fs-durable.js';
 import type { Classifier } from './registry.js';
 import './layers.js';
@@ -46,14 +47,48 @@ export async function saveClassifier(c: Classifier, dir: string, meta: Record<st
   return paths;
 }
 
-/** Loads a model saved by saveClassifier (one LayersModel: images in, logits out). */
+/**
+ * Bytes per value of each weight dtype in a weights file (tfjs-core `io/types.ts`
+ * `DTYPE_VALUE_SIZE_MAP`; a quantized weight is stored in its `quantization.dtype`).
+ */
+const DTYPE_BYTES: Record<string, number> = { float32: 4, int32: 4, float16: 2, uint16: 2, uint8: 1, bool: 1, complex64: 8 };
+
+/**
+ * The size, in bytes, of the weights file a manifest describes: each weight's shape product
+ * times its stored dtype's size, summed (tfjs writes them back to back, no padding).
+ * @throws Error for a dtype of unknown size (e.g. string).
+ */
+export function manifestBytes(specs: readonly tf.io.WeightsManifestEntry[]): number {
+  let n = 0;
+  for (const s of specs) {
+    const dtype = s.quantization?.dtype ?? s.dtype;
+    const size = DTYPE_BYTES[dtype];
+    if (size === undefined) throw new Error(`weight ${s.name} has dtype ${dtype}, which a weights file of this format does not hold`);
+    n += s.shape.reduce((a, b) => a * b, 1) * size;
+  }
+  return n;
+}
+
+/**
+ * Loads a model saved by saveClassifier (one LayersModel: images in, logits out).
+ * @throws PipelineError PIPE_MODEL (exit 2) naming weights.bin and both sizes when it holds
+ *   another number of bytes than model.json's weightsManifest describes (a truncated copy, or
+ *   the weights of another model); Error when a file is missing or model.json is not a model.
+ */
 export async function loadModel(dir: string): Promise<tf.LayersModel> {
   const json = JSON.parse(await readFile(join(dir, 'model.json'), 'utf8'));
-  const weights = await readFile(join(dir, 'weights.bin'));
+  const specs = json.weightsManifest[0].weights as tf.io.WeightsManifestEntry[];
+  const file = join(dir, 'weights.bin');
+  const weights = await readFile(file);
+  const want = manifestBytes(specs);
+  if (weights.byteLength !== want) {
+    throw new PipelineError('PIPE_MODEL', `model '${file}' holds ${weights.byteLength} bytes but ${join(dir, 'model.json')} describes ${want} bytes of weights (${specs.length} tensors): ` +
+      `the file is ${weights.byteLength < want ? 'truncated' : 'longer than its manifest'} or belongs to another model`);
+  }
   return tf.loadLayersModel(
     tf.io.fromMemory({
       modelTopology: json.modelTopology,
-      weightSpecs: json.weightsManifest[0].weights,
+      weightSpecs: specs,
       weightData: weights.buffer.slice(weights.byteOffset, weights.byteOffset + weights.byteLength),
     }),
   );

@@ -13,7 +13,7 @@ import sharp from 'sharp';
 import { stringify } from 'yaml';
 import { cmdPredict } from '../../src/cli/predict.js';
 import { initEngine } from '../../src/engine/backend.js';
-import { predictImages } from '../../src/eval/predict.js';
+import { isPrediction, MAX_INPUT_SIDE, predictImages, type ImageFailure, type ImagePrediction } from '../../src/eval/predict.js';
 import { saveClassifier } from '../../src/models/model-files.js';
 import type { Classifier } from '../../src/models/registry.js';
 import { predictLogits } from '../../src/train/evaluate.js';
@@ -24,6 +24,12 @@ process.on('exit', () => fs.rmSync(root, { recursive: true, force: true }));
 const CLASSES = ['zero', 'one', 'two'];
 const NORMALIZE = { normalize: { mean: [0.5], std: [0.25] } };
 const PIXELS = Uint8Array.from({ length: 64 }, (_, i) => (i * 37 + 11) % 256);
+
+/** The prediction `r` (failing the test when it is an error). */
+function ok(r: ImagePrediction | ImageFailure | undefined): ImagePrediction {
+  assert.ok(r && isPrediction(r), `no prediction: ${JSON.stringify(r)}`);
+  return r;
+}
 
 /** Softmax of the classifier on one grey 8x8 image given as [0, 1] values after the ops. */
 function expected(c: Classifier, x: Float32Array): number[] {
@@ -61,18 +67,18 @@ test('model.json preprocessing: probabilities equal the classifier softmax; top-
   const r = await predictImages(dir, [img], { topK: 5 });
   assert.equal(r.model.preprocess.source, 'model.json');
   assert.deepEqual(r.input, [8, 8, 1]);
-  assert.deepEqual(r.results[0]!.notes, []);
-  assertTop(r.results[0]!.top, expected(c, normalized(PIXELS)), 3);
+  assert.deepEqual(ok(r.results[0]).notes, []);
+  assertTop(ok(r.results[0]).top, expected(c, normalized(PIXELS)), 3);
 
   // an RGB image of neutral grey converts exactly (with a note), and a 16x16 one is resized
   const rgb = path.join(root, 'rgb.png');
   await sharp(Buffer.alloc(8 * 8 * 3, 200), { raw: { width: 8, height: 8, channels: 3 } }).png().toFile(rgb);
   const big = await writeGrey(path.join(root, 'big.png'), new Uint8Array(256).fill(90), 16);
   const r2 = await predictImages(dir, [rgb, big], { topK: 2 });
-  assert.deepEqual(r2.results[0]!.notes, ['converted RGB to greyscale: the model takes 1 channel']);
-  assertTop(r2.results[0]!.top, expected(c, normalized(new Uint8Array(64).fill(200))), 2);
-  assert.deepEqual(r2.results[1]!.notes, ['resized 16x16 to 8x8 (cover, centre crop)']);
-  assertTop(r2.results[1]!.top, expected(c, normalized(new Uint8Array(64).fill(90))), 2);
+  assert.deepEqual(ok(r2.results[0]).notes, ['converted RGB to greyscale: the model takes 1 channel']);
+  assertTop(ok(r2.results[0]).top, expected(c, normalized(new Uint8Array(64).fill(200))), 2);
+  assert.deepEqual(ok(r2.results[1]).notes, ['resized 16x16 to 8x8 (cover, centre crop)']);
+  assertTop(ok(r2.results[1]).top, expected(c, normalized(new Uint8Array(64).fill(90))), 2);
 });
 
 test('a run folder: the newest best-model, preprocessing from resolved.yaml; run ids resolve under PIPE_RUNS_DIR', async () => {
@@ -97,7 +103,7 @@ test('a run folder: the newest best-model, preprocessing from resolved.yaml; run
   const r = await predictImages(run, [img], { topK: 3 });
   assert.equal(r.model.dir, path.join(run, 'finetune', 'best-model'));
   assert.equal(r.model.preprocess.source, 'resolved.yaml');
-  assertTop(r.results[0]!.top, expected(newer, normalized(PIXELS)), 3);
+  assertTop(ok(r.results[0]).top, expected(newer, normalized(PIXELS)), 3);
 
   process.env['PIPE_RUNS_DIR'] = path.join(root, 'runs');
   try {
@@ -107,7 +113,7 @@ test('a run folder: the newest best-model, preprocessing from resolved.yaml; run
   }
   // the head stage's own folder: its model, the augment stage found through needs
   const h = await predictImages(path.join(run, 'head', 'best-model'), [img], { topK: 3 });
-  assertTop(h.results[0]!.top, expected(older, normalized(PIXELS)), 3);
+  assertTop(ok(h.results[0]).top, expected(older, normalized(PIXELS)), 3);
 
   // no preprocessing anywhere: pixels in [0, 1], with a note
   const bare = path.join(root, 'bare', 'm');
@@ -117,7 +123,7 @@ test('a run folder: the newest best-model, preprocessing from resolved.yaml; run
   assert.match(b.notes.join('\n'), /no preprocessing found/);
   assert.match(b.notes.join('\n'), /stores no names for its 3 classes/);
   const probs = expected(older, Float32Array.from(PIXELS, (v) => v / 255));
-  assert.deepEqual(b.results[0]!.top.map((t) => t.class), probs.map((p, i) => [p, i] as const).sort((x, y) => y[0] - x[0]).map(([, i]) => `class_${i}`));
+  assert.deepEqual(ok(b.results[0]).top.map((t) => t.class), probs.map((p, i) => [p, i] as const).sort((x, y) => y[0] - x[0]).map(([, i]) => `class_${i}`));
 });
 
 test('cmdPredict: text and --json output', async () => {
@@ -181,7 +187,7 @@ test('a run of several training chains: no guess (exit 2 listing each chain\'s b
   for (const stage of ['tune_a', 'tune_b', 'head_b'] as const) {
     const r = await predictImages(run, [img], { topK: 3, stage });
     assert.equal(r.model.dir, path.join(run, stage, 'best-model'));
-    assertTop(r.results[0]!.top, expected(models[stage], normalized(PIXELS)), 3);
+    assertTop(ok(r.results[0]).top, expected(models[stage], normalized(PIXELS)), 3);
   }
   assert.equal((await predictImages(path.join(run, 'tune_a', 'best-model'), [img])).model.dir, path.join(run, 'tune_a', 'best-model'));
   // One chain without a best model (it failed): the other chain's, not the newest model (head_b's).
@@ -198,7 +204,7 @@ test('errors name the file and exit 2', async () => {
     [path.join(root, 'runs-empty'), [img], undefined, /no model at '.*runs-empty': no model\.json in it/],
     [dir, [path.join(root, 'missing.png')], undefined, /cannot use image '.*missing\.png': no such file/],
     [dir, [path.join(root, 'broken.png')], undefined, /cannot use image '.*broken\.png': not a readable image/],
-    [dir, [img], 0, /--top-k must be a positive integer, got 0/],
+    [dir, [img], 0, /--top-k must be a whole number >= 1, got 0/],
   ];
   fs.mkdirSync(path.join(root, 'runs-empty', 'x'), { recursive: true });
   fs.writeFileSync(path.join(root, 'broken.png'), 'not an image');
@@ -233,5 +239,109 @@ test('NaN weights (a diverged training): a clear error naming the weight, exit 2
     assert.equal(r.code, 2, r.stderr);
     assert.equal(r.stdout, '');
     assert.equal(r.stderr, `pipe: model '${dir}' cannot predict: weight head_fc/kernel (in weights.bin) holds 1 non-finite value (NaN at index 7); the training that saved it diverged (retrain it, e.g. with a lower learning rate)\n`);
+  }
+});
+
+test('a class list of another length than the head\'s outputs: exit 2 saying so, nothing on stdout', async () => {
+  await initEngine('wasm');
+  const img = await writeGrey(path.join(root, 'k.png'), PIXELS);
+  const dir = path.join(root, 'two-names', 'best-model');
+  await saveClassifier(tinyClassifier(1, 7), dir, { classes: ['zero', 'one'], preprocess: { test: [NORMALIZE], input_size: [8, 8] } });
+  for (const json of [false, true]) {
+    const r = await capture(dir, [img], { json });
+    assert.equal(r.code, 2, r.stderr);
+    assert.equal(r.stdout, '');
+    assert.equal(r.stderr, `pipe: model '${dir}/model.json' lists 2 classes (userDefinedMetadata.classes) but its head has 3 outputs: the names cannot be matched to the outputs (the file was edited, or its weights belong to another model)\n`);
+  }
+  const notNames = path.join(root, 'not-names', 'best-model');
+  await saveClassifier(tinyClassifier(1, 7), notNames, { classes: 'zero,one,two' });
+  const r = await capture(notNames, [img], {});
+  assert.equal(r.code, 2);
+  assert.equal(r.stderr, `pipe: model '${notNames}/model.json': userDefinedMetadata.classes must be a list of class names, one per output of the head (3)\n`);
+});
+
+test('weights.bin shorter or longer than model.json describes: exit 2 naming the file and both sizes', async () => {
+  await initEngine('wasm');
+  const img = await writeGrey(path.join(root, 'w.png'), PIXELS);
+  const dir = path.join(root, 'sizes', 'best-model');
+  await saveClassifier(tinyClassifier(1, 8), dir, { classes: CLASSES, preprocess: { test: [NORMALIZE], input_size: [8, 8] } });
+  const bin = path.join(dir, 'weights.bin');
+  const full = fs.readFileSync(bin);
+  // conv kernel 3x3x1x4 + bias 4, dense kernel 4x3 + bias 3: 55 float32 values
+  assert.equal(full.length, 55 * 4);
+  for (const [bytes, how] of [[full.subarray(0, 100), 'truncated'], [Buffer.concat([full, full]), 'longer than its manifest']] as const) {
+    fs.writeFileSync(bin, bytes);
+    const r = await capture(dir, [img], {});
+    assert.equal(r.code, 2, r.stderr);
+    assert.equal(r.stdout, '');
+    assert.equal(r.stderr, `pipe: model '${bin}' holds ${bytes.length} bytes but ${dir}/model.json describes 220 bytes of weights (4 tensors): the file is ${how} or belongs to another model\n`);
+  }
+  fs.writeFileSync(bin, full);
+  assert.equal((await capture(dir, [img], {})).code, 0);
+});
+
+test('an input side above MAX_INPUT_SIDE (model.json edited): exit 2 with the limit and its reason, before any image is decoded', async () => {
+  await initEngine('wasm');
+  const img = await writeGrey(path.join(root, 'h.png'), PIXELS);
+  const reason = `pipe predict takes at most ${MAX_INPUT_SIDE} px a side (one 4096x4096 RGB image is 192 MiB as float32 before the first layer; the zoo's largest input is 299 px)`;
+  // preprocess.input_size: the size images are resized to
+  const sized = path.join(root, 'huge-size', 'best-model');
+  await saveClassifier(tinyClassifier(1, 9), sized, { classes: CLASSES, preprocess: { test: [NORMALIZE], input_size: [100000, 8] } });
+  let r = await capture(sized, [img], {});
+  assert.equal(r.code, 2, r.stderr);
+  assert.equal(r.stdout, '');
+  assert.equal(r.stderr, `pipe: model '${sized}/model.json': userDefinedMetadata.preprocess.input_size is 100000x8 px; ${reason}\n`);
+  // the model's own input (a fully convolutional net takes any size)
+  const wide = path.join(root, 'huge-input', 'best-model');
+  await saveClassifier(tinyClassifier(1, 9), wide, { classes: CLASSES });
+  const mj = path.join(wide, 'model.json');
+  const text = fs.readFileSync(mj, 'utf8');
+  assert.match(text, /"batch_input_shape":\[null,8,8,1\]/);
+  fs.writeFileSync(mj, text.replaceAll('"batch_input_shape":[null,8,8,1]', '"batch_input_shape":[null,8,100000,1]'));
+  r = await capture(wide, [img], {});
+  assert.equal(r.code, 2, r.stderr);
+  assert.equal(r.stderr, `pipe: model '${mj}': its input (modelTopology) is 8x100000 px; ${reason}\n`);
+  // not [height, width]
+  await saveClassifier(tinyClassifier(1, 9), sized, { classes: CLASSES, preprocess: { test: [], input_size: [8, 'x'] } });
+  r = await capture(sized, [img], {});
+  assert.equal(r.code, 2);
+  assert.equal(r.stderr, `pipe: model '${sized}/model.json': userDefinedMetadata.preprocess.input_size must be [height, width] in px, got [8,"x"]\n`);
+});
+
+test('one unreadable image among several: the others are predicted, it gets its own error line, exit 1; all bad: exit 2, nothing on stdout', async () => {
+  await initEngine('wasm');
+  const dir = path.join(root, 'solo', 'best-model');
+  const c = tinyClassifier(1, 1); // the model of the first test (same seed)
+  const a = await writeGrey(path.join(root, 'm1.png'), PIXELS);
+  const b = await writeGrey(path.join(root, 'm2.png'), new Uint8Array(64).fill(90));
+  const broken = path.join(root, 'm-broken.png');
+  fs.writeFileSync(broken, 'not an image');
+  const missing = path.join(root, 'm-missing.png');
+  const t = await capture(dir, [a, broken, b, missing], { topK: 3 });
+  assert.equal(t.code, 1, t.stderr);
+  const errs = t.stderr.split('\n').filter((l) => l.startsWith('pipe: cannot use image'));
+  assert.equal(errs.length, 2, t.stderr);
+  assert.match(errs[0]!, /^pipe: cannot use image '.*m-broken\.png': not a readable image \(/);
+  assert.equal(errs[1], `pipe: cannot use image '${missing}': no such file`);
+  const blocks = t.stdout.split('\n');
+  assert.equal(blocks[1], a);
+  assert.equal(blocks[5], b);
+  assert.equal(blocks.length, 10); // model line, 2 x (path + 3 classes), final newline
+  assert.doesNotMatch(t.stdout, /m-broken|m-missing|NaN|undefined/);
+
+  const j = await capture(dir, [a, broken, b], { json: true, topK: 3 });
+  assert.equal(j.code, 1);
+  const doc = JSON.parse(j.stdout);
+  assert.deepEqual(doc.results.map((x: { image: string }) => x.image), [a, broken, b]);
+  assert.match(doc.results[1].error, /^cannot use image '.*m-broken\.png': not a readable image/);
+  assert.equal(doc.results[1].top, undefined);
+  assertTop(doc.results[0].top, expected(c, normalized(PIXELS)), 3);
+  assertTop(doc.results[2].top, expected(c, normalized(new Uint8Array(64).fill(90))), 3);
+
+  for (const json of [false, true]) {
+    const all = await capture(dir, [broken, missing], { json });
+    assert.equal(all.code, 2, all.stderr);
+    assert.equal(all.stdout, '');
+    assert.equal(all.stderr.split('\n').filter((l) => l.startsWith('pipe: cannot use image')).length, 2, all.stderr);
   }
 });
