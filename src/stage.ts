@@ -52,8 +52,12 @@ export interface StageReport {
   batch(b: BatchProgress): void;
   /** A training epoch done (kept on screen, one line each). */
   epoch(e: EpochSummary): void;
-  /** A metric point; `step` is the global iteration or epoch, as the metric's name says. */
-  metric(key: string, value: number, step: number): void;
+  /**
+   * A metric point; `step` is the global iteration or epoch, as the metric's name says.
+   * `opts.resumed`: the point was computed by an earlier, interrupted attempt of this run and is
+   * handed over again from its checkpoint (`--resume`); the tracker keeps each step once.
+   */
+  metric(key: string, value: number, step: number, opts?: { resumed?: boolean }): void;
   /** Run tags (strings). */
   tags(tags: Record<string, string>): void;
   /** A file to keep with the run, under `artifactPath` in the run's artifacts. */

@@ -62,8 +62,18 @@ export type RunEvent = { time: number } & (
    * with several training chains one key per chain).
    */
   | ({ type: 'stage-epoch'; stage: string; keys: Record<string, string[]> } & EpochSummary)
-  /** `key` is the MLflow metric key (`curves/test_accuracy`, `eval/test_accuracy`; with several training chains `curves/<chain>/test_accuracy`; src/tracking/layout.ts), as the run logs it; a stage in several chains emits one event per key. */
-  | { type: 'stage-metric'; stage: string; key: string; value: number; step: number }
+  /**
+   * `key` is the MLflow metric key (`curves/test_accuracy`, `eval/test_accuracy`; with several
+   * training chains `curves/<chain>/test_accuracy`; src/tracking/layout.ts), as the run logs it;
+   * a stage in several chains emits one event per key. `resumed: true` (absent otherwise): a
+   * point of an epoch that an earlier, interrupted attempt of this run trained (`--resume`
+   * continuing a training stage from its checkpoint): the stream of the resumed run re-emits
+   * them first, all the epochs the checkpoint holds, so that it is complete by itself; the
+   * interrupted attempt's stream may already hold some or all of them (same stage, key, step and
+   * value), and a consumer joining both streams drops those. `stage-epoch` events are never
+   * re-emitted: a resumed stage's first one is the first epoch it trains.
+   */
+  | { type: 'stage-metric'; stage: string; key: string; value: number; step: number; resumed?: true }
   /** Keys as the run sets them (with several training chains `pipe.<chain>.best_epoch`; src/tracking/layout.ts `RunLayout.tags`). */
   | { type: 'stage-tags'; stage: string; tags: Record<string, string> }
   /** `artifactPath`: the run's artifact folder it goes into (src/tracking/layout.ts; absent: the root). */

@@ -49,10 +49,10 @@ export class StageRecorder {
       progress: (text) => target.progress(text),
       batch: (b) => target.batch(b),
       epoch: (e) => target.epoch(e),
-      metric: (k, v, step) => {
+      metric: (k, v, step, opts) => {
         if (!on()) return;
         this.rec.metrics.push([k, toJson(v), step]);
-        target.metric(k, v, step);
+        target.metric(k, v, step, opts);
       },
       tags: (t) => {
         if (!on()) return;

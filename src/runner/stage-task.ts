@@ -72,8 +72,8 @@ export async function runStageTask(a: StageTaskArgs): Promise<StageOutcome> {
     // The summary keeps the stage's own field names (the history's, state.json); `keys` gives each one's MLflow keys (events.ts).
     epoch: (e) => a.events.emit({ type: 'stage-epoch', stage, ...e, keys: Object.fromEntries(Object.entries(e).filter(([f, v]) => typeof v === 'number' && f !== 'epoch' && f !== 'epochs').map(([f]) => [f, a.layout.metricKeys(stage, f)])) }),
     // One naming for every reader of the run's metrics and artifacts (the tracker, `--log-format json`): MLflow's key and path.
-    metric: (key, value, step) => {
-      for (const k of a.layout.metricKeys(stage, key)) a.events.emit({ type: 'stage-metric', stage, key: k, value, step });
+    metric: (key, value, step, opts) => {
+      for (const k of a.layout.metricKeys(stage, key)) a.events.emit({ type: 'stage-metric', stage, key: k, value, step, ...(opts?.resumed ? { resumed: true as const } : {}) });
     },
     tags: (tags) => a.events.emit({ type: 'stage-tags', stage, tags: a.layout.tags(stage, tags) }),
     artifact: (path, artifactPath) => {

@@ -79,9 +79,10 @@ export interface PhaseOptions {
    * resuming from a checkpoint, everything the checkpoint holds for this phase (a kill may have
    * come before it was all delivered: the receiver drops points it already has). Points of an
    * epoch that a kill interrupts are never handed over, so a resumed run logs each step once.
+   * `resumed` is true for what the checkpoint holds (handed over again), false for new epochs.
    * Without `checkpointDir` it is called at the same places, right after `onEpoch`.
    */
-  onCommit?(c: { losses: { step: number; loss: number }[]; epochs: EpochRecord[] }): void | Promise<void>;
+  onCommit?(c: { losses: { step: number; loss: number }[]; epochs: EpochRecord[]; resumed: boolean }): void | Promise<void>;
   /** Global epoch and step this phase starts after. */
   startEpoch: number;
   startStep: number;
@@ -135,7 +136,7 @@ export async function trainPhase(o: PhaseOptions): Promise<PhaseResult> {
   };
   const firstEpoch = (o.resume && (await checkpoint?.restore(ctx))) || 0;
   if (result.resumedEpochs !== undefined) {
-    await o.onCommit?.({ losses: result.iterationLosses.map((loss, i) => ({ step: o.startStep + i, loss })), epochs: result.epochs });
+    await o.onCommit?.({ losses: result.iterationLosses.map((loss, i) => ({ step: o.startStep + i, loss })), epochs: result.epochs, resumed: true });
     if (result.stoppedEarly) return result;
   }
   await each((cb) => cb.onTrainBegin?.(ctx));
@@ -188,7 +189,7 @@ export async function trainPhase(o: PhaseOptions): Promise<PhaseResult> {
     await each((cb) => cb.onEpochEnd?.(epoch, record as unknown as EpochLogs, ctx));
     o.onEpoch(record);
     // After the checkpoint callback: what is handed over is durable.
-    await o.onCommit?.({ losses: result.iterationLosses.slice(result.iterationLosses.length - b).map((loss, i) => ({ step: ctx.step - b + i, loss })), epochs: [record] });
+    await o.onCommit?.({ losses: result.iterationLosses.slice(result.iterationLosses.length - b).map((loss, i) => ({ step: ctx.step - b + i, loss })), epochs: [record], resumed: false });
     if (ctx.stopTraining) {
       result.stoppedEarly = true;
       break;

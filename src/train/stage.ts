@@ -118,9 +118,10 @@ export async function runTrainingStage(ctx: StageContext<TrainParams>, phase: 'f
       onResume: (done) => ctx.report.progress(`${phase}: continuing from the epoch ${state.lastEpoch + done} checkpoint`),
       onIteration: (i) => ctx.report.batch({ epoch: i.epoch, epochs: state.lastEpoch + p.epochs, batch: i.batch, batches: i.batches, loss: i.loss, images_per_second: i.imagesPerSecond }),
       // Metrics go to the tracker once the epoch's checkpoint holds them (a kill never loses or doubles a step).
-      onCommit: ({ losses, epochs }) => {
-        for (const l of losses) ctx.report.metric('batch_loss', l.loss, l.step);
-        for (const e of epochs) for (const [k, v] of Object.entries(e)) if (typeof v === 'number' && k !== 'epoch') ctx.report.metric(k, v, e.epoch);
+      // Those of a checkpoint an interrupted attempt wrote are marked `resumed` (the event stream tells them from new ones).
+      onCommit: ({ losses, epochs, resumed }) => {
+        for (const l of losses) ctx.report.metric('batch_loss', l.loss, l.step, { resumed });
+        for (const e of epochs) for (const [k, v] of Object.entries(e)) if (typeof v === 'number' && k !== 'epoch') ctx.report.metric(k, v, e.epoch, { resumed });
       },
       onEpoch: (e) => ctx.report.epoch({
         epoch: e.epoch, epochs: state.lastEpoch + p.epochs, train_loss: e.train_loss, train_accuracy: e.train_accuracy,

@@ -102,11 +102,25 @@ test('an interrupted run is finished by --resume without redoing finished stages
   const changedCfg = await runCliIn(root, ['run', 'p.yaml', '--resume', '--set', 'stages.finetune.with.optimizer.lr=0.005']);
   assert.equal(changedCfg.exitCode, 2, changedCfg.stderr);
   assert.match(changedCfg.stderr, /^pipe: --resume: the config changed since run \S+ started:\n {2}stages\.finetune\.with\.optimizer\.lr: "0\.002" -> "0\.005"\n/);
-  const resumed = await runCliIn(root, ['run', 'p.yaml', '--resume', '--plain']);
+  const resumed = await runCliIn(root, ['run', 'p.yaml', '--resume', '--log-format', 'json']);
   // data..head are reused, not redone; finetune continues from its last epoch checkpoint.
   assert.equal(resumed.exitCode, 0, resumed.stderr);
-  assert.match(resumed.stdout, /reused from the stage cache: data, aug, model, head\n/);
-  assert.match(resumed.stdout, /unfreeze: continuing from the epoch \d+ checkpoint/);
+  const evs = eventsOf(resumed.stdout);
+  assert.deepEqual(evs.flatMap((e) => (e.type === 'stage-reused' ? [e.stage] : [])), ['data', 'aug', 'model', 'head']);
+  const cont = evs.flatMap((e) => (e.type === 'stage-progress' ? [/^unfreeze: continuing from the epoch (\d+) checkpoint$/.exec(e.text)] : [])).find(Boolean);
+  assert.ok(cont, resumed.stdout);
+  const done = Number(cont[1]); // global epoch of the checkpoint: head's 1, then finetune's
+  assert.ok(done >= 3 && done < 13, String(done));
+  // The event stream tells the epochs the interrupted attempt trained (re-emitted from the
+  // checkpoint, `resumed: true`) from the ones this attempt trains; stage-epoch only for the new ones.
+  const points = (key: string, resumedToo: boolean): number[] => evs.flatMap((e) => (e.type === 'stage-metric' && e.stage === 'finetune' && e.key === key && (e.resumed === true) === resumedToo ? [e.step] : []));
+  const range = (a: number, b: number): number[] => Array.from({ length: b - a + 1 }, (_, i) => a + i);
+  assert.deepEqual(points('curves/test_accuracy', true), range(2, done));
+  assert.deepEqual(points('curves/test_accuracy', false), range(done + 1, 13));
+  assert.deepEqual(evs.flatMap((e) => (e.type === 'stage-epoch' ? [[e.stage, e.epoch]] : [])), range(done + 1, 13).map((n) => ['finetune', n]));
+  const [oldLoss, newLoss] = [points('curves/batch_loss', true), points('curves/batch_loss', false)];
+  assert.ok(oldLoss.length > 0 && newLoss.length > 0 && Math.max(...oldLoss) + 1 === Math.min(...newLoss), `${oldLoss} | ${newLoss}`);
+  assert.ok(evs.every((e) => e.type !== 'stage-metric' || e.resumed === undefined || e.stage === 'finetune'), 'only the resumed stage re-emits');
   assert.equal(statSync(join(lock1.stages.head.outDir, '.done')).mtimeMs, headDone);
   const lock2 = JSON.parse(readFileSync(lockPath()!, 'utf8'));
   assert.equal(lock2.runId, lock1.runId);
@@ -121,6 +135,8 @@ test('an interrupted run is finished by --resume without redoing finished stages
   assert.match(again.stderr, /that run finished; nothing to resume/);
   // Every epoch logged exactly once across the interruption: 1 freeze + 12 unfreeze epochs.
   assert.deepEqual(run.metrics['curves/test_accuracy']!.map((p) => p.step), Array.from({ length: 13 }, (_, i) => i + 1));
+  const stored = new Map(run.metrics['curves/test_accuracy']!.map((p) => [p.step, p.value]));
+  for (const e of evs) if (e.type === 'stage-metric' && e.key === 'curves/test_accuracy') assert.equal(e.value, stored.get(e.step), `step ${e.step}`);
   assert.equal(readdirSync(join(store)).filter((d) => d !== '0' && d !== '.trash').flatMap((e) => readdirSync(join(store, e)).filter((r) => /^[0-9a-f]{32}$/.test(r))).length, 1);
 });
 
