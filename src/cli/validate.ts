@@ -11,7 +11,7 @@ import { PipelineError } from '../errors.js';
 import { compilePipeline, planFile } from '../runner/compile.js';
 import type { PipelineConfig } from '../config/types.js';
 import type { Dag } from '../dag/compile.js';
-import { formatPlan, type PlanEntry } from '../runner/plan.js';
+import { formatPlan, stageLine, type PlanEntry } from '../runner/plan.js';
 import type { MissingInput } from '../stage.js';
 import { checkSweep, type CheckedSweep } from '../sweep/prepare.js';
 
@@ -90,13 +90,15 @@ function trialMarks(plan: PlanEntry[], sweep: CheckedSweep<{ plan: PlanEntry[] }
 }
 
 /**
- * What `pipe validate FILE` prints when everything passes.
+ * What `pipe validate FILE` prints when everything passes: the stages in order, each with the
+ * stages it needs (the graph's shape; `pipe plan`'s lines without the decisions, stageLine).
  * @throws ConfigError / PipelineError (exit 2) for the first check that fails.
  */
 export async function validateReport(file: string, opts: CheckCliOpts): Promise<string> {
   const { config, dag } = await compilePipeline(file, (opts.set ?? []).map(parseOverride));
   const sweep = await checkedSweep(file, opts, config, (o) => compilePipeline(file, o));
-  return `'${file}' is valid: ${dag.order.length} stages (${dag.order.join(' -> ')})\n${sweepLine(sweep)}`;
+  const stages = dag.order.map((name, i) => `${stageLine(dag, name, i + 1)}\n`).join('');
+  return `'${file}' is valid: ${dag.order.length} stage${dag.order.length === 1 ? '' : 's'}, in order:\n${stages}${sweepLine(sweep)}`;
 }
 
 /**

@@ -94,6 +94,15 @@ function whyChanged(name: string, parts: KeyParts, previous: Lock | undefined, e
 }
 
 /**
+ * One stage as `pipe plan` and `pipe validate` list it: `  <position>. <name> [<kind>] <- <needs>`
+ * (the stages it needs, in its `needs` order, when it has any), so the graph's shape shows.
+ */
+export function stageLine(dag: Dag, name: string, position: number): string {
+  const node = dag.nodes.get(name)!;
+  return `  ${position}. ${name} [${node.config.kind}]${node.needs.length ? ` <- ${node.needs.join(', ')}` : ''}`;
+}
+
+/**
  * The plan as text (a line per stage, then a line per input it would download), Mermaid or
  * Graphviz dot (a node per stage: name, kind, decision, and which inputs are not cached yet).
  * `marks`: more lines per stage name for the graph formats (a sweep's trials' inputs not cached
@@ -121,7 +130,7 @@ export function formatPlan(dag: Dag, plan: PlanEntry[], format: 'text' | 'mermai
     return ['digraph pipeline {', '  rankdir=LR;', ...plan.map((e) => `  ${q(e.name)} [label=${label(e)}${e.decision === 'skip' ? ', style=dashed' : ''}];`), ...edges.map(([a, b]) => `  ${q(a)} -> ${q(b)};`), '}'].join('\n');
   }
   return plan.map((e, i) => [
-    `  ${i + 1}. ${e.name} [${e.kind}]${dag.nodes.get(e.name)!.needs.length ? ` <- ${dag.nodes.get(e.name)!.needs.join(', ')}` : ''}: ${e.decision} (${e.reason})`,
+    `${stageLine(dag, e.name, i + 1)}: ${e.decision} (${e.reason})`,
     ...(e.missing ?? []).map((m) => `     ${m.what} not cached yet: ${m.note}`),
   ].join('\n')).join('\n');
 }

@@ -144,9 +144,25 @@ it('validate and plan of a valid sweep: every trial checked, exit 0', async () =
   const stages = 'stages:\n  data: { kind: download, with: { dataset: mnist } }\n  aug: { kind: augment, needs: [data] }\n  model: { kind: build-model, needs: [data], with: { arch: mini_resnet } }\n  head: { kind: freeze-train, needs: [aug, model] }\n';
   const root = makeTree({ 'p.yaml': `name: ok\n${stages}sweep:\n  stages.head.with.optimizer.lr: [0.1, 0.01]\n` });
   const v = await runInProcess(root, ['validate', 'p.yaml', '--sweep', 'stages.head.with.epochs=1,2']);
-  assert.deepEqual(v, { stdout: "'p.yaml' is valid: 4 stages (data -> aug -> model -> head)\nsweep: 4 trials, each valid (lr=0.1,epochs=1, lr=0.1,epochs=2, lr=0.01,epochs=1, lr=0.01,epochs=2)\n", stderr: '', exitCode: 0 });
+  assert.deepEqual(v, { stdout: "'p.yaml' is valid: 4 stages, in order:\n  1. data [download]\n  2. aug [augment] <- data\n  3. model [build-model] <- data\n  4. head [freeze-train] <- aug, model\nsweep: 4 trials, each valid (lr=0.1,epochs=1, lr=0.1,epochs=2, lr=0.01,epochs=1, lr=0.01,epochs=2)\n", stderr: '', exitCode: 0 });
   const p = await runInProcess(root, ['plan', 'p.yaml', '--format', 'mermaid']);
   assert.equal(p.exitCode, 0, p.stderr);
   assert.match(p.stdout, /^flowchart LR\n/);
   assert.doesNotMatch(p.stdout, /sweep:/);
+});
+
+it('validate of a pipeline of several chains lists each stage with the stages it needs: plan\'s lines without the decisions', async () => {
+  const root = makeTree({ 'p.yaml': readFileSync(join(REPO, 'pipelines', 'fashion-mnist-transfer.yaml'), 'utf8') });
+  const v = await runInProcess(root, ['validate', 'p.yaml']);
+  assert.equal(v.exitCode, 0, v.stderr);
+  const [head, ...lines] = v.stdout.trimEnd().split('\n');
+  assert.equal(head, "'p.yaml' is valid: 15 stages, in order:");
+  // Two chains from one pretraining: model_pre needs data_b and pretrain; model_scratch only data_b; plots joins both.
+  assert.ok(lines.includes('  7. model_pre [build-model] <- data_b, pretrain'), v.stdout);
+  assert.ok(lines.includes('  11. model_scratch [build-model] <- data_b'), v.stdout);
+  assert.equal(lines.at(-1), '  15. plots [plot] <- eval_pre, eval_scratch');
+  const p = await runInProcess(root, ['plan', 'p.yaml']);
+  assert.equal(p.exitCode, 0, p.stderr);
+  const planned = p.stdout.split('\n').filter((l) => /^ {2}\d+\. /.test(l)).map((l) => l.replace(/: (run|skip) \(.*\)$/, ''));
+  assert.deepEqual(lines, planned);
 });

@@ -225,10 +225,10 @@ test('a pipeline read from a pipe (`<(cat f)`, /dev/stdin): validated and its er
   const root = makeTree({ 'p.yaml': good, 'bad.yaml': 'name: piped\nstages:\n  data: { kind: downlod }\n', ...corruptFashionMnist('d') });
   const v = await bash(root, `node ${pipe} validate <(cat p.yaml)`);
   assert.equal(v.code, 0, v.stderr);
-  assert.match(v.stdout, /^'\/dev\/fd\/\d+' is valid: 2 stages \(data -> aug\)$/m);
+  assert.match(v.stdout, /^'\/dev\/fd\/\d+' is valid: 2 stages, in order:\n {2}1\. data \[download\]\n {2}2\. aug \[augment\] <- data\n$/);
   const s = await bash(root, `cat p.yaml | node ${pipe} validate /dev/stdin`);
   assert.equal(s.code, 0, s.stderr);
-  assert.equal(s.stdout, "'/dev/stdin' is valid: 2 stages (data -> aug)\n");
+  assert.equal(s.stdout, "'/dev/stdin' is valid: 2 stages, in order:\n  1. data [download]\n  2. aug [augment] <- data\n");
   const b = await bash(root, `node ${pipe} validate <(cat bad.yaml)`);
   assert.equal(b.code, 2);
   assert.match(b.stderr, /^\/dev\/fd\/\d+:3:17: stages\.data\.kind: expected one of download, .*Did you mean .download.\?$/m);
