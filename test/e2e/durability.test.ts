@@ -371,6 +371,28 @@ test('two --resume of one run at once: one runs it, the other is refused (exit 2
   assert.ok(!readdirSync(join(root, 'runs')).some((d) => existsSync(join(root, 'runs', d, 'run.claim'))), 'the claim is released');
 });
 
+for (const storeOnFullDisk of [true, false]) {
+  test(`a disk full to the last block before the run folder exists (${storeOnFullDisk ? 'the MLflow store on it' : 'the MLflow store elsewhere'}): exit 1, one pipe: line naming the file it could not write`, { skip: skip || (!canMount && 'mounting a tmpfs needs root (mount -t tmpfs)') }, async () => {
+    const root = makeTree({ 'p.yaml': pipeline(`dur-full-before-${storeOnFullDisk}`) });
+    const runs = join(root, 'runs');
+    assert.ok(mountTmpfs(runs, '64k'));
+    try {
+      assert.throws(() => writeFileSync(join(runs, 'filler'), Buffer.alloc(128 * 1024, 1)), /ENOSPC/);
+      const r = await start(root, ['run', 'p.yaml', '--plain'], storeOnFullDisk ? {} : { MLFLOW_TRACKING_URI: `file://${join(root, 'store')}` }).done;
+      assert.equal(r.code, 1, r.out + r.err);
+      const lines = r.err.split('\n').filter((l) => l.startsWith('pipe: ') && !l.startsWith('pipe: engine'));
+      assert.equal(lines.length, 1, r.err);
+      const runsRe = runs.replace(/[/.]/g, '\\$&');
+      // The store's first file (an experiment's meta.yaml), or the run folder's first file.
+      assert.match(lines[0]!, new RegExp(storeOnFullDisk
+        ? `^pipe: cannot write ${runsRe}/mlruns/\\S+/meta\\.yaml: no space left on the device; `
+        : `^pipe: no space left on the device \\(ENOSPC\\) while writing ${runsRe}/\\d{8}T\\d{6}-[0-9a-f]+/\\S+; `), r.err);
+    } finally {
+      spawnSync('umount', ['-l', runs]);
+    }
+  });
+}
+
 test('a disk already full when the run starts: exit 1, one pipe: line, no RUNNING run left in the store', { skip: skip || (!canMount && 'mounting a tmpfs needs root (mount -t tmpfs)') }, async () => {
   const root = makeTree({ 'p.yaml': pipeline('dur-full-at-start') });
   const runs = join(root, 'runs');

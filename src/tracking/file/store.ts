@@ -12,7 +12,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 
 import lockfile from 'proper-lockfile';
 import { parse } from 'yaml';
-import { isDiskError, writeDurable } from '../../fs-durable.js';
+import { isDiskError, withPath, writeDurable } from '../../fs-durable.js';
 import { MAX_EXPERIMENT_NAME_LENGTH, MAX_PARAM_VALUE_LENGTH, MAX_TAG_VALUE_LENGTH, validateKey } from '../names.js';
 import type { RunStatus } from '../tracker.js';
 import type { DatasetInput } from '../rest/types.js';
@@ -170,7 +170,7 @@ async function writeAtomic(file: string, data: string | { copyFrom: string }, tm
     await rename(tmp, file);
   } catch (e) {
     await rm(tmp, { force: true });
-    throw e;
+    throw withPath(e, file); // a write error names no file: the CLI names this one
   }
 }
 
@@ -304,7 +304,7 @@ export class FileStore {
     for (const [k, lines] of byKey) {
       const file = path.join(dir, 'metrics', k);
       await mkdir(path.dirname(file), { recursive: true });
-      await appendFile(file, lines);
+      await appendFile(file, lines).catch((e: unknown) => Promise.reject(withPath(e, file)));
     }
   }
 
