@@ -56,6 +56,17 @@ export function formatIssues(file: SourceFile | { path: string }, issues: Config
  * (`<(cat f)`) is read once (see readSourceText).
  */
 export async function readSource(path: string): Promise<SourceFile> {
+  const { file, duplicates } = await parseSource(path);
+  if (duplicates.length) throw new ConfigError(file, duplicates, 'PIPE_YAML_SYNTAX');
+  return file;
+}
+
+/**
+ * readSource, except that duplicate keys are handed back instead of thrown: a document whose
+ * only syntax errors are duplicate keys is otherwise sound (the later value of a key wins), so
+ * the checks after parsing still run and their issues are reported with them, all at once.
+ */
+async function parseSource(path: string): Promise<{ file: SourceFile; duplicates: ConfigIssue[] }> {
   let text: string;
   try {
     text = await readSourceText(path, MAX_FILE_BYTES);
@@ -74,10 +85,11 @@ export async function readSource(path: string): Promise<SourceFile> {
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true, version: '1.2', prettyErrors: false });
   const file: SourceFile = { path, text, doc, lines };
-  if (doc.errors.length > 0) throw new ConfigError(file, syntaxIssues(file, doc.errors), 'PIPE_YAML_SYNTAX');
+  if (doc.errors.some((e) => e.code !== 'DUPLICATE_KEY')) throw new ConfigError(file, syntaxIssues(file, doc.errors), 'PIPE_YAML_SYNTAX');
+  const duplicates = doc.errors.length ? syntaxIssues(file, doc.errors) : [];
   const refused = yamlRuleIssues(file);
-  if (refused.length) throw new ConfigError(file, refused);
-  return file;
+  if (refused.length) throw new ConfigError(file, [...duplicates, ...refused]);
+  return { file, duplicates };
 }
 
 /**
@@ -100,24 +112,24 @@ function quoteHint(source: SourceFile, path: readonly (string | number)[], messa
 }
 
 /**
- * Loads and validates a pipeline file.
+ * Loads and validates a pipeline file. Duplicate keys are reported together with the schema's
+ * issues (the later value of a duplicated key is the one validated); alone, as a YAML syntax error.
  * @throws PipelineError PIPE_FILE_NOT_FOUND; ConfigError PIPE_YAML_SYNTAX or PIPE_SCHEMA (exit 2).
  */
 export async function loadPipeline(path: string, overrides: readonly Override[] = []): Promise<{ config: PipelineConfig; source: SourceFile }> {
-  const source = await readSource(path);
+  const { file: source, duplicates } = await parseSource(path);
+  const fail = (issues: ConfigIssue[]): ConfigError => new ConfigError(source, [...duplicates, ...issues]);
   if (overrides.length) source.overrides = overrides;
-  if (source.doc.contents === null) {
-    throw new ConfigError(source, [{ pos: { line: 1, col: 1 }, path: '', message: 'the file is empty; a pipeline file needs at least `name:` and `stages:`' }]);
-  }
+  if (source.doc.contents === null) throw fail([{ pos: { line: 1, col: 1 }, path: '', message: 'the file is empty; a pipeline file needs at least `name:` and `stages:`' }]);
   let data: unknown;
   try {
     // maxAliasCount bounds "billion laughs" alias expansion (yaml's default is 100).
     data = source.doc.toJS({ maxAliasCount: 100 }) ?? {};
   } catch (e) {
-    throw new ConfigError(source, [{ pos: { line: 1, col: 1 }, path: '', message: `the document cannot be expanded: ${(e as Error).message} (too many or recursive aliases?)` }]);
+    throw fail([{ pos: { line: 1, col: 1 }, path: '', message: `the document cannot be expanded: ${(e as Error).message} (too many or recursive aliases?)` }]);
   }
   if (overrides.length) {
-    if (typeof data !== 'object' || data === null || Array.isArray(data)) throw new ConfigError(source, [{ pos: { line: 1, col: 1 }, path: '', message: 'the file is not a mapping' }]);
+    if (typeof data !== 'object' || data === null || Array.isArray(data)) throw fail([{ pos: { line: 1, col: 1 }, path: '', message: 'the file is not a mapping' }]);
     applyOverrides(data as Record<string, unknown>, overrides);
   }
   // NOTE: ajv runs allOf (the per-kind if/then) before `properties`, so a missing `with` would
@@ -134,7 +146,8 @@ export async function loadPipeline(path: string, overrides: readonly Override[] 
       path: dotted(i.path),
       message: i.message + quoteHint(source, i.path, i.message),
     }));
-    throw new ConfigError(source, issues);
+    throw fail(issues);
   }
+  if (duplicates.length) throw new ConfigError(source, duplicates, 'PIPE_YAML_SYNTAX');
   return { config: data as PipelineConfig, source };
 }
