@@ -12,6 +12,7 @@
  * `mode` comes from the config or from the metric registry (accuracy: max, loss: min), never
  * from guessing at the name. Anchor: keras/src/callbacks/monitor_callback.py.
  */
+import type { FreezeTrainStageParameters } from '../config/generated/freeze-train.js';
 import type { Classifier } from '../models/registry.js';
 import type { Optimizer } from './optimizer.js';
 
@@ -54,14 +55,11 @@ function monitored(monitor: string, logs: EpochLogs): number {
   return v;
 }
 
-/** The `early_stopping:` block. */
-export interface EarlyStoppingConfig {
-  monitor: MonitorName;
-  mode?: 'min' | 'max';
-  patience: number;
-  min_delta: number;
-  baseline?: number;
-}
+/**
+ * The `early_stopping:` block, validated (defaults filled): the type generated from its schema
+ * (schemas/stages/train-common.schema.json `earlyStopping`), where its fields, defaults and docs live.
+ */
+export type EarlyStoppingConfig = NonNullable<FreezeTrainStageParameters['early_stopping']>;
 
 /** Stops when the monitor has not improved by more than min_delta for `patience` epochs. */
 export class EarlyStopping implements TrainingCallback {
@@ -104,19 +102,15 @@ export class EarlyStopping implements TrainingCallback {
   }
 }
 
-/** The `reduce_lr_on_plateau:` block (torch's arguments). */
-export interface PlateauConfig {
-  monitor: MonitorName;
-  /** @defaultValue from the metric (torch: always 'min') */
-  mode?: 'min' | 'max';
-  factor: number;
-  patience: number;
-  threshold: number;
-  threshold_mode: 'rel' | 'abs';
-  cooldown: number;
-  min_lr: number;
-  eps: number;
-}
+/**
+ * The `reduce_lr_on_plateau:` block (torch's arguments), validated (defaults filled): the type
+ * generated from its schema (schemas/stages/train-common.schema.json `reduceLrOnPlateau`), where
+ * its fields, defaults and docs live (an omitted `mode` follows the metric; torch: always 'min').
+ */
+export type PlateauConfig = NonNullable<FreezeTrainStageParameters['reduce_lr_on_plateau']>;
+
+/** The `lr_schedule:` block, validated: generated from schemas/stages/train-common.schema.json `lrSchedule`. */
+export type LrScheduleConfig = NonNullable<FreezeTrainStageParameters['lr_schedule']>;
 
 /**
  * torch.optim.lr_scheduler.ReduceLROnPlateau (PyTorch 1.13, torch/optim/lr_scheduler.py), step for

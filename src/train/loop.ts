@@ -9,7 +9,7 @@ import type { BatchSource } from '../data/batches.js';
 import { fusedApply } from '../models/fused-forward.js';
 import type { Classifier } from '../models/registry.js';
 import { BestModelCallback, type BestModel } from './best.js';
-import { CosineSchedule, type EarlyStopping, type EpochLogs, type ReduceLROnPlateau, type TrainingCallback, type TrainingContext } from './callbacks.js';
+import { CosineSchedule, type EarlyStopping, type EpochLogs, type LrScheduleConfig, type ReduceLROnPlateau, type TrainingCallback, type TrainingContext } from './callbacks.js';
 import { CheckpointCallback } from './checkpoint-callback.js';
 import { evaluateSplit } from './evaluate.js';
 import { countTrainable, trainableVariables } from './freeze.js';
@@ -60,7 +60,7 @@ export interface PhaseOptions {
    * Per-step schedule within the phase: cosine decay from the epoch's base lr to `min_lr` over
    * all the phase's steps (Loshchilov & Hutter 2017, SGDR, without restarts; Keras CosineDecay).
    */
-  schedule?: { kind: 'cosine'; min_lr: number };
+  schedule?: LrScheduleConfig;
   early?: EarlyStopping;
   best: BestModel;
   /** More callbacks, called after the built-in ones (schedule, best, plateau, early stopping, checkpoint). */

@@ -7,6 +7,7 @@
  * fused pass per variable (src/engine/native/adam.ts), else tfjs's own Adam.
  */
 import * as tf from '@tensorflow/tfjs';
+import type { FreezeTrainStageParameters } from '../config/generated/freeze-train.js';
 import { createAdam } from '../engine/native/adam.js';
 
 /** A named tensor, as tfjs optimizers' getWeights/setWeights use (tfjs-core does not export the type). */
@@ -15,18 +16,11 @@ export interface NamedTensor {
   tensor: tf.Tensor;
 }
 
-/** The `optimizer:` block of a training stage. */
-export interface OptimizerConfig {
-  name: 'adam' | 'adamw' | 'sgd';
-  /** Learning rate. */
-  lr: number;
-  /** @defaultValue 0 */
-  weight_decay: number;
-  /** SGD only. @defaultValue 0 */
-  momentum: number;
-  /** SGD only. @defaultValue false */
-  nesterov: boolean;
-}
+/**
+ * The `optimizer:` block of a training stage, validated (defaults filled): the type generated from
+ * its schema (schemas/stages/train-common.schema.json `optimizer`), where its fields, defaults and docs live.
+ */
+export type OptimizerConfig = FreezeTrainStageParameters['optimizer'];
 
 /**
  * The learning rate of a training phase: the one place it lives. `base` starts at the

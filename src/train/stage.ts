@@ -11,28 +11,23 @@ import { torchStateDict, type Classifier } from '../models/registry.js';
 import { saveClassifier } from '../models/model-files.js';
 import type { StageContext } from '../stage.js';
 import { BestModel } from './best.js';
-import { EarlyStopping, ReduceLROnPlateau, type EarlyStoppingConfig, type PlateauConfig } from './callbacks.js';
+import { EarlyStopping, ReduceLROnPlateau } from './callbacks.js';
 import { allWeights, countTrainable, setTrainable } from './freeze.js';
 import * as tf from '@tensorflow/tfjs';
 import { trainPhase, type EpochRecord } from './loop.js';
-import { buildOptimizer, type OptimizerConfig } from './optimizer.js';
+import { buildOptimizer } from './optimizer.js';
 import { bestFromJson, loadWeightsInto, readStateJson, writeStateJson } from './persist.js';
 import type { FreezeTrainStageParameters } from '../config/generated/freeze-train.js';
 import type { UnfreezeTrainStageParameters } from '../config/generated/unfreeze-train.js';
 
 /**
  * The validated parameters of freeze-train and unfreeze-train (defaults filled): generated from
- * schemas/stages/{freeze,unfreeze}-train.schema.json. The nested blocks keep the library's own
- * config types (OptimizerConfig, PlateauConfig, EarlyStoppingConfig: their fields' docs and
- * defaults for direct callers); `SchemaAccepted` below makes tsc check that whatever the schemas
- * accept is one of those.
+ * schemas/stages/{freeze,unfreeze}-train.schema.json, whose shared blocks (optimizer,
+ * reduce_lr_on_plateau, lr_schedule, early_stopping) are train-common.schema.json's; the library's
+ * config types (OptimizerConfig, PlateauConfig, EarlyStoppingConfig) are those generated blocks.
+ * `SchemaAccepted` below makes tsc check that whatever both schemas accept is a TrainParams.
  */
-export type TrainParams = Omit<FreezeTrainStageParameters, 'optimizer' | 'reduce_lr_on_plateau' | 'early_stopping'> &
-  Partial<Pick<UnfreezeTrainStageParameters, 'unfreeze' | 'start_from'>> & {
-    optimizer: OptimizerConfig;
-    reduce_lr_on_plateau?: PlateauConfig;
-    early_stopping?: EarlyStoppingConfig;
-  };
+export type TrainParams = FreezeTrainStageParameters & Partial<Pick<UnfreezeTrainStageParameters, 'unfreeze' | 'start_from'>>;
 
 /**
  * Compile-time check (tsc fails here when a schema accepts what TrainParams does not): validated

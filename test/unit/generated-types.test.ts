@@ -8,7 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import test from 'node:test';
@@ -76,4 +76,43 @@ test('a schema change without regenerating the validator is caught', (t) => {
   const r = checkValidator(tmp);
   assert.equal(r.status, 1);
   assert.match(r.stderr, /stale generated validator \(run npm run gen:validator\): src\/config\/generated\/validate-pipeline\.ts$/m);
+});
+
+/**
+ * The named object types of TypeScript source `text` (`interface X {...}`, `type X = {...}`),
+ * each with its top-level field names, sorted and joined: a brace-matching scan of the text
+ * without comments (the typescript package ships no compiler API to parse with).
+ */
+function objectTypes(text: string): { name: string; fields: string }[] {
+  const t = text.replace(/\/\*[\s\S]*?\*\//g, '').replace(/^\s*\/\/.*$/gm, '');
+  const out: { name: string; fields: string }[] = [];
+  for (const m of t.matchAll(/(?:interface\s+(\w+)(?:<[^>{]*>)?(?:\s+extends[^{]*)?|type\s+(\w+)(?:<[^>=]*>)?\s*=)\s*\{/g)) {
+    let depth = 0, top = '';
+    for (let i = m.index + m[0].length; i < t.length; i++) {
+      const c = t[i]!;
+      if ('{[('.includes(c)) depth++;
+      else if ('}])'.includes(c) && depth-- === 0) break;
+      top += depth === 0 ? c : depth === 1 && '{[('.includes(c) ? ';' : '';
+    }
+    const fields = top.split(/[;,\n]/).map((s) => /^\s*(?:readonly\s+)?(\w+)\??\s*:/.exec(s)?.[1]).filter((f): f is string => f !== undefined);
+    out.push({ name: (m[1] ?? m[2])!, fields: [...new Set(fields)].sort().join(',') });
+  }
+  return out;
+}
+
+const tsFiles = (dir: string): string[] => readdirSync(dir).flatMap((f) => {
+  const p = join(dir, f);
+  return statSync(p).isDirectory() ? tsFiles(p) : p.endsWith('.ts') ? [p] : [];
+});
+
+test('one fact, one place: no hand-kept type in src/ or stages/ repeats the fields of a type generated from a schema (use the generated one)', () => {
+  const GEN = join(ROOT, 'src', 'config', 'generated');
+  const generated = new Map<string, string>();
+  for (const f of tsFiles(GEN).filter((f) => !f.endsWith('validate-pipeline.ts'))) {
+    for (const o of objectTypes(readFileSync(f, 'utf8'))) if (o.fields.split(',').length >= 3) generated.set(o.fields, `${o.name} of ${f.slice(ROOT.length + 1)}`);
+  }
+  assert.ok(generated.has('early_stopping,epochs,lr_schedule,max_steps_per_epoch,optimizer,reduce_lr_on_plateau'), 'the scan finds the generated types');
+  const copies = [...tsFiles(join(ROOT, 'src')).filter((f) => !f.startsWith(GEN)), ...tsFiles(join(ROOT, 'stages'))]
+    .flatMap((f) => objectTypes(readFileSync(f, 'utf8')).filter((o) => generated.has(o.fields)).map((o) => `${f.slice(ROOT.length + 1)}: ${o.name} has the fields of ${generated.get(o.fields)}`));
+  assert.deepEqual(copies, []);
 });

@@ -38,16 +38,23 @@ export interface Optimizer {
    * @defaultValue "adam"
    */
   name: 'adam' | 'adamw' | 'sgd';
+  /**
+   * Learning rate.
+   */
   lr: number;
   /**
    * @defaultValue 0
    */
   weight_decay: number;
   /**
+   * SGD only.
+   *
    * @defaultValue 0
    */
   momentum: number;
   /**
+   * SGD only.
+   *
    * @defaultValue false
    */
   nesterov: boolean;
