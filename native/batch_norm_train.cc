@@ -17,60 +17,64 @@
 namespace pipe_native {
 namespace {
 
-constexpr long kParallelMin = 1L << 18;  // as pointwise.cc: below this, one thread
+// Below this many elements a kernel runs on the calling thread, as in pointwise.cc (measured:
+// 2^15 made mini_resnet's step slower on a loaded machine, where the second thread waits for a
+// time slice).
+constexpr long kParallelMin = 1L << 18;
+
+// The row loops are compiled twice, for AVX2 and for any x86-64, and the CPU picks one when the
+// addon loads (GCC target_clones, an ifunc; oneDNN does the same for its kernels). Same IEEE
+// double arithmetic in both (no FMA contraction: -std=c++17 keeps -ffp-contract=off), so the
+// results do not depend on the CPU.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define PIPE_ROWS __attribute__((target_clones("avx2", "default")))
+#else
+#define PIPE_ROWS
+#endif
 
 inline float* fptr(char* heap, double off) { return reinterpret_cast<float*>(heap + static_cast<size_t>(off)); }
 
-// K per-channel sums over all rows, in double: f(r, acc) adds row r's terms to acc[k * C + c]
-// (k < K); out[k * C + c] receives the totals. On every core when the tensor is large, each
-// thread summing its own static block of rows, the blocks' sums then added in thread order.
-template <int K, typename F>
-void channel_sums(long rows, long C, std::vector<double>& out, F f) {
-  const int threads = rows * C >= kParallelMin ? omp_get_max_threads() : 1;
-  std::vector<double> partial(static_cast<size_t>(threads) * K * C, 0.0);
+// Runs rows(r0, r1, acc) over [0, rows) on every core when the tensor is large: each thread takes
+// one contiguous block of rows (in thread order) and its own K*C doubles of acc; `out` receives
+// the blocks' acc added in thread order (acc_len = 0: nothing to sum).
+template <typename F>
+void row_blocks(long rows, long C, long acc_len, std::vector<double>& out, F rows_fn) {
+  const int threads = rows * C >= kParallelMin ? std::max(1, omp_get_max_threads()) : 1;
+  std::vector<double> partial(static_cast<size_t>(threads) * acc_len, 0.0);
 #pragma omp parallel num_threads(threads)
   {
-    double* acc = partial.data() + static_cast<size_t>(omp_get_thread_num()) * K * C;
-#pragma omp for schedule(static)
-    for (long r = 0; r < rows; r++) f(r, acc);
+    const int t = omp_get_thread_num(), n = omp_get_num_threads();
+    const long r0 = rows * t / n, r1 = rows * (t + 1) / n;
+    if (r1 > r0) rows_fn(r0, r1, partial.data() + static_cast<size_t>(t) * acc_len);
   }
-  out.assign(static_cast<size_t>(K * C), 0.0);
+  out.assign(static_cast<size_t>(acc_len), 0.0);
   for (int t = 0; t < threads; t++) {
-    for (long k = 0; k < K * C; k++) out[k] += partial[static_cast<size_t>(t) * K * C + k];
+    for (long k = 0; k < acc_len; k++) out[k] += partial[static_cast<size_t>(t) * acc_len + k];
   }
 }
 
-}  // namespace
-
-void bn_train_forward(const float* x, float* y, float* mean_out, float* var_out, const float* gamma, const float* beta, long rows, long C, double eps,
-                      const float* residual, bool relu) {
-  std::vector<double> s;
-  channel_sums<2>(rows, C, s, [&](long r, double* acc) {
-    const float* xr = x + r * C;
+// Forward statistics of rows [r0, r1): acc[c] += x, acc[C + c] += x^2 (double).
+PIPE_ROWS void fwd_sums(const float* __restrict x, long r0, long r1, long C, double* __restrict acc) {
+  for (long r = r0; r < r1; r++) {
+    const float* __restrict xr = x + r * C;
     for (long c = 0; c < C; c++) {
-      acc[c] += xr[c];
-      acc[C + c] += static_cast<double>(xr[c]) * xr[c];
+      const double v = xr[c];
+      acc[c] += v;
+      acc[C + c] += v * v;
     }
-  });
-  std::vector<double> scale(C), shift(C);
-  for (long c = 0; c < C; c++) {
-    const double mean = s[c] / rows, var = std::max(0.0, s[C + c] / rows - mean * mean);  // biased
-    const double g = gamma[c] / std::sqrt(var + eps);
-    scale[c] = g;
-    shift[c] = beta[c] - mean * g;
-    mean_out[c] = static_cast<float>(mean);
-    var_out[c] = static_cast<float>(var);
   }
-  // One loop per variant, so that each vectorises; bn(x) = x * scale + shift in double, rounded
-  // once (float32 constants would put every element of a channel off in the same direction, an
-  // error later sums do not average away), then the float32 operations of the separate tfjs ops
-  // (+ residual rounded, then max(0, .)).
-#pragma omp parallel for schedule(static) if (rows * C >= kParallelMin)
-  for (long r = 0; r < rows; r++) {
-    const float* xr = x + r * C;
-    float* yr = y + r * C;
+}
+
+// y = act(bn(x) + residual) for rows [r0, r1); bn(x) = x * scale + shift in double, rounded once.
+PIPE_ROWS void fwd_y(const float* __restrict x, float* __restrict y, const double* __restrict scale, const double* __restrict shift, const float* __restrict residual,
+                     bool relu, long r0, long r1, long C) {
+  // One loop per variant, so that each vectorises; then the float32 operations of the separate
+  // tfjs ops (+ residual rounded, then max(0, .)).
+  for (long r = r0; r < r1; r++) {
+    const float* __restrict xr = x + r * C;
+    float* __restrict yr = y + r * C;
     if (residual) {
-      const float* rr = residual + r * C;
+      const float* __restrict rr = residual + r * C;
       if (relu) {
         for (long c = 0; c < C; c++) yr[c] = std::max(0.f, static_cast<float>(xr[c] * scale[c] + shift[c]) + rr[c]);
       } else {
@@ -84,6 +88,88 @@ void bn_train_forward(const float* x, float* y, float* mean_out, float* var_out,
   }
 }
 
+// Backward statistics of rows [r0, r1), in double: sum(x - m), sum((x - m)^2), sum(g),
+// sum(g * (x - m)) into acc[0..4C), with g = dy masked by the ReLU (y > 0) when `mask` is given,
+// and g written to g_out when asked.
+PIPE_ROWS void bwd_sums(const float* __restrict x, const float* __restrict dy, const float* __restrict mean, const float* __restrict mask, float* __restrict g_out,
+                        long r0, long r1, long C, double* __restrict acc) {
+  double* __restrict s0 = acc;
+  double* __restrict s1 = acc + C;
+  double* __restrict s2 = acc + 2 * C;
+  double* __restrict s3 = acc + 3 * C;
+  for (long r = r0; r < r1; r++) {
+    const float* __restrict xr = x + r * C;
+    const float* __restrict dyr = dy + r * C;
+    if (mask) {
+      const float* __restrict yr = mask + r * C;
+      float* __restrict gr = g_out ? g_out + r * C : nullptr;
+      if (gr) {
+        for (long c = 0; c < C; c++) gr[c] = yr[c] > 0.f ? dyr[c] : 0.f;
+        dyr = gr;  // the masked gradient, summed below
+      } else {
+        for (long c = 0; c < C; c++) {
+          const double g = yr[c] > 0.f ? dyr[c] : 0.f;
+          const double xm = static_cast<double>(xr[c]) - mean[c];
+          s0[c] += xm;
+          s1[c] += xm * xm;
+          s2[c] += g;
+          s3[c] += g * xm;
+        }
+        continue;
+      }
+    } else if (g_out) {
+      float* __restrict gr = g_out + r * C;
+      for (long c = 0; c < C; c++) gr[c] = dyr[c];
+    }
+    for (long c = 0; c < C; c++) {
+      const double g = dyr[c];
+      const double xm = static_cast<double>(xr[c]) - mean[c];
+      s0[c] += xm;
+      s1[c] += xm * xm;
+      s2[c] += g;
+      s3[c] += g * xm;
+    }
+  }
+}
+
+// dx = a * g - k * (x - mu) - b per element in double, rounded once, for rows [r0, r1); g = the
+// gradient masked by the ReLU (y > 0) when `mask` is given.
+PIPE_ROWS void bwd_dx(const float* __restrict x, const float* __restrict g, const float* __restrict mask, const double* __restrict a, const double* __restrict k,
+                      const double* __restrict mu, const double* __restrict b, float* __restrict dx, long r0, long r1, long C) {
+  for (long r = r0; r < r1; r++) {
+    const float* __restrict xr = x + r * C;
+    const float* __restrict gr = g + r * C;
+    float* __restrict dxr = dx + r * C;
+    if (mask) {
+      const float* __restrict yr = mask + r * C;
+      for (long c = 0; c < C; c++) dxr[c] = static_cast<float>(a[c] * (yr[c] > 0.f ? gr[c] : 0.f) - k[c] * (xr[c] - mu[c]) - b[c]);
+    } else {
+      for (long c = 0; c < C; c++) dxr[c] = static_cast<float>(a[c] * gr[c] - k[c] * (xr[c] - mu[c]) - b[c]);
+    }
+  }
+}
+
+}  // namespace
+
+void bn_train_forward(const float* x, float* y, float* mean_out, float* var_out, const float* gamma, const float* beta, long rows, long C, double eps,
+                      const float* residual, bool relu) {
+  std::vector<double> s;
+  row_blocks(rows, C, 2 * C, s, [&](long r0, long r1, double* acc) { fwd_sums(x, r0, r1, C, acc); });
+  std::vector<double> scale(C), shift(C);
+  for (long c = 0; c < C; c++) {
+    const double mean = s[c] / rows, var = std::max(0.0, s[C + c] / rows - mean * mean);  // biased
+    const double g = gamma[c] / std::sqrt(var + eps);
+    scale[c] = g;
+    shift[c] = beta[c] - mean * g;
+    mean_out[c] = static_cast<float>(mean);
+    var_out[c] = static_cast<float>(var);
+  }
+  // bn(x) = x * scale + shift in double, rounded once (float32 constants would put every element
+  // of a channel off in the same direction, an error later sums do not average away).
+  std::vector<double> none;
+  row_blocks(rows, C, 0, none, [&](long r0, long r1, double*) { fwd_y(x, y, scale.data(), shift.data(), residual, relu, r0, r1, C); });
+}
+
 void bn_train_backward(const float* x, const float* dy, const float* mean, const float* /* var: not read */, const float* gamma, float* dx, float* dgamma,
                        float* dbeta, long rows, long C, double eps, const float* y_mask, float* g_out) {
   // The ReLU's gradient (g = dy where the output is positive, else 0) is applied on the fly, and
@@ -93,19 +179,7 @@ void bn_train_backward(const float* x, const float* dy, const float* mean, const
   // ulps where |mean| >> std; torch's CPU backward reads its float32 saved mean so):
   // sum(x - m), sum((x - m)^2), sum(g), sum(g * (x - m)); then mean = m + d, d = sum(x - m) / rows.
   std::vector<double> s;
-  channel_sums<4>(rows, C, s, [&](long r, double* acc) {
-    const float *xr = x + r * C, *dyr = dy + r * C, *yr = y_mask ? y_mask + r * C : nullptr;
-    float* gr = g_out ? g_out + r * C : nullptr;
-    for (long c = 0; c < C; c++) {
-      const float g = yr && !(yr[c] > 0.f) ? 0.f : dyr[c];
-      if (gr) gr[c] = g;
-      const double xm = static_cast<double>(xr[c]) - mean[c];
-      acc[c] += xm;
-      acc[C + c] += xm * xm;
-      acc[2 * C + c] += g;
-      acc[3 * C + c] += g * xm;
-    }
-  });
+  row_blocks(rows, C, 4 * C, s, [&](long r0, long r1, double* acc) { bwd_sums(x, dy, mean, y_mask, g_out, r0, r1, C, acc); });
   // dx = gamma * invstd * (g - mean(g) - xhat * mean(g * xhat)), xhat = (x - mean) * invstd,
   // per element in double, rounded once.
   std::vector<double> mu(C), a(C), b(C), k(C);
@@ -123,17 +197,8 @@ void bn_train_backward(const float* x, const float* dy, const float* mean, const
   }
   const float* g_in = g_out ? g_out : dy;  // the masked gradient, when it was written out
   const float* mask = g_out ? nullptr : y_mask;
-#pragma omp parallel for schedule(static) if (rows * C >= kParallelMin)
-  for (long r = 0; r < rows; r++) {
-    const float *xr = x + r * C, *gr = g_in + r * C;
-    float* dxr = dx + r * C;
-    if (mask) {
-      const float* yr = mask + r * C;
-      for (long c = 0; c < C; c++) dxr[c] = static_cast<float>(a[c] * (yr[c] > 0.f ? gr[c] : 0.f) - k[c] * (xr[c] - mu[c]) - b[c]);
-    } else {
-      for (long c = 0; c < C; c++) dxr[c] = static_cast<float>(a[c] * gr[c] - k[c] * (xr[c] - mu[c]) - b[c]);
-    }
-  }
+  std::vector<double> none;
+  row_blocks(rows, C, 0, none, [&](long r0, long r1, double*) { bwd_dx(x, g_in, mask, a.data(), k.data(), mu.data(), b.data(), dx, r0, r1, C); });
 }
 
 void batch_norm_train(char* heap, size_t heap_len, const double* p) {
