@@ -8,6 +8,7 @@ import { Chain } from '../data/chain.js';
 import type { OpSpec } from '../data/transforms.js';
 import { PipelineError } from '../errors.js';
 import { loadModel } from '../models/model-files.js';
+import { loadCheckpointModel } from './checkpoint-model.js';
 import { prepareImage, type PreparedImage } from './image.js';
 import { locateModel, type ModelLocation } from './model-dir.js';
 
@@ -155,7 +156,8 @@ export async function predictImages(target: string, images: readonly string[], o
   if (!Number.isInteger(k) || k < 1) throw new PipelineError('PIPE_USAGE', `--top-k must be a whole number >= 1, got ${k}`);
   if (images.length === 0) throw new PipelineError('PIPE_USAGE', 'give at least one image file');
   const loc = await locateModel(target, opts.stage !== undefined ? { stage: opts.stage } : {});
-  const file = join(loc.dir, 'model.json');
+  // the model.json the metadata came from (a checkpoint's: its build-model stage's)
+  const file = join(loc.checkpoint?.template ?? loc.dir, 'model.json');
   const inputSize = loc.preprocess.input_size;
   if (inputSize !== undefined) {
     if (!Array.isArray(inputSize) || inputSize.length !== 2 || !inputSize.every((v) => Number.isInteger(v) && v >= 1)) {
@@ -165,7 +167,7 @@ export async function predictImages(target: string, images: readonly string[], o
   }
   let model: tf.LayersModel;
   try {
-    model = await loadModel(loc.dir);
+    model = loc.checkpoint ? await loadCheckpointModel(loc.checkpoint.dir, loc.checkpoint.template) : await loadModel(loc.dir);
   } catch (e) {
     if (e instanceof PipelineError) throw e;
     throw new PipelineError('PIPE_MODEL', `cannot load model '${file}': ${(e as Error).message}`);
@@ -182,6 +184,7 @@ export async function predictImages(target: string, images: readonly string[], o
     }
     const units = model.outputs[0]!.shape[1] ?? 0;
     const notes: string[] = [];
+    if (loc.note !== undefined) notes.push(loc.checkpoint ? `${loc.note} (epoch ${loc.checkpoint.epoch}, best epoch ${String(loc.meta['best_epoch'])}): ${loc.dir}` : `${loc.note}: ${loc.dir}`);
     const classes = classNames(loc.meta, units, file, notes);
     if (loc.preprocess.source === 'none') notes.push(`no preprocessing found (neither model.json userDefinedMetadata.preprocess nor the run's resolved.yaml): pixels scaled to [0, 1], nothing else`);
     const size = inputSize ?? chainInputSize(loc.preprocess.test, [h, w, c]);

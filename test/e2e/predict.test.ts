@@ -1,17 +1,20 @@
 /**
  * `pipe predict` as a user runs it (real `node bin/pipe.js` processes): `--top-k` values that are
  * not a whole number >= 1 are usage errors (exit 2, no NaN); one unreadable image among several
- * leaves the others predicted (exit 1), all unreadable is exit 2 with nothing on stdout.
+ * leaves the others predicted (exit 1), all unreadable is exit 2 with nothing on stdout; a run
+ * killed (kill -9) while fine-tuning predicts with its checkpoint's best weights, exactly what
+ * the same training saves as its best model when it finishes at that epoch.
  */
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { initEngine } from '../../src/engine/backend.js';
 import { saveClassifier } from '../../src/models/model-files.js';
 import { tinyClassifier } from '../unit/tiny-model.js';
-import { makeTree, runCliIn } from '../utils.js';
+import { FASHION_MNIST_DIR, makeTree, REPO, runCliIn } from '../utils.js';
 
 const root = makeTree({});
 const model = join(root, 'best-model');
@@ -50,4 +53,79 @@ test('one unreadable image among several: the others are predicted, its own erro
     `pipe: cannot use image 'broken.png': not a readable image`,
     `pipe: cannot use image 'missing.png': no such file`,
   ]);
+});
+
+const skip = !existsSync(FASHION_MNIST_DIR) && `${FASHION_MNIST_DIR} is missing (apt-get install dataset-fashion-mnist)`;
+
+/** 128 train images in batches of 32: one head epoch, then `finetune` fine-tuning epochs. */
+const pipeline = (finetune: number): string => `name: killed
+seed: 3
+stages:
+  data: { kind: download, with: { dataset: fashion-mnist, source: ${FASHION_MNIST_DIR}, subset: { train: 128, test: 64 } } }
+  aug: { kind: augment, needs: [data], with: { batch_size: 32, test: [ { normalize: { mean: [0.3], std: [0.3] } } ], train: [ { normalize: { mean: [0.3], std: [0.3] } } ] } }
+  model: { kind: build-model, needs: [data], with: { arch: mini_resnet } }
+  head: { kind: freeze-train, needs: [aug, model], with: { epochs: 1, optimizer: { lr: 0.003 } } }
+  finetune: { kind: unfreeze-train, needs: [head], with: { epochs: ${finetune}, optimizer: { lr: 0.002 } } }
+`;
+
+/** The one run folder under `<root>/runs`, or undefined. */
+const runDir = (root: string): string | undefined => {
+  const runs = join(root, 'runs');
+  const d = existsSync(runs) ? readdirSync(runs).find((n) => /^\d{8}T/.test(n)) : undefined;
+  return d && join(runs, d);
+};
+
+/** `pipe run p.yaml` in `root`, killed with SIGKILL once `<run>/<stage>/checkpoint/latest.json` exists. */
+function runKilledAtCheckpoint(root: string, stage: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [join(REPO, 'bin', 'pipe.js'), 'run', 'p.yaml', '--plain'], {
+      cwd: root, env: { ...process.env, MLFLOW_TRACKING_URI: '', PIPE_RUNS_DIR: '', PIPE_CACHE: join(root, 'cache') }, stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    const poll = setInterval(() => {
+      const run = runDir(root);
+      if (run && existsSync(join(run, stage, 'checkpoint', 'latest.json'))) child.kill('SIGKILL');
+    }, 2);
+    child.on('error', reject);
+    child.on('close', (_code, signal) => {
+      clearInterval(poll);
+      if (signal === 'SIGKILL') resolve(runDir(root)!);
+      else reject(new Error(`the run ended before a ${stage} checkpoint:\n${out}`));
+    });
+  });
+}
+
+interface PredictDoc { model: string; best_epoch: number; notes: string[]; results: Array<{ top: Array<{ class: string; probability: number }> }> }
+
+test('a run killed while fine-tuning: predict uses the best weights of its last checkpoint (full classifier), equal to the best model the finished training saves; with a note', { skip }, async () => {
+  const killed = makeTree({ 'p.yaml': pipeline(2) });
+  const run = await runKilledAtCheckpoint(killed, 'finetune');
+  // Epoch 2 is the first fine-tuning epoch; the kill came while epoch 3 trained.
+  assert.equal(JSON.parse(readFileSync(join(run, 'finetune', 'checkpoint', 'latest.json'), 'utf8')).epoch, 2);
+  assert.ok(existsSync(join(run, 'head', 'best-model', 'model.json')) && !existsSync(join(run, 'finetune', 'best-model')));
+  const image = join(killed, 'x.png');
+  await sharp(Buffer.from(Uint8Array.from({ length: 784 }, (_, i) => (i * 53 + 7) % 256)), { raw: { width: 28, height: 28, channels: 1 } }).toColourspace('b-w').png().toFile(image);
+  const p = await runCliIn(killed, ['predict', run, image, '--json', '--top-k', '10']);
+  assert.equal(p.exitCode, 0, p.stderr);
+  const doc = JSON.parse(p.stdout) as PredictDoc;
+  assert.equal(doc.model, join(run, 'finetune', 'checkpoint').split(killed).join('<root>'));
+  assert.match(doc.notes.join('\n'), /did not finish: stage 'finetune' stopped \(killed or failed\); using the best weights of its last epoch checkpoint \(epoch 2, best epoch [12]\)/);
+  const text = await runCliIn(killed, ['predict', run, image]);
+  assert.equal(text.exitCode, 0, text.stderr);
+  assert.match(text.stderr, /^pipe: note: run '.*' did not finish: stage 'finetune' stopped/m);
+
+  // The same training, finished after that epoch: its best model gives the same probabilities.
+  const done = makeTree({ 'p.yaml': pipeline(1) });
+  const r = await runCliIn(done, ['run', 'p.yaml', '--plain'], { PIPE_CACHE: join(done, 'cache') });
+  assert.equal(r.exitCode, 0, r.stderr);
+  writeFileSync(join(done, 'x.png'), readFileSync(image));
+  const ref = await runCliIn(done, ['predict', runDir(done)!, 'x.png', '--json', '--top-k', '10']);
+  assert.equal(ref.exitCode, 0, ref.stderr);
+  const want = JSON.parse(ref.stdout) as PredictDoc;
+  assert.match(want.model, /finetune\/best-model$/);
+  assert.equal(doc.best_epoch, want.best_epoch);
+  const probs = (d: PredictDoc): Map<string, number> => new Map(d.results[0]!.top.map((t) => [t.class, t.probability]));
+  for (const [cls, pr] of probs(want)) assert.ok(Math.abs(probs(doc).get(cls)! - pr) < 1e-5, `${cls}: ${probs(doc).get(cls)} vs ${pr}`);
 });

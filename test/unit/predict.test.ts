@@ -345,3 +345,40 @@ test('one unreadable image among several: the others are predicted, it gets its 
     assert.equal(all.stderr.split('\n').filter((l) => l.startsWith('pipe: cannot use image')).length, 2, all.stderr);
   }
 });
+
+test('a run that stopped before its chain finished: never the build-model stage\'s untrained model; an earlier stage\'s best model with a note; none: exit 2 saying so', async () => {
+  await initEngine('wasm');
+  const id = '20250103T000000-aaa111';
+  const run = path.join(root, 'runs', id);
+  const config = {
+    name: 'p', seed: 0, stages: {
+      data: { kind: 'download', needs: [], with: {} },
+      aug: { kind: 'augment', needs: ['data'], with: { batch_size: 4, train: [], test: [NORMALIZE] } },
+      model: { kind: 'build-model', needs: ['data'], with: {} },
+      head: { kind: 'freeze-train', needs: ['aug', 'model'], with: {} },
+      finetune: { kind: 'unfreeze-train', needs: ['head'], with: {} },
+    },
+  };
+  fs.mkdirSync(run, { recursive: true });
+  fs.writeFileSync(path.join(run, 'resolved.yaml'), stringify(config));
+  // build-model's saved model (untrained head), written last: the newest model.json of the run
+  await saveClassifier(tinyClassifier(1, 41), path.join(run, 'model', 'model'), { classes: CLASSES, arch: 'tiny' });
+  const img = await writeGrey(path.join(root, 'k2.png'), PIXELS);
+  const none = await capture(run, [img], {});
+  assert.equal(none.code, 2, none.stderr);
+  assert.equal(none.stdout, '');
+  assert.equal(none.stderr, `pipe: no model at '${run}': its training stopped before the first epoch checkpoint (the run was killed or failed); continue it with \`pipe run <pipeline> --resume ${id}\`\n`);
+
+  // head finished, finetune killed before its first epoch: head's best model, said so
+  const head = tinyClassifier(1, 42);
+  await saveClassifier(head, path.join(run, 'head', 'best-model'), { classes: CLASSES, best_epoch: 1, preprocess: { test: [NORMALIZE], input_size: [8, 8] } });
+  await saveClassifier(head, path.join(run, 'head', 'last-model'), { arch: 'tiny' });
+  fs.mkdirSync(path.join(run, 'finetune'));
+  fs.utimesSync(path.join(run, 'head', 'best-model', 'model.json'), new Date(1000), new Date(1000));
+  const r = await capture(run, [img], { json: true, topK: 3 });
+  assert.equal(r.code, 0, r.stderr);
+  const doc = JSON.parse(r.stdout);
+  assert.equal(doc.model, path.join(run, 'head', 'best-model'));
+  assert.deepEqual(doc.notes, [`run '${run}' did not finish: stage 'finetune' stopped before its first epoch (killed or failed); using the best model of stage 'head': ${path.join(run, 'head', 'best-model')}`]);
+  assertTop(doc.results[0].top, expected(head, normalized(PIXELS)), 3);
+});
