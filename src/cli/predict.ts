@@ -1,8 +1,9 @@
 /**
  * `pipe predict RUN_OR_MODEL_DIR IMAGE... [--stage NAME] [--top-k N] [--json]`: the top-k classes of each image
  * with their probabilities, using the model's saved preprocessing (see src/eval/predict.ts).
- * Text output: one block per image; notes (conversions, missing metadata) go to stderr.
- * `--json`: one JSON object on stdout, notes inside it.
+ * Text output: one block per image; notes (conversions, missing metadata) go to stderr, and so does
+ * a `pipe: cannot use image ...` line per image that could not be used.
+ * `--json`: one JSON object on stdout, notes (and those images' errors) inside it.
  */
 import { initEngine } from '../engine/backend.js';
 import { PipelineError } from '../errors.js';
