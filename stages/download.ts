@@ -39,6 +39,11 @@ function select(full: Dataset, sel: Selection): Dataset {
     const picked = selectClasses(full.classes, [full.train, full.test], sel.classes);
     [classes, base] = [picked.classes, { train: picked.splits[0]!, test: picked.splits[1]! }];
   }
+  // As `pipe validate` (src/dag/data-checks.ts checkSubset), for the counts known only now.
+  for (const split of ['train', 'test'] as const) {
+    const n = subset?.[split], have = base[split].count;
+    if (n !== undefined && n > have) throw new RangeError(`subset.${split}: ${n} is more than the ${have} ${split} images of ${sel.classes ? `the ${classes.length} classes selected from ` : ''}${full.name}; give at most ${have}, or leave subset.${split} out to keep them all`);
+  }
   let train = subsetSplit(base.train, subset?.train, new Rng(deriveSeed(seed, 1)));
   const test = subsetSplit(base.test, subset?.test, new Rng(deriveSeed(seed, 2)));
   let val;

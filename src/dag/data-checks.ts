@@ -8,6 +8,8 @@
  * - an evaluate stage asks for the `val` split only when its data holds one out (`val_fraction`);
  * - a download stage's local `source:` exists and holds the dataset's files (datasets.ts sourceProblem);
  * - a download stage's `classes:` selection names classes of the dataset;
+ * - a download stage's `subset:` asks for no more images than the split has (after `classes:`),
+ *   where that is known: the built-in datasets' published counts, an imagefolder's listing;
  * - `unfreeze: { from: <block> }` names a block of the architecture upstream (the model catalog's blocks, src/models/catalog.ts).
  * An imagefolder without `image_size` has a known channel count but no known size: its ops get
  * the channel checks only. A check whose fact is unknown before loading (the size then, the
@@ -19,7 +21,8 @@ import { didYouMean } from '../config/suggest.js';
 import type { PipelineConfig } from '../config/types.js';
 import type { StageKindName } from '../stage-kinds.js';
 import { classIndices } from '../data/dataset.js';
-import { datasetFacts, sourceProblem } from '../data/datasets.js';
+import { datasetFacts, sourceProblem, type DatasetFacts } from '../data/datasets.js';
+import { imageFolderCounts } from '../data/imagefolder.js';
 import { buildTransform, type OpSpec } from '../data/transforms.js';
 import { MODEL_CATALOG as MODELS } from '../models/catalog.js';
 
@@ -38,7 +41,7 @@ export function dataIssues(config: PipelineConfig, ancestorsOf: (name: string) =
     const w = stage.with;
     const data = dataOf(name);
     const facts = data ? datasetFacts(data.w as Parameters<typeof datasetFacts>[0]) : {};
-    if (stage.kind === 'download') checkDownload(name, w, datasetFacts(w as Parameters<typeof datasetFacts>[0]).classNames, at);
+    if (stage.kind === 'download') checkDownload(name, w, datasetFacts(w as Parameters<typeof datasetFacts>[0]), at);
     // A download stage's `classes:` selection keeps that many classes.
     const classes = Array.isArray(data?.w['classes']) ? (data!.w['classes'] as unknown[]).length : facts.classes;
     if (stage.kind === 'build-model' && typeof w['num_classes'] === 'number' && classes !== undefined && w['num_classes'] !== classes) {
@@ -66,15 +69,58 @@ export function dataIssues(config: PipelineConfig, ancestorsOf: (name: string) =
   return issues;
 }
 
-/** A download stage's local source holds the data; its `classes:` selection names classes of the dataset (where its definition fixes them). */
-function checkDownload(name: string, w: Record<string, unknown>, classNames: string[] | undefined, at: At): void {
+/**
+ * A download stage's local source holds the data; its `classes:` selection names classes of the
+ * dataset (where its definition fixes them); its `subset:` asks for no more images than each
+ * split has after that selection (where the counts are known: checkSubset).
+ */
+function checkDownload(name: string, w: Record<string, unknown>, facts: DatasetFacts, at: At): void {
   const problem = sourceProblem(w as { dataset: string; source?: string });
   if (problem !== undefined) at(['stages', name, 'with', 'source'], problem);
-  if (Array.isArray(w['classes']) && classNames) {
+  let selected: number[] | undefined;
+  if (Array.isArray(w['classes']) && facts.classNames) {
     try {
-      classIndices(classNames, w['classes'] as Array<number | string>);
+      selected = classIndices(facts.classNames, w['classes'] as Array<number | string>);
     } catch (e) {
       at(['stages', name, 'with', 'classes'], (e as Error).message.replace(/^classes: /, ''));
+      return;
+    }
+  }
+  if (w['subset'] !== undefined) checkSubset(name, w, facts, selected, at);
+}
+
+/**
+ * `subset.train` / `subset.test` at most the images of that split: the dataset's published
+ * counts per class (DatasetFacts.perClass), or an imagefolder's listing now; summed over the
+ * `classes:` selection (`selected`, label indices) when there is one. Unknown counts (a CIFAR
+ * folder of unpacked batches, an imagefolder not there yet) are left to the stage, which refuses
+ * the same way (stages/download.ts).
+ */
+function checkSubset(name: string, w: Record<string, unknown>, facts: DatasetFacts, selected: number[] | undefined, at: At): void {
+  const subset = w['subset'] as { train?: number; test?: number };
+  const dataset = String(w['dataset']);
+  let perClass = facts.perClass;
+  let names = facts.classNames;
+  if (dataset === 'imagefolder' && typeof w['source'] === 'string') {
+    const listed = imageFolderCounts(w['source']);
+    [perClass, names] = [listed, listed?.classes];
+    if (Array.isArray(w['classes']) && names) {
+      try {
+        selected = classIndices(names, w['classes'] as Array<number | string>);
+      } catch {
+        return; // the stage names the class that is not there
+      }
+    }
+  }
+  if (!perClass) return;
+  const of = selected ? `the ${selected.length} classes selected from ${dataset}` : dataset === 'imagefolder' ? `imagefolder ${String(w['source'])}` : dataset;
+  for (const split of ['train', 'test'] as const) {
+    const n = subset[split];
+    const counts = perClass[split];
+    const have = (selected ?? counts.map((_, i) => i)).reduce((sum, i) => sum + (counts[i] ?? 0), 0);
+    if (n !== undefined && n > have) {
+      const fix = have > 0 ? `give at most ${have}, or leave subset.${split} out to keep them all` : 'it has none';
+      at(['stages', name, 'with', 'subset', split], `${n} is more than the ${have} ${split} images of ${of}; ${fix}`);
     }
   }
 }

@@ -38,6 +38,12 @@ export interface CifarSpec {
   namesFile: string;
   /** Class names when the folder has no names file. */
   classes: string[];
+  /**
+   * Images per class (label order) in each split of the published tarball (checked against its
+   * md5, so fixed; an unpacked folder is read as it is and may hold others): Krizhevsky 2009's
+   * page: CIFAR-10 5,000 train and 1,000 test images per class, CIFAR-100 500 and 100.
+   */
+  perClass: { train: readonly number[]; test: readonly number[] };
   /** Image shape [height, width, channels]. */
   shape: readonly [number, number, number];
 }
@@ -56,6 +62,7 @@ export const CIFAR10: CifarSpec = {
   namesFile: 'batches.meta.txt',
   classes: ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck'],
   shape: [32, 32, 3],
+  perClass: { train: Array<number>(10).fill(5000), test: Array<number>(10).fill(1000) },
 };
 
 /** CIFAR-100: 50000 train / 10000 test images of 32x32x3, 100 fine classes (names sorted, as in fine_label_names.txt). */
@@ -75,6 +82,7 @@ export const CIFAR100: CifarSpec = {
     'plain plate poppy porcupine possum rabbit raccoon ray road rocket rose sea seal shark shrew skunk skyscraper snail snake spider ' +
     'squirrel streetcar sunflower sweet_pepper table tank telephone television tiger tractor train trout tulip turtle wardrobe whale willow_tree wolf woman worm').split(' '),
   shape: [32, 32, 3],
+  perClass: { train: Array<number>(100).fill(500), test: Array<number>(100).fill(100) },
 };
 
 const PIXELS = 32 * 32;

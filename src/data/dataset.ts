@@ -122,11 +122,13 @@ export function classIndices(classes: readonly string[], wanted: Array<number | 
 }
 
 /**
- * A stratified subset of `n` images (all of the split when n is undefined or >= count), in the
- * split's order.
+ * A stratified subset of `n` images (all of the split when n is undefined or equals its count),
+ * in the split's order.
+ * @throws RangeError when n is larger than the split (never silently fewer images than asked for).
  */
 export function subsetSplit(split: ImageSplit, n: number | undefined, rng: Rng): ImageSplit {
-  if (n === undefined || n >= split.count) return split;
+  if (n !== undefined && n > split.count) throw new RangeError(`${n} images asked for, but the split has ${split.count}`);
+  if (n === undefined || n === split.count) return split;
   return takeIndices(split, stratifiedPick(split.labels, n, rng));
 }
 

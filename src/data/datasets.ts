@@ -62,6 +62,12 @@ export interface DatasetFacts {
   channels?: number;
   /** The class names, in label order, where the dataset's definition fixes them. */
   classNames?: string[];
+  /**
+   * Images per class (label order) of each split, where the dataset's definition fixes them: a
+   * built-in dataset read from its checked files (not from a CIFAR folder of unpacked batches,
+   * which is read as it is). An imagefolder's: imagefolder.ts imageFolderCounts.
+   */
+  perClass?: { train: readonly number[]; test: readonly number[] };
 }
 
 /**
@@ -71,7 +77,11 @@ export interface DatasetFacts {
  */
 export function datasetFacts(p: { dataset: string; source?: string; image_size?: number | [number, number]; channels?: 1 | 3 }): DatasetFacts {
   const spec = MNIST_FAMILY[p.dataset] ?? CIFARS[p.dataset];
-  if (spec) return { classes: spec.classes.length, classNames: [...spec.classes], shape: [...spec.shape], channels: spec.shape[2] };
+  if (spec) {
+    const cifar = CIFARS[p.dataset];
+    const unpacked = cifar !== undefined && p.source !== undefined && [join(p.source, cifar.folder), p.source].some((d) => cifar.train.every((f) => existsSync(join(d, f))));
+    return { classes: spec.classes.length, classNames: [...spec.classes], shape: [...spec.shape], channels: spec.shape[2], ...(unpacked ? {} : { perClass: spec.perClass }) };
+  }
   if (p.dataset !== 'imagefolder') return {};
   const size = p.image_size;
   const shape: [number, number, number] | undefined = size === undefined ? undefined : typeof size === 'number' ? [size, size, p.channels ?? 3] : [size[0], size[1], p.channels ?? 3];

@@ -6,7 +6,7 @@
  * convert('RGB'); 3 channels in sRGB, or 1 (libvips' grey conversion).
  */
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { DatasetError, type Dataset, type ImageSplit } from './dataset.js';
@@ -35,6 +35,27 @@ async function subdirs(dir: string): Promise<string[]> {
   return (await readdir(dir, { withFileTypes: true })).filter((d) => d.isDirectory() && !d.name.startsWith('.')).map((d) => d.name).sort(byCodePoint);
 }
 
+const isImageName = (name: string): boolean => IMAGE_EXTENSIONS.some((e) => name.toLowerCase().endsWith(e));
+
+/**
+ * The images per class of each split, as listImageFolder would find them (classes: the sorted
+ * subfolders of train/; the test split in test/, else val/), read without decoding anything, for
+ * `pipe validate`; undefined when the folder is not laid out that way now (the stage says why).
+ */
+export function imageFolderCounts(root: string): { classes: string[]; train: number[]; test: number[] } | undefined {
+  try {
+    const dirs = (dir: string): string[] => readdirSync(dir, { withFileTypes: true }).filter((d) => d.isDirectory() && !d.name.startsWith('.')).map((d) => d.name).sort(byCodePoint);
+    const images = (dir: string): number => readdirSync(dir).filter((n) => isImageName(n) && statSync(join(dir, n)).isFile()).length;
+    const testDir = ['test', 'val'].map((d) => join(root, d)).find(existsSync);
+    if (testDir === undefined) return undefined;
+    const classes = dirs(join(root, 'train'));
+    const test = new Set(dirs(testDir));
+    return { classes, train: classes.map((c) => images(join(root, 'train', c))), test: classes.map((c) => (test.has(c) ? images(join(testDir, c)) : 0)) };
+  } catch {
+    return undefined;
+  }
+}
+
 /** The folder's classes and image files. @throws DatasetError when the layout is wrong. */
 export async function listImageFolder(root: string): Promise<{ classes: string[]; train: Entry[]; test: Entry[]; testDir: string }> {
   if (!existsSync(root)) throw new DatasetError(`imagefolder: source ${root} does not exist`);
@@ -50,7 +71,7 @@ export async function listImageFolder(root: string): Promise<{ classes: string[]
     for (const cls of await subdirs(dir)) {
       const label = classes.indexOf(cls);
       if (label < 0) throw new DatasetError(`imagefolder: ${join(dir, cls)} is a class that ${trainDir} does not have (classes: ${classes.join(', ')})`);
-      const names = (await readdir(join(dir, cls))).filter((n) => IMAGE_EXTENSIONS.some((e) => n.toLowerCase().endsWith(e))).sort(byCodePoint);
+      const names = (await readdir(join(dir, cls))).filter(isImageName).sort(byCodePoint);
       for (const n of names) {
         const path = join(dir, cls, n);
         const st = await stat(path);

@@ -33,6 +33,11 @@ export interface MnistFamilySpec {
   classes: string[];
   /** Image shape [height, width, channels], as the IDX headers give it. */
   shape: readonly [number, number, number];
+  /**
+   * Images per class (label order) in each split of the published files, which are checked
+   * against their checksums, so these are fixed (`pipe validate` refuses a larger `subset:`).
+   */
+  perClass: { train: readonly number[]; test: readonly number[] };
   files: { trainImages: FileSpec; trainLabels: FileSpec; testImages: FileSpec; testLabels: FileSpec };
   /** Folders a Debian package installs the files into. */
   systemDirs: string[];
@@ -45,6 +50,9 @@ export const FASHION_MNIST: MnistFamilySpec = {
   baseUrl: 'http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/',
   classes: ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot'],
   shape: [28, 28, 1],
+  // Balanced: 6,000 train and 1,000 test images per class (Xiao et al. 2017, arXiv:1708.07747,
+  // and the zalandoresearch/fashion-mnist README).
+  perClass: { train: Array<number>(10).fill(6000), test: Array<number>(10).fill(1000) },
   files: {
     trainImages: { name: 'train-images-idx3-ubyte.gz', gzMd5: '8d4fb7e6c68d591d4c3dfef9ec88bf0d', rawSha256: 'c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888' },
     trainLabels: { name: 'train-labels-idx1-ubyte.gz', gzMd5: '25c81989df183df01b3e8a0aad5dffbe', rawSha256: 'bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9' },
@@ -60,6 +68,12 @@ export const MNIST: MnistFamilySpec = {
   baseUrl: 'https://ossci-datasets.s3.amazonaws.com/mnist/',
   classes: ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'],
   shape: [28, 28, 1],
+  // torch.bincount(torchvision.datasets.MNIST(...).targets) of the published files (its docstring
+  // for train; sums 60,000 and 10,000).
+  perClass: {
+    train: [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949],
+    test: [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009],
+  },
   files: {
     trainImages: { name: 'train-images-idx3-ubyte.gz', gzMd5: 'f68b3c2dcbeaaa9fbdd348bbdeb94873' },
     trainLabels: { name: 'train-labels-idx1-ubyte.gz', gzMd5: 'd53e105ee54ea40749a09fcbcd1e9432' },

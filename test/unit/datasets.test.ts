@@ -51,9 +51,10 @@ describe('stratified selections', () => {
     assert.throws(() => stratifiedPick(LABELS, 11, new Rng(1)), RangeError);
   });
 
-  it('subsetSplit copies the picked images with their labels; n >= count keeps the split', () => {
+  it('subsetSplit copies the picked images with their labels; n = count keeps the split, n > count is refused', () => {
     const s = split10();
     assert.equal(subsetSplit(s, 10, new Rng(2)), s);
+    assert.throws(() => subsetSplit(s, 11, new Rng(2)), { name: 'RangeError', message: '11 images asked for, but the split has 10' });
     assert.equal(subsetSplit(s, undefined, new Rng(2)), s);
     const sub = subsetSplit(s, 4, new Rng(2));
     assert.equal(sub.count, 4);
@@ -179,5 +180,8 @@ describe('download stage on an image folder', () => {
     assert.equal(again.digest, data.digest);
     assert.deepEqual([...again.train.images], [...data.train.images]);
     assert.deepEqual([...again.val!.labels], [...data.val!.labels]);
+    // More than the folder holds: refused, naming the field (never silently fewer images).
+    const tooMany = { ...ctx, params: { ...ctx.params, subset: { train: 11 } } } as StageContext<DownloadParams>;
+    await assert.rejects(download.run(tooMany), { message: 'stages.data.with: subset.train: 11 is more than the 10 train images of imagefolder; give at most 10, or leave subset.train out to keep them all' });
   });
 });

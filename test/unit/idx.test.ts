@@ -160,6 +160,7 @@ describe('loadMnistFamily from a folder', () => {
     baseUrl: 'http://127.0.0.1:9/never-used/',
     classes: ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'],
     shape: [H, W, 1],
+    perClass: { train: [], test: [] }, // not read by the loader
     files: {
       trainImages: { name: 'train-images-idx3-ubyte.gz', gzMd5: overrideMd5.trainImages ?? md5(gz.trainImages) },
       trainLabels: { name: 'train-labels-idx1-ubyte.gz', gzMd5: overrideMd5.trainLabels ?? md5(gz.trainLabels) },
