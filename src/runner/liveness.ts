@@ -1,5 +1,5 @@
 /**
- * Runs whose process is gone. While `pipe run` works, its run folder (a sweep's folder too) holds process.json: the
+ * Runs whose process is gone. While `pipe run` works, its run folder (a local sweep's folder too) holds process.json: the
  * process id, the host, the process's start time (Linux: boot id + start tick from /proc, so a
  * reused pid is not taken for the run) and where the run is tracked. A run that ends writes
  * how it ended there. A run folder whose process.json names a process that is gone without
@@ -9,6 +9,10 @@
  * `pipe run --resume` reopens it as RUNNING, also when every stage was done before the process
  * died (see {@link endedByItself}). Closing or resuming a dead run removes the temporary files
  * write-file-atomic left in its folder ({@link removeAtomicTemps}).
+ * A queued sweep's folder (`--queue`, src/queue/submit.ts) has no process.json, on purpose: its
+ * trials run in `pipe worker` processes (each trial's run folder has its own), and the submitting
+ * process only follows the jobs; when it stops, the sweep goes on (its parent MLflow run stays
+ * RUNNING until a worker ends the last trial), so its end must not mark the sweep KILLED.
  */
 import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { readdir, readFile, rm, stat } from 'node:fs/promises';
