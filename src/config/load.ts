@@ -4,7 +4,7 @@
  * each with file:line:column, the config path, what was expected and found, and the line.
  * Anchor: DVC `YAMLValidationError` / `YAMLSyntaxError` layout.
  */
-import { LineCounter, parseDocument } from 'yaml';
+import { isScalar, LineCounter, parseDocument, visit, type Document } from 'yaml';
 import { PipelineError } from '../errors.js';
 import { applyOverrides, createdBy, overrideFor, type Override } from './overrides.js';
 import { pipelineValidator, schemaIssues } from './schema.js';
@@ -87,9 +87,24 @@ async function parseSource(path: string): Promise<{ file: SourceFile; duplicates
   const file: SourceFile = { path, text, doc, lines };
   if (doc.errors.some((e) => e.code !== 'DUPLICATE_KEY')) throw new ConfigError(file, syntaxIssues(file, doc.errors), 'PIPE_YAML_SYNTAX');
   const duplicates = doc.errors.length ? syntaxIssues(file, doc.errors) : [];
+  if (duplicates.length) keepLastOfDuplicates(doc);
   const refused = yamlRuleIssues(file);
   if (refused.length) throw new ConfigError(file, [...duplicates, ...refused]);
   return { file, duplicates };
+}
+
+/**
+ * Removes every pair of a mapping whose key comes again later in it, so the document holds what
+ * its value reads as (the later value wins, as in toJS) and the checks after parsing point at the
+ * value they checked, not at the earlier one.
+ */
+function keepLastOfDuplicates(doc: Document.Parsed): void {
+  visit(doc, {
+    Map(_, map) {
+      const keyOf = (k: unknown): unknown => (isScalar(k) ? k.value : k);
+      map.items = map.items.filter((pair, i) => !map.items.slice(i + 1).some((later) => keyOf(later.key) === keyOf(pair.key)));
+    },
+  });
 }
 
 /**
