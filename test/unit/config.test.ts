@@ -187,13 +187,25 @@ test('dataset facts for the static checks come from the dataset definitions (and
   const { datasetFacts } = await import('../../src/data/datasets.js');
   // Published facts: Fashion-MNIST/MNIST 10 classes of 28x28 grey; CIFAR-10/100 10/100 classes of 32x32 RGB.
   // Fashion-MNIST's label names as Zalando's README lists them (https://github.com/zalandoresearch/fashion-mnist).
-  assert.deepEqual(datasetFacts({ dataset: 'fashion-mnist' }), { classes: 10, classNames: ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot'], shape: [28, 28, 1], channels: 1 });
-  assert.deepEqual({ ...datasetFacts({ dataset: 'mnist' }), classNames: undefined }, { ...{ classes: 10, shape: [28, 28, 1], channels: 1 }, classNames: undefined });
-  assert.deepEqual({ ...datasetFacts({ dataset: 'cifar10' }), classNames: undefined }, { ...{ classes: 10, shape: [32, 32, 3], channels: 3 }, classNames: undefined });
-  assert.deepEqual({ ...datasetFacts({ dataset: 'cifar100' }), classNames: undefined }, { ...{ classes: 100, shape: [32, 32, 3], channels: 3 }, classNames: undefined });
+  // Images per class: Fashion-MNIST 6,000/1,000 (Xiao et al. 2017), CIFAR-10 5,000/1,000 and CIFAR-100 500/100 (Krizhevsky's
+  // page), MNIST torch.bincount of torchvision's MNIST targets (train: its docstring; test: the same count of t10k).
+  const each = (n: number, k: number): number[] => Array<number>(k).fill(n);
+  assert.deepEqual(datasetFacts({ dataset: 'fashion-mnist' }), { classes: 10, classNames: ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot'], shape: [28, 28, 1], channels: 1, perClass: { train: each(6000, 10), test: each(1000, 10) } });
+  const mnistCounts = { train: [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949], test: [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009] };
+  assert.deepEqual({ ...datasetFacts({ dataset: 'mnist' }), classNames: undefined }, { ...{ classes: 10, shape: [28, 28, 1], channels: 1, perClass: mnistCounts }, classNames: undefined });
+  assert.deepEqual({ ...datasetFacts({ dataset: 'cifar10' }), classNames: undefined }, { ...{ classes: 10, shape: [32, 32, 3], channels: 3, perClass: { train: each(5000, 10), test: each(1000, 10) } }, classNames: undefined });
+  assert.deepEqual({ ...datasetFacts({ dataset: 'cifar100' }), classNames: undefined }, { ...{ classes: 100, shape: [32, 32, 3], channels: 3, perClass: { train: each(500, 100), test: each(100, 100) } }, classNames: undefined });
+  // A folder of unpacked CIFAR batches is read as it is: its counts are not the published ones.
+  const unpacked = makeTree(Object.fromEntries(['1', '2', '3', '4', '5'].map((k) => [`cifar-10-batches-bin/data_batch_${k}.bin`, ''])));
+  assert.equal(datasetFacts({ dataset: 'cifar10', source: unpacked }).perClass, undefined);
   const root = makeTree({ 'train/a/x.png': '', 'train/b/x.png': '', 'train/.hidden/x.png': '', 'train/notes.txt': '' });
   assert.deepEqual(datasetFacts({ dataset: 'imagefolder', source: root, image_size: [20, 30] }), { classes: 2, shape: [20, 30, 3], channels: 3 });
   assert.deepEqual(datasetFacts({ dataset: 'imagefolder', source: join(root, 'missing'), channels: 1 }), { channels: 1 });
+  // An imagefolder's images per class, as its loader lists them (image files only; classes from train/, sorted).
+  const { imageFolderCounts } = await import('../../src/data/imagefolder.js');
+  const folder = makeTree({ 'train/b/1.png': '', 'train/b/2.JPG': '', 'train/b/n.txt': '', 'train/a/1.png': '', 'val/a/1.webp': '', 'val/a/2.png': '' });
+  assert.deepEqual(imageFolderCounts(folder), { classes: ['a', 'b'], train: [1, 2], test: [2, 0] });
+  assert.equal(imageFolderCounts(root), undefined, 'no test/ or val/');
 });
 
 test('a run or sweep the tracking store refuses at start leaves nothing under runs/ (exit 2, no stack trace)', async () => {
