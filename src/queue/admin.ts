@@ -7,7 +7,7 @@
  */
 import { Queue, type Job } from 'bullmq';
 import { PipelineError } from '../errors.js';
-import { formatTime, stoppedAnswering, type TrialJobData, type TrialJobProgress, type TrialJobResult } from './job.js';
+import { formatTime, jobLocked, stoppedAnswering, type TrialJobData, type TrialJobProgress, type TrialJobResult } from './job.js';
 import { connectOrFail, parseQueueUrl, queueName } from './url.js';
 
 type TrialQueue = Queue<TrialJobData, TrialJobResult>;
@@ -51,10 +51,10 @@ export function workerName(rawClientName: string): string {
   return at >= 0 ? rawClientName.slice(at + 3) : rawClientName;
 }
 
-/** One line about a running job: its worker, or when that worker stopped answering. */
-export function runningLine(j: TrialJob, now = Date.now()): string {
+/** One line about a running job: its worker, or when that worker stopped answering (`locked`: jobLocked). */
+export function runningLine(j: TrialJob, locked: boolean, now = Date.now()): string {
   const p = j.progress as Partial<TrialJobProgress>;
-  const gone = stoppedAnswering(p, j.processedOn, now);
+  const gone = stoppedAnswering(p, j.processedOn, now, locked);
   const attempt = `attempt ${j.attemptsMade + 1}`;
   return gone !== undefined
     ? `  worker ${p.worker ?? '?'} stopped answering at ${formatTime(gone)}: ${label(j)} (${attempt}) waits for a live worker to take it back`
@@ -84,7 +84,7 @@ export function queueStatus(url: string, opts: { sweep?: string } = {}): Promise
       sweeps.set(j.data.sweepId, s);
     }
     for (const [id, s] of sweeps) lines.push(`  sweep ${id}: ${s.pipeline}, ${s.done} of ${s.total} trials finished`);
-    for (const j of jobs.filter((x) => stateOf.get(x.id!) === 'active')) lines.push(runningLine(j));
+    for (const j of jobs.filter((x) => stateOf.get(x.id!) === 'active')) lines.push(runningLine(j, await jobLocked(q, j.id!)));
     for (const j of jobs.filter((x) => stateOf.get(x.id!) === 'failed')) lines.push(`  failed: ${label(j)} after ${j.attemptsMade} attempt(s): ${j.failedReason}`);
     const workers = (await q.getWorkers()).map((w) => workerName(String(w['rawname'] ?? w['name'] ?? w['addr'])));
     lines.push(`workers connected: ${workers.length}${workers.length ? ` (${workers.join(', ')})` : ''}`);

@@ -4,7 +4,7 @@
  * table at the end. Polls Redis (BullMQ getJob + getState) every `pollMs`.
  */
 import type { Job, Queue } from 'bullmq';
-import { formatTime, stoppedAnswering, type TrialJobData, type TrialJobProgress, type TrialJobResult } from './job.js';
+import { formatTime, jobLocked, stoppedAnswering, type TrialJobData, type TrialJobProgress, type TrialJobResult } from './job.js';
 
 /** Where one trial's job stands, as last seen. */
 export interface JobView {
@@ -32,7 +32,8 @@ async function view(queue: Queue<TrialJobData, TrialJobResult>, id: string, prev
   const job = (await queue.getJob(id)) as Job<TrialJobData, TrialJobResult> | undefined;
   if (!job || state === 'unknown') return { ...prev, state: 'unknown', error: 'the job was removed from the queue (pipe queue drain?)' };
   const p = job.progress as Partial<TrialJobProgress> | number;
-  const silent = state === 'active' ? stoppedAnswering(p, job.processedOn) : undefined;
+  const locked = state === 'active' && (await jobLocked(queue, id));
+  const silent = state === 'active' ? stoppedAnswering(p, job.processedOn, Date.now(), locked) : undefined;
   const { silentSince: _s, retryInMs: _r, ...rest } = prev;
   return {
     ...rest, state, attempts: job.attemptsMade,
@@ -44,8 +45,10 @@ async function view(queue: Queue<TrialJobData, TrialJobResult>, id: string, prev
   };
 }
 
+const headOf = (v: JobView, total: number): string => `trial ${v.index}/${total} ${v.name}`;
+
 function describe(v: JobView, total: number, requeued: boolean): string {
-  const head = `trial ${v.index}/${total} ${v.name}`;
+  const head = headOf(v, total);
   switch (v.state) {
     case 'active': return v.silentSince !== undefined
       ? `! ${head}: worker ${v.worker ?? '?'} stopped answering at ${formatTime(v.silentSince)} (attempt ${v.attempts + 1}); the job goes back to the queue when a live worker checks for stalled jobs`
@@ -66,6 +69,9 @@ export async function followJobs(queue: Queue<TrialJobData, TrialJobResult>, job
   const views = new Map(jobs.map((j) => [j.id, j]));
   const shown = new Map<string, string>();
   const wasActive = new Set<string>();
+  // The worker (and attempts used) each job was last seen running on: a job seen running on one
+  // worker, then on another, went back to the queue and was taken again between two polls.
+  const runningOn = new Map<string, { worker: string; attempts: number }>();
   for (;;) {
     let changed = false;
     for (const [id, prev] of views) {
@@ -73,6 +79,14 @@ export async function followJobs(queue: Queue<TrialJobData, TrialJobResult>, job
       const v = await view(queue, id, prev);
       views.set(id, v);
       if (v.state === 'active') wasActive.add(id);
+      const on = runningOn.get(id);
+      if (v.state === 'active' && v.worker) {
+        if (on && on.worker !== v.worker) {
+          out.write(`↻ ${headOf(v, total)}: taken back from ${on.worker} by ${v.worker} (${v.attempts > on.attempts ? `attempt ${on.attempts + 1} failed${v.error ? `: ${v.error}` : ''}` : `its worker stopped or stalled; attempts used: ${v.attempts}`})\n`);
+          changed = true;
+        }
+        runningOn.set(id, { worker: v.worker, attempts: v.attempts });
+      } else if (v.state !== 'active') runningOn.delete(id);
       const line = describe(v, total, wasActive.has(id));
       if (shown.get(id) !== line) {
         out.write(`${line}\n`);

@@ -4,6 +4,7 @@
  * ignores an add whose job id exists: https://docs.bullmq.io/guide/jobs/job-ids).
  */
 import { createHash } from 'node:crypto';
+import type { Queue } from 'bullmq';
 import type { RunSummary } from '../sweep/collect.js';
 
 /** A trial job's data (JSON in Redis). */
@@ -64,16 +65,32 @@ export const MISSED_HEARTBEATS = 3;
 /**
  * When the worker of a running job stopped answering: the later of its last heartbeat and
  * `activeSince` (when the job last became active, BullMQ's `job.processedOn`), if that is older
- * than MISSED_HEARTBEATS periods at `now` (ms); undefined while it is alive or unknown.
+ * than MISSED_HEARTBEATS periods at `now` (ms) and the job's lock has expired (`locked` false:
+ * jobLocked); undefined while it is alive or unknown.
  * Counting from the activation matters for a retried job: until the worker that took it writes
  * its first heartbeat, the progress still holds the previous attempt's last one, which is as old
  * as the retry's backoff and says nothing about the new worker.
+ * The lock matters on a loaded machine: a worker descheduled for a few heartbeat periods, or a
+ * reader that reads the job late, sees an old heartbeat although the worker holds the job; while
+ * its lock (renewed by the same worker, BullMQ lockDuration) lives, no other worker can take the
+ * job back, so it is not reported as gone. Silence is when BullMQ itself would move the job back
+ * (its stalled-job check: lock expired, https://docs.bullmq.io/guide/workers/stalled-jobs).
  */
-export function stoppedAnswering(progress: unknown, activeSince?: number, now = Date.now()): number | undefined {
+export function stoppedAnswering(progress: unknown, activeSince: number | undefined, now: number, locked: boolean): number | undefined {
   const p = progress as Partial<TrialJobProgress> | undefined;
-  if (typeof p !== 'object' || !p || typeof p.heartbeat !== 'number' || typeof p.heartbeatMs !== 'number') return undefined;
+  if (locked || typeof p !== 'object' || !p || typeof p.heartbeat !== 'number' || typeof p.heartbeatMs !== 'number') return undefined;
   const last = Math.max(p.heartbeat, activeSince ?? 0);
   return now - last > MISSED_HEARTBEATS * p.heartbeatMs ? last : undefined;
+}
+
+/**
+ * Whether BullMQ's lock of job `id` is held: its key `<job key>:lock` exists (BullMQ sets it for
+ * lockDuration when a worker takes the job and the worker renews it; the stalled-job check treats
+ * an active job without it as stalled).
+ */
+export async function jobLocked(queue: Queue, id: string): Promise<boolean> {
+  const client = await queue.getBackend().client;
+  return (await client.get(`${queue.toKey(id)}:lock`)) !== null;
 }
 
 /** `2026-12-03 10:41:07 UTC`: a time in messages. */

@@ -39,8 +39,11 @@ function allDone(dir: string): boolean {
 }
 
 /**
- * `pipe run p.yaml`, killed with SIGKILL as soon as a new run folder's lock.json has every stage
- * done (polled every 2 ms). Undefined when the run ended by itself first (then the caller tries again).
+ * `pipe run p.yaml`, killed with SIGKILL after a new run folder's lock.json has every stage done
+ * (polled every 2 ms) and before the run recorded its end. The process is stopped (SIGSTOP) when
+ * the poll sees the stages done, wherever it then is, and killed only if its store still says
+ * RUNNING; else (a late poll on a loaded machine: the run had recorded its end) it continues and
+ * ends by itself. Undefined when the run ended by itself (then the caller tries again).
  */
 function runKilledAtTheEnd(root: string): Promise<string | undefined> {
   const before = new Set(runDirs(root));
@@ -48,11 +51,18 @@ function runKilledAtTheEnd(root: string): Promise<string | undefined> {
     cwd: root, env: { ...process.env, MLFLOW_TRACKING_URI: '', PIPE_RUNS_DIR: '', PIPE_CACHE: join(root, 'cache') }, stdio: 'ignore',
   });
   let killed: string | undefined;
+  let stopped = false;
   const poll = setInterval(() => {
     const dir = runDirs(root).find((d) => !before.has(d));
-    if (dir && allDone(join(root, 'runs', dir)) && child.exitCode === null && !killed) {
-      killed = dir;
-      child.kill('SIGKILL');
+    if (dir && allDone(join(root, 'runs', dir)) && child.exitCode === null && !stopped) {
+      stopped = true;
+      child.kill('SIGSTOP');
+      void storeStatus(root, dir).catch(() => undefined).then((status) => {
+        if (status === 1) {
+          killed = dir;
+          child.kill('SIGKILL');
+        } else child.kill('SIGCONT');
+      });
     }
   }, 2);
   return new Promise((resolve, reject) => {

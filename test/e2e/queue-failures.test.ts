@@ -64,6 +64,7 @@ test('workers that cannot work refuse to start; NaN and missing data fail at onc
     const w = startPipe(['worker', '--name', 'wA'], env);
     procs.push(w);
     const pids: number[] = [];
+    const killedAt: number[] = [];
     for (let kill = 1; kill <= 2; kill++) {
       const pid = await until(async () => {
         const j = await jobWith(queue, `${LR}=0.002`);
@@ -71,13 +72,9 @@ test('workers that cannot work refuse to start; NaN and missing data fail at onc
         return j && (await j.getState()) === 'active' && p?.pid && !pids.includes(p.pid) ? p.pid : undefined;
       });
       pids.push(pid);
+      killedAt.push(Date.now());
       process.kill(pid, 'SIGKILL');
-      const j = await until(async () => {
-        const x = await jobWith(queue, `${LR}=0.002`);
-        return x && x.attemptsMade === kill ? x : undefined;
-      });
-      // BullMQ records the backoff it applied when it moved the job to the delayed set.
-      assert.equal(j.delay, 1500 * 2 ** (kill - 1), 'exponential backoff: 1.5 s, then 3 s');
+      await until(async () => (await jobWith(queue, `${LR}=0.002`))?.attemptsMade === kill);
     }
     assert.equal(await submit.done, 1, submit.out() + w.out());
     const nan = (await jobWith(queue, `${LR}=1000`))!;
@@ -88,6 +85,19 @@ test('workers that cannot work refuse to start; NaN and missing data fail at onc
     const ok = (await jobWith(queue, `${LR}=0.002`))!;
     assert.equal(await ok.getState(), 'completed');
     assert.equal(ok.attemptsMade, 3, 'three attempts: two killed, the third finished');
+    // The backoff BullMQ applied, from its event stream (the job's own `delay` field is reset when
+    // the retry is promoted, so a poll that comes late would miss it): each move to the delayed set
+    // records the due time (`delay`: the worker's clock at the failure + the backoff) in an entry
+    // whose id is Redis's clock at the move. The failure came after the kill and before the move:
+    // due - move <= backoff <= due - kill.
+    const events = (await (await queue.getBackend().client).runCommand('xrange', [queue.toKey('events'), '-', '+'])) as [string, string[]][];
+    const field = (f: string[], k: string): string | undefined => f[f.indexOf(k) + 1];
+    const delayed = events.filter(([, f]) => field(f, 'event') === 'delayed' && field(f, 'jobId') === ok.id).map(([id, f]) => ({ movedAt: Number(id.split('-')[0]), due: Number(field(f, 'delay')) }));
+    assert.equal(delayed.length, 2, 'two retries after a delay');
+    for (const [i, d] of delayed.entries()) {
+      const backoff = 1500 * 2 ** i;
+      assert.ok(d.due - d.movedAt <= backoff && backoff <= d.due - killedAt[i]!, `exponential backoff: 1.5 s, then 3 s; retry ${i + 1}: due ${d.due}, moved at ${d.movedAt}, killed at ${killedAt[i]}`);
+    }
     assert.doesNotMatch(submit.out(), /stopped answering/, 'a live worker is never reported silent');
     assert.match(submit.out(), /FAILED after 1 attempt\(s\): .*(training|test) loss is/);
     const runs = await tracking.runs(name);

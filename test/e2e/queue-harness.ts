@@ -133,11 +133,19 @@ export async function until<T>(check: () => Promise<T | undefined | false> | T |
   }
 }
 
-/** The environment of queue processes: tracking server, short lock/stall/heartbeat periods, the test's own queue. */
+/**
+ * The environment of queue processes: tracking server, short lock/stall/heartbeat periods, the
+ * test's own queue. The lock is what a live worker must renew in time on a loaded CI machine:
+ * BullMQ renews it every half lockDuration or so, so a worker whose event loop is held up for
+ * longer than about half of it loses its job (stalled: moved back to the queue while it runs,
+ * a double run). 8 s tolerates a worker held up for 3-4 s; a killed worker's job comes back
+ * after at most lockDuration and two stalledIntervals (10 s). The heartbeat only dates the
+ * silence (stoppedAnswering: a worker is silent once its lock expired).
+ */
 export function queueEnv(tracking: Tracking, redis: Redis, extra: Record<string, string> = {}): Record<string, string> {
   return {
     MLFLOW_TRACKING_URI: tracking.uri, PIPE_QUEUE_URL: redis.url, PIPE_QUEUE_NAME: `t${redis.port}`,
-    PIPE_QUEUE_LOCK_MS: '2000', PIPE_QUEUE_STALLED_MS: '1000', PIPE_QUEUE_HEARTBEAT_MS: '300', PIPE_QUEUE_BACKOFF_MS: '200', ...extra,
+    PIPE_QUEUE_LOCK_MS: '8000', PIPE_QUEUE_STALLED_MS: '1000', PIPE_QUEUE_HEARTBEAT_MS: '300', PIPE_QUEUE_BACKOFF_MS: '200', ...extra,
   };
 }
 

@@ -29,18 +29,25 @@ test('SIGTERM to a worker, then to a worker\'s process group: the run ends KILLE
     procs.push(submit);
     const machine = makeTree({}); // the workers' machine: they share its runs/ folder, as successive workers on one host do
 
-    /** Starts a worker, waits for a finetune checkpoint past `after`, stops it with `stop`, returns that checkpoint's epoch. */
+    /** The epoch of the fine-tune's latest checkpoint on the workers' machine (0 before the first). */
+    const checkpointEpoch = (): number => {
+      const latest = findFiles(join(machine, 'runs'), 'latest.json').find((p) => p.includes(`${join('finetune', 'checkpoint')}`));
+      return latest ? (JSON.parse(readFileSync(latest, 'utf8')) as { epoch: number }).epoch : 0;
+    };
+
+    /**
+     * Starts a worker, waits for a finetune checkpoint past `after`, stops it with `stop`, returns
+     * the epoch of the checkpoint the stop left: read once the worker has exited, since the trial
+     * may checkpoint more epochs between the test seeing one and the stop reaching the trial.
+     */
     const stopMidTraining = async (worker: string, after: number, stop: (w: Proc) => void): Promise<number> => {
       const w = startPipe(['worker', '--name', worker], env, { root: machine, detached: true });
       procs.push(w);
-      const epoch = await until(() => {
-        const latest = findFiles(join(machine, 'runs'), 'latest.json').find((p) => p.includes(`${join('finetune', 'checkpoint')}`));
-        if (!latest) return undefined;
-        const e = (JSON.parse(readFileSync(latest, 'utf8')) as { epoch: number }).epoch;
-        return e > after ? e : undefined;
-      });
+      await until(() => checkpointEpoch() > after);
       stop(w);
       assert.equal(await w.done, 0, w.out());
+      const epoch = checkpointEpoch();
+      assert.ok(epoch > after, `the stop left the epoch ${epoch} checkpoint`);
       assert.match(w.out(), /interrupted by the stop; back on the queue \(attempt not counted/);
       // The run ended KILLED with an end time; the job waits again with no attempt used.
       const runs = (await tracking.runs(name)).filter((r) => tagOf(r, 'pipe.queue.job'));

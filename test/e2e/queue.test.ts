@@ -87,9 +87,10 @@ test('two workers, one killed mid-trial: every trial finishes exactly once, the 
       assert.ok(Math.abs(Number(row['train_seconds']) - secs) < 1e-6 * Math.max(1, secs), `${row['trial']} seconds`);
     }
     assert.match(submit.out(), /^trial +status +best test acc/m);
-    // The submitter noticed: the job came back, or (when it polled in between) wA went silent.
+    // The submitter noticed: wA went silent, the job came back, or (when no poll landed in
+    // between) it was seen running on wB after wA.
     const k = killed.replace(/[.=]/g, '\\$&');
-    assert.match(submit.out(), new RegExp(`(↻ trial \\d/3 ${k}: queued again|! trial \\d/3 ${k}: worker wA stopped answering at)`));
+    assert.match(submit.out(), new RegExp(`(↻ trial \\d/3 ${k}: queued again|! trial \\d/3 ${k}: worker wA stopped answering at|↻ trial \\d/3 ${k}: taken back from wA by wB)`));
 
     // The operator's view: all three completed, none failed; the live worker by its name.
     const status = await runCliIn(root, ['queue', 'status', '--queue', queue], env);

@@ -70,14 +70,19 @@ test('suggested commands work as printed: no --queue when it came from the envir
 
 test('a worker stopped answering after 3 missed heartbeats; times in UTC to the second; worker names from client names', () => {
   const p = { worker: 'w', runId: 'r', attempt: 1, setsHash: 'x', heartbeat: 1_000_000, heartbeatMs: 100 };
-  assert.equal(stoppedAnswering(p, undefined, 1_000_300), undefined);
-  assert.equal(stoppedAnswering(p, undefined, 1_000_301), 1_000_000);
+  assert.equal(stoppedAnswering(p, undefined, 1_000_300, false), undefined);
+  assert.equal(stoppedAnswering(p, undefined, 1_000_301, false), 1_000_000);
   // A retried job just taken again still holds the previous attempt's heartbeat: silence counts from its activation.
-  assert.equal(stoppedAnswering(p, 1_005_000, 1_005_300), undefined, 'an old heartbeat from before this activation is not silence');
-  assert.equal(stoppedAnswering(p, 1_005_000, 1_005_301), 1_005_000);
-  assert.equal(stoppedAnswering(p, 999_000, 1_000_301), 1_000_000, 'a heartbeat after the activation counts');
-  assert.equal(stoppedAnswering({ worker: 'w' }, undefined, 9e12), undefined, 'no heartbeat recorded: unknown, not silent');
-  assert.equal(stoppedAnswering(0), undefined);
+  assert.equal(stoppedAnswering(p, 1_005_000, 1_005_300, false), undefined, 'an old heartbeat from before this activation is not silence');
+  assert.equal(stoppedAnswering(p, 1_005_000, 1_005_301, false), 1_005_000);
+  assert.equal(stoppedAnswering(p, 999_000, 1_000_301, false), 1_000_000, 'a heartbeat after the activation counts');
+  // A worker descheduled for 1-3 s on a loaded machine (or a reader that reads the job late) leaves
+  // the heartbeat 10-30 periods old while it still holds the job's lock: not silent until the lock expired.
+  assert.equal(stoppedAnswering(p, undefined, 1_001_000, true), undefined, 'a worker that holds the lock still has the job');
+  assert.equal(stoppedAnswering(p, undefined, 1_003_000, true), undefined);
+  assert.equal(stoppedAnswering(p, undefined, 1_003_000, false), 1_000_000, 'lock expired: silent since its last heartbeat');
+  assert.equal(stoppedAnswering({ worker: 'w' }, undefined, 9e12, false), undefined, 'no heartbeat recorded: unknown, not silent');
+  assert.equal(stoppedAnswering(0, undefined, 9e12, false), undefined);
   assert.equal(formatTime(Date.UTC(2026, 11, 3, 10, 41, 7, 999)), '2026-12-03 10:41:07 UTC');
   assert.equal(workerName('bull:cGlwZS10cmlhbHM=:w:gpu-1:x'), 'gpu-1:x');
   assert.equal(workerName('bull:cGlwZS10cmlhbHM='), 'bull:cGlwZS10cmlhbHM=');
