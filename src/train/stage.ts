@@ -140,7 +140,8 @@ export async function runTrainingStage(ctx: StageContext<TrainParams>, phase: 'f
   state.modelDir = join(ctx.outDir, 'best-model');
   const files = await saveClassifier(c, state.modelDir, {
     classes: state.data.dataset.classes, arch: c.arch, best_epoch: state.best.epoch,
-    preprocess: { test: state.data.test.specs, input_size: [state.data.test.height, state.data.test.width] },
+    // input_size: what the test ops take (the dataset's images), not what they give the model
+    preprocess: { test: state.data.test.specs, input_size: [state.data.test.split.height, state.data.test.split.width] },
   });
   // Torch-layout nets also get their best model as a PyTorch state_dict (build-model's `weights: upstream`).
   if (c.backbone.bindings.length > 0) {
