@@ -123,11 +123,14 @@ export function envMs(name: string, fallback: number, env: NodeJS.ProcessEnv = p
 
 /**
  * Waits for a BullMQ client's connection (`ready`), at most `ms` (default $PIPE_QUEUE_CONNECT_MS or 10000 ms).
+ * A process held up past `ms` (descheduled on a loaded machine) finds its timer due and Redis's
+ * answer waiting at once; Node runs due timers before it reads sockets, so the verdict waits for
+ * that loop turn's socket reads (setImmediate) and an answer that came in time decides.
  * @throws PipelineError PIPE_USAGE (exit 2) naming the masked URL when Redis cannot be reached or refuses the password.
  */
 export async function connectOrFail(ready: Promise<unknown>, display: string, lastError: () => string, ms = envMs('PIPE_QUEUE_CONNECT_MS', 10_000)): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(lastError() || `no answer in ${ms} ms`)), ms)));
+  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => setImmediate(() => reject(new Error(lastError() || `no answer in ${ms} ms`))), ms)));
   try {
     await Promise.race([ready, timeout]);
   } catch (e) {

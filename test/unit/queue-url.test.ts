@@ -4,11 +4,13 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { PipelineError } from '../../src/errors.js';
 import { mkdtempSync, writeFileSync } from 'node:fs';
+import { once } from 'node:events';
+import { connect, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { workerName } from '../../src/queue/admin.js';
 import { formatTime, sha256, stoppedAnswering, trialJobId } from '../../src/queue/job.js';
-import { maskSecrets, parseQueueUrl, queueHint, queueUrl, requireTrackingServer } from '../../src/queue/url.js';
+import { connectOrFail, maskSecrets, parseQueueUrl, queueHint, queueUrl, requireTrackingServer } from '../../src/queue/url.js';
 
 test('redis:// with user, password and db; defaults for port and db', () => {
   const t = parseQueueUrl('redis://alice:p%40ss@redis.example:6380/4');
@@ -86,4 +88,28 @@ test('a worker stopped answering after 3 missed heartbeats; times in UTC to the 
   assert.equal(formatTime(Date.UTC(2026, 11, 3, 10, 41, 7, 999)), '2026-12-03 10:41:07 UTC');
   assert.equal(workerName('bull:cGlwZS10cmlhbHM=:w:gpu-1:x'), 'gpu-1:x');
   assert.equal(workerName('bull:cGlwZS10cmlhbHM='), 'bull:cGlwZS10cmlhbHM=');
+});
+
+test('connectOrFail: an answer that came while the process was held up past the timeout decides, not the late timer', async () => {
+  // Redis's refusal is on the socket when the process, descheduled past `ms`, runs again: its timer
+  // is due at the same moment. A real socket pair on 127.0.0.1, the hold-up a busy loop.
+  const server = createServer();
+  const accepted = once(server, 'connection') as Promise<[Socket]>;
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const client = connect((server.address() as { port: number }).port, '127.0.0.1');
+  const [[peer]] = await Promise.all([accepted, once(client, 'connect')]);
+  let last = '';
+  const ready = new Promise<void>((_, reject) => client.once('data', (d: Buffer) => reject(new Error((last = d.toString())))));
+  ready.catch(() => undefined);
+  try {
+    peer.write('NOAUTH Authentication required.'); // in the client's socket buffer at once (loopback)
+    const verdict = connectOrFail(ready, 'redis://127.0.0.1:1/0', () => last, 20);
+    for (const end = Date.now() + 200; Date.now() < end; ); // held up for 10 times the timeout
+    await assert.rejects(verdict, /cannot reach the queue redis:\/\/127\.0\.0\.1:1\/0: NOAUTH Authentication required\./);
+  } finally {
+    client.destroy();
+    peer.destroy();
+    server.close();
+  }
 });
