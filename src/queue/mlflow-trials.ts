@@ -10,7 +10,8 @@ import { isServerUri } from '../tracking/uri.js';
 import type { SweepState } from '../sweep/state.js';
 import type { Run } from '../tracking/rest/types.js';
 import type { RunSummary } from '../sweep/collect.js';
-import { SUMMARY_TAG, TRIAL_KEY_TAG, WORKER_TAG } from './job.js';
+import type { Queue } from 'bullmq';
+import { SUMMARY_TAG, TRIAL_KEY_TAG, WORKER_TAG, type TrialJobData, type TrialJobResult } from './job.js';
 
 const tag = (r: Run, key: string): string | undefined => r.data.tags?.find((t) => t.key === key)?.value;
 
@@ -60,6 +61,35 @@ export async function recordSummary(client: MlflowClient, mlflowRunId: string, s
 export async function reopenParent(client: MlflowClient, parentRunId: string): Promise<void> {
   const run = await client.getRun(parentRunId).catch(() => undefined);
   if (run && run.info.status !== 'RUNNING') await client.updateRun(parentRunId, { status: 'RUNNING' });
+}
+
+/**
+ * Ends the sweep's parent run when every one of its `total` trials is completed or failed for
+ * good: FINISHED when all completed, else FAILED. A parent already ended is left as it is.
+ * Called by the worker after each trial's job is done and by a submitter that stopped following
+ * and set the parent RUNNING again: each calls it after its own write (the job done; the parent
+ * reopened), so whichever comes second sees the other's and the parent of a done sweep is ended.
+ */
+export async function endParentIfDone(queue: Queue<TrialJobData, TrialJobResult>, client: MlflowClient, d: Pick<TrialJobData, 'sweepId' | 'total' | 'parentRunId'>): Promise<void> {
+  const done = { completed: 0, failed: 0 };
+  for (const state of ['waiting', 'active', 'delayed', 'prioritized'] as const) {
+    if ((await queue.getJobs([state])).some((j) => j?.data.sweepId === d.sweepId)) return;
+  }
+  for (const state of ['completed', 'failed'] as const) done[state] = (await queue.getJobs([state])).filter((j) => j?.data.sweepId === d.sweepId).length;
+  if (done.completed + done.failed < d.total) return;
+  const run = await client.getRun(d.parentRunId);
+  if (run.info.status === 'RUNNING') await client.updateRun(d.parentRunId, { status: done.failed ? 'FAILED' : 'FINISHED', endTime: Date.now() });
+}
+
+/**
+ * Sets a sweep's parent run RUNNING again after its submitter stopped following the sweep (the
+ * trials go on; the worker that ends the last one ends the parent), and ends it at once when its
+ * trials are all done by then: the worker that ended the last trial while the submitter was
+ * ending the parent found it ended, or ended it just before the submitter overwrote its status.
+ */
+export async function keepParentRunning(queue: Queue<TrialJobData, TrialJobResult>, client: MlflowClient, d: Pick<TrialJobData, 'sweepId' | 'total' | 'parentRunId'>): Promise<void> {
+  await client.updateRun(d.parentRunId, { status: 'RUNNING' });
+  await endParentIfDone(queue, client, d);
 }
 
 /** The MLflow UI address of a run: `<server>/#/experiments/<experiment id>/runs/<run id>` (credentials removed). */

@@ -29,7 +29,7 @@ import { TOOL_VERSION } from '../version.js';
 import { followJobs, type JobView } from './follow.js';
 import { sha256, trialJobId, type TrialJobData, type TrialJobResult } from './job.js';
 import type { StageTable } from '../stage.js';
-import { remoteSummary } from './mlflow-trials.js';
+import { keepParentRunning, remoteSummary } from './mlflow-trials.js';
 import { connectOrFail, envMs, maskSecrets, parseQueueUrl, queueName, requireTrackingServer } from './url.js';
 
 /** Options of a queued sweep. */
@@ -189,8 +189,9 @@ export async function runQueuedSweep(file: string, queueUrl: string, opts: Queue
     await parent.setTags({ 'pipe.sweep.finished': String(finished), 'pipe.sweep.failed': String(final.length - finished) });
     await parent.end(interrupted ? 'KILLED' : finished === final.length ? 'FINISHED' : 'FAILED');
     // Stopped following: the trials go on, so the parent is RUNNING again (the worker that ends
-    // the last trial ends it); `end` above only released the tracker's spool and connections.
-    if (interrupted) await client.updateRun(parent.runId, { status: 'RUNNING' }).catch(() => undefined);
+    // the last trial ends it, or keepParentRunning when that has just happened); `end` above only
+    // released the tracker's spool and connections.
+    if (interrupted) await keepParentRunning(queue, client, { sweepId, total: trials.length, parentRunId: parent.runId }).catch(() => undefined);
     return { sweepId, sweepDir, mlflowRunId: parent.runId, jobs: final, rows, artifacts, interrupted };
   } catch (e) {
     await tracker?.end('FAILED').catch(() => undefined);

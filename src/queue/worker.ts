@@ -27,7 +27,7 @@ import { DEFAULT_RETRY } from '../tracking/rest/retry.js';
 import { sha256, TRIAL_KEY_TAG, WORKER_TAG, type TrialJobData, type TrialJobProgress, type TrialJobResult } from './job.js';
 import { launchQueuedTrial } from './launch.js';
 import type { TrialProcess } from '../sweep/trial-process.js';
-import { recordSummary, reopenParent, settleEarlierAttempts } from './mlflow-trials.js';
+import { endParentIfDone, recordSummary, reopenParent, settleEarlierAttempts } from './mlflow-trials.js';
 import { connectOrFail, envMs, maskSecrets, parseQueueUrl, queueName, requireTrackingServer } from './url.js';
 
 /** Options of a worker. */
@@ -316,19 +316,4 @@ export async function runWorker(queueUrl: string, opts: WorkerOptions = {}): Pro
   await runLoop.catch(() => undefined);
   await sweeps.close().catch(() => undefined);
   await client.close();
-}
-
-/**
- * Ends the sweep's parent run when every one of its `total` trials is completed or failed for
- * good: FINISHED when all completed, else FAILED. A parent already ended is left as it is.
- */
-async function endParentIfDone(queue: Queue<TrialJobData, TrialJobResult>, client: MlflowClient, d: TrialJobData): Promise<void> {
-  const done = { completed: 0, failed: 0 };
-  for (const state of ['waiting', 'active', 'delayed', 'prioritized'] as const) {
-    if ((await queue.getJobs([state])).some((j) => j?.data.sweepId === d.sweepId)) return;
-  }
-  for (const state of ['completed', 'failed'] as const) done[state] = (await queue.getJobs([state])).filter((j) => j?.data.sweepId === d.sweepId).length;
-  if (done.completed + done.failed < d.total) return;
-  const run = await client.getRun(d.parentRunId);
-  if (run.info.status === 'RUNNING') await client.updateRun(d.parentRunId, { status: done.failed ? 'FAILED' : 'FINISHED', endTime: Date.now() });
 }

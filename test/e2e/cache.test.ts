@@ -155,7 +155,9 @@ test('a cache entry whose files are gone is rebuilt, not trusted', { skip }, asy
 
 test('the resume command printed after Ctrl-C carries the run\'s --set overrides (shell-quoted) and works when pasted', { skip }, async () => {
   const root = makeTree({ 'p.yaml': pipeline(1) });
-  const sets = ['--set', 'stages.finetune.with.epochs=6', '--set', "description=it's a test"];
+  // 12 fine-tune epochs: the Ctrl-C comes after the first, and the 11 others (not 5) are the margin
+  // for a poll that runs late on a loaded machine: the run must not end before the signal lands.
+  const sets = ['--set', 'stages.finetune.with.epochs=12', '--set', "description=it's a test"];
   const child = spawn(process.execPath, [join(REPO, 'bin', 'pipe.js'), 'run', 'p.yaml', ...sets, '--log-format', 'json'], { cwd: root, env: { ...process.env, MLFLOW_TRACKING_URI: '', PIPE_RUNS_DIR: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '', stdout = '';
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
@@ -173,7 +175,7 @@ test('the resume command printed after Ctrl-C carries the run\'s --set overrides
   assert.equal(await exited, 130, stderr);
   const runId = basename(runDir()!);
   const hint = /^pipe: interrupted; continue with `(.+)`$/m.exec(stderr)?.[1];
-  assert.equal(hint, `pipe run p.yaml --set stages.finetune.with.epochs=6 --set 'description=it'\\''s a test' --resume ${runId}`, stderr);
+  assert.equal(hint, `pipe run p.yaml --set stages.finetune.with.epochs=12 --set 'description=it'\\''s a test' --resume ${runId}`, stderr);
   // `pipe runs` gives the same command under the KILLED run.
   const listed = await runCliIn(root, ['runs']);
   assert.equal(listed.exitCode, 0, listed.stderr);
@@ -197,5 +199,5 @@ test('the resume command printed after Ctrl-C carries the run\'s --set overrides
   assert.ok(Object.values(lock.stages).every((s) => (s as { status: string }).status === 'done'), JSON.stringify(lock.stages));
   const run = await new FileStore(join(runs, 'mlruns')).readRun(lock.mlflowRunId);
   assert.equal(run.meta['status'], 3, 'FINISHED');
-  assert.deepEqual(run.metrics['curves/test_accuracy']!.map((p) => p.step), [1, 2, 3, 4, 5, 6, 7], '1 freeze + 6 unfreeze epochs: the --set was kept');
+  assert.deepEqual(run.metrics['curves/test_accuracy']!.map((p) => p.step), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13], '1 freeze + 12 unfreeze epochs: the --set was kept');
 });
