@@ -14,7 +14,7 @@ import { Queue, type Job } from 'bullmq';
 import { MlflowClient } from '../../src/tracking/rest/client.js';
 import type { Run } from '../../src/tracking/rest/types.js';
 import { FakeMlflow } from '../fake-mlflow.js';
-import { FASHION_MNIST_DIR, makeTree, REPO } from '../utils.js';
+import { FASHION_MNIST_DIR, makeTree, quickPipeline, REPO } from '../utils.js';
 
 const hasRedis = spawnSync('redis-server', ['--version']).status === 0;
 /** Why the queue e2e tests cannot run here, or false. */
@@ -178,4 +178,20 @@ export async function teardown(procs: Proc[], queue: Queue, redis: Redis, tracki
   await queue.close();
   await redis.stop();
   await tracking.close();
+}
+
+/**
+ * What a queue test starts with: Redis, a fake MLflow server, the quick pipeline named
+ * `<prefix><redis port>` with `finetuneEpochs` fine-tuning epochs (long enough that the trial is
+ * still running when the test acts on it), the environment, the queue and the list of processes
+ * to tear down.
+ */
+export async function queueTest(prefix: string, finetuneEpochs: number): Promise<{ redis: Redis; tracking: Tracking; name: string; pipeline: string; env: Record<string, string>; queue: Queue; procs: Proc[] }> {
+  const redis = await startRedis();
+  const tracking = await startTracking();
+  const name = `${prefix}${redis.port}`;
+  const one = 'finetune: { kind: unfreeze-train, needs: [head], with: { epochs: 1,';
+  const pipeline = quickPipeline(name).replace(one, one.replace('epochs: 1,', `epochs: ${finetuneEpochs},`));
+  if (!pipeline.includes(`epochs: ${finetuneEpochs},`)) throw new Error('quickPipeline has no one-epoch finetune stage to lengthen');
+  return { redis, tracking, name, pipeline, env: queueEnv(tracking, redis), queue: openQueue(redis), procs: [] };
 }

@@ -12,18 +12,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { TrialJobProgress } from '../../src/queue/job.js';
-import { makeTree, quickPipeline } from '../utils.js';
-import { findFiles, jobOf, openQueue, queueEnv, skipQueue, startPipe, startRedis, startTracking, tagOf, teardown, until, type Proc } from './queue-harness.js';
+import { makeTree } from '../utils.js';
+import { findFiles, jobOf, queueTest, skipQueue, startPipe, tagOf, teardown, until } from './queue-harness.js';
 
 test('a worker that lost its job\'s lock interrupts its trial and leaves the job to the queue: one run at a time, one finished run', { skip: skipQueue, timeout: 240_000 }, async () => {
-  const redis = await startRedis();
-  const tracking = await startTracking();
-  const name = `qlock${redis.port}`;
-  const pipeline = quickPipeline(name).replace('finetune: { kind: unfreeze-train, needs: [head], with: { epochs: 1,', 'finetune: { kind: unfreeze-train, needs: [head], with: { epochs: 20,');
-  assert.ok(pipeline.includes('epochs: 20'));
-  const env = queueEnv(tracking, redis);
-  const queue = openQueue(redis);
-  const procs: Proc[] = [];
+  const { redis, tracking, name, pipeline, env, queue, procs } = await queueTest('qlock', 20);
   try {
     const root = makeTree({ 'p.yaml': pipeline });
     const submit = startPipe(['run', 'p.yaml', '--sweep', 'stages.head.with.optimizer.lr=0.003', '--queue', '--attempts', '1'], env, { root });

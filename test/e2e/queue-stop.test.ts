@@ -11,18 +11,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { makeTree, quickPipeline } from '../utils.js';
-import { exited, findFiles, jobOf, openQueue, queueEnv, skipQueue, startPipe, startRedis, startTracking, tagOf, until, type Proc } from './queue-harness.js';
+import { makeTree } from '../utils.js';
+import { exited, findFiles, jobOf, queueTest, skipQueue, startPipe, tagOf, until, type Proc } from './queue-harness.js';
 
 test('SIGTERM to a worker, then to a worker\'s process group: the run ends KILLED, the job returns unused, the next worker continues from the checkpoint', { skip: skipQueue, timeout: 240_000 }, async () => {
-  const redis = await startRedis();
-  const tracking = await startTracking();
-  const name = `qstop${redis.port}`;
-  const pipeline = quickPipeline(name).replace('finetune: { kind: unfreeze-train, needs: [head], with: { epochs: 1,', 'finetune: { kind: unfreeze-train, needs: [head], with: { epochs: 12,');
-  assert.ok(pipeline.includes('epochs: 12'));
-  const env = queueEnv(tracking, redis);
-  const queue = openQueue(redis);
-  const procs: Proc[] = [];
+  const { redis, tracking, name, pipeline, env, queue, procs } = await queueTest('qstop', 12);
   try {
     const root = makeTree({ 'p.yaml': pipeline });
     const submit = startPipe(['run', 'p.yaml', '--sweep', 'stages.head.with.optimizer.lr=0.003', '--queue', '--attempts', '1'], env, { root });

@@ -23,6 +23,21 @@ const root = fs.mkdtempSync(path.join(os.tmpdir(), 'predict-test-'));
 process.on('exit', () => fs.rmSync(root, { recursive: true, force: true }));
 const CLASSES = ['zero', 'one', 'two'];
 const NORMALIZE = { normalize: { mean: [0.5], std: [0.25] } };
+
+/** A run folder `run` with the resolved.yaml of a head + finetune chain whose test op is NORMALIZE. */
+function writeRunConfig(run: string): void {
+  const config = {
+    name: 'p', seed: 0, stages: {
+      data: { kind: 'download', needs: [], with: {} },
+      aug: { kind: 'augment', needs: ['data'], with: { batch_size: 4, train: [], test: [NORMALIZE] } },
+      model: { kind: 'build-model', needs: ['data'], with: {} },
+      head: { kind: 'freeze-train', needs: ['aug', 'model'], with: {} },
+      finetune: { kind: 'unfreeze-train', needs: ['head'], with: {} },
+    },
+  };
+  fs.mkdirSync(run, { recursive: true });
+  fs.writeFileSync(path.join(run, 'resolved.yaml'), stringify(config));
+}
 const PIXELS = Uint8Array.from({ length: 64 }, (_, i) => (i * 37 + 11) % 256);
 
 /** The prediction `r` (failing the test when it is an error). */
@@ -84,17 +99,7 @@ test('model.json preprocessing: probabilities equal the classifier softmax; top-
 test('a run folder: the newest best-model, preprocessing from resolved.yaml; run ids resolve under PIPE_RUNS_DIR', async () => {
   await initEngine('wasm');
   const run = path.join(root, 'runs', '20250101T000000-abc123');
-  const config = {
-    name: 'p', seed: 0, stages: {
-      data: { kind: 'download', needs: [], with: {} },
-      aug: { kind: 'augment', needs: ['data'], with: { batch_size: 4, train: [], test: [NORMALIZE] } },
-      model: { kind: 'build-model', needs: ['data'], with: {} },
-      head: { kind: 'freeze-train', needs: ['aug', 'model'], with: {} },
-      finetune: { kind: 'unfreeze-train', needs: ['head'], with: {} },
-    },
-  };
-  fs.mkdirSync(run, { recursive: true });
-  fs.writeFileSync(path.join(run, 'resolved.yaml'), stringify(config));
+  writeRunConfig(run);
   const older = tinyClassifier(1, 10), newer = tinyClassifier(1, 20);
   await saveClassifier(older, path.join(run, 'head', 'best-model'), { classes: CLASSES });
   await saveClassifier(newer, path.join(run, 'finetune', 'best-model'), { classes: CLASSES });
@@ -350,17 +355,7 @@ test('a run that stopped before its chain finished: never the build-model stage\
   await initEngine('wasm');
   const id = '20250103T000000-aaa111';
   const run = path.join(root, 'runs', id);
-  const config = {
-    name: 'p', seed: 0, stages: {
-      data: { kind: 'download', needs: [], with: {} },
-      aug: { kind: 'augment', needs: ['data'], with: { batch_size: 4, train: [], test: [NORMALIZE] } },
-      model: { kind: 'build-model', needs: ['data'], with: {} },
-      head: { kind: 'freeze-train', needs: ['aug', 'model'], with: {} },
-      finetune: { kind: 'unfreeze-train', needs: ['head'], with: {} },
-    },
-  };
-  fs.mkdirSync(run, { recursive: true });
-  fs.writeFileSync(path.join(run, 'resolved.yaml'), stringify(config));
+  writeRunConfig(run);
   // build-model's saved model (untrained head), written last: the newest model.json of the run
   await saveClassifier(tinyClassifier(1, 41), path.join(run, 'model', 'model'), { classes: CLASSES, arch: 'tiny' });
   const img = await writeGrey(path.join(root, 'k2.png'), PIXELS);
