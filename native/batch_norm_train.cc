@@ -97,29 +97,21 @@ PIPE_ROWS void bwd_sums(const float* __restrict x, const float* __restrict dy, c
   double* __restrict s1 = acc + C;
   double* __restrict s2 = acc + 2 * C;
   double* __restrict s3 = acc + 3 * C;
+  // The masked gradient of a row goes to g_out, or to a row buffer: a select inside the
+  // summing loop kept it from vectorising (15 ns per element instead of 2.4, measured).
+  std::vector<float> row(mask && !g_out ? C : 0);
   for (long r = r0; r < r1; r++) {
     const float* __restrict xr = x + r * C;
     const float* __restrict dyr = dy + r * C;
-    if (mask) {
-      const float* __restrict yr = mask + r * C;
-      float* __restrict gr = g_out ? g_out + r * C : nullptr;
-      if (gr) {
+    if (mask || g_out) {
+      float* __restrict gr = g_out ? g_out + r * C : row.data();
+      if (mask) {
+        const float* __restrict yr = mask + r * C;
         for (long c = 0; c < C; c++) gr[c] = yr[c] > 0.f ? dyr[c] : 0.f;
-        dyr = gr;  // the masked gradient, summed below
       } else {
-        for (long c = 0; c < C; c++) {
-          const double g = yr[c] > 0.f ? dyr[c] : 0.f;
-          const double xm = static_cast<double>(xr[c]) - mean[c];
-          s0[c] += xm;
-          s1[c] += xm * xm;
-          s2[c] += g;
-          s3[c] += g * xm;
-        }
-        continue;
+        for (long c = 0; c < C; c++) gr[c] = dyr[c];
       }
-    } else if (g_out) {
-      float* __restrict gr = g_out + r * C;
-      for (long c = 0; c < C; c++) gr[c] = dyr[c];
+      dyr = gr;
     }
     for (long c = 0; c < C; c++) {
       const double g = dyr[c];
@@ -133,19 +125,20 @@ PIPE_ROWS void bwd_sums(const float* __restrict x, const float* __restrict dy, c
 }
 
 // dx = a * g - k * (x - mu) - b per element in double, rounded once, for rows [r0, r1); g = the
-// gradient masked by the ReLU (y > 0) when `mask` is given.
+// gradient masked by the ReLU (y > 0) when `mask` is given (through a row buffer, as above).
 PIPE_ROWS void bwd_dx(const float* __restrict x, const float* __restrict g, const float* __restrict mask, const double* __restrict a, const double* __restrict k,
                       const double* __restrict mu, const double* __restrict b, float* __restrict dx, long r0, long r1, long C) {
+  std::vector<float> row(mask ? C : 0);
   for (long r = r0; r < r1; r++) {
     const float* __restrict xr = x + r * C;
     const float* __restrict gr = g + r * C;
     float* __restrict dxr = dx + r * C;
     if (mask) {
       const float* __restrict yr = mask + r * C;
-      for (long c = 0; c < C; c++) dxr[c] = static_cast<float>(a[c] * (yr[c] > 0.f ? gr[c] : 0.f) - k[c] * (xr[c] - mu[c]) - b[c]);
-    } else {
-      for (long c = 0; c < C; c++) dxr[c] = static_cast<float>(a[c] * gr[c] - k[c] * (xr[c] - mu[c]) - b[c]);
+      for (long c = 0; c < C; c++) row[c] = yr[c] > 0.f ? gr[c] : 0.f;
+      gr = row.data();
     }
+    for (long c = 0; c < C; c++) dxr[c] = static_cast<float>(a[c] * gr[c] - k[c] * (xr[c] - mu[c]) - b[c]);
   }
 }
 
