@@ -255,6 +255,38 @@ describe('fused conv + training BatchNorm (+ residual) (+ ReLU) matches the sepa
     tf.dispose([x, w, r.y, r.mean, r.variance, z, mean, variance]);
   });
 
+  it('back-propagation through the fused training kernels makes no zero gradients for z, mean and variance (src/engine/native/tape.ts)', async () => {
+    setKernelRoute('native');
+    assert.ok(await tf.setBackend('wasm'));
+    const be = tf.backend() as unknown as { write(values: ArrayLike<number> | null, shape: number[], dtype: string): unknown };
+    const write = be.write;
+    /** Shapes of the zero-filled tensors written from JavaScript while `body` runs. */
+    const zerosWritten = (body: () => void): number[][] => {
+      const seen: number[][] = [];
+      be.write = function (this: unknown, values, shape, dtype) {
+        if (values && values.length > 0 && Array.prototype.every.call(values, (v: number) => v === 0)) seen.push([...shape]);
+        return write.call(this, values, shape, dtype);
+      };
+      try {
+        body();
+      } finally {
+        be.write = write;
+      }
+      return seen;
+    };
+    const [x, w] = [tf.tensor(data([2, 6, 6, 3], 252).values, [2, 6, 6, 3]) as tf.Tensor4D, tf.tensor(data([3, 3, 3, 4], 253).values, [3, 3, 3, 4]) as tf.Tensor4D];
+    const [g, b, dy] = [tf.ones([4]), tf.zeros([4]), tf.tensor(data([2, 6, 6, 4], 254).values, [2, 6, 6, 4])];
+    const convBn = (xx: tf.Tensor, ww: tf.Tensor, gg: tf.Tensor, bb: tf.Tensor): tf.Tensor => convBnTrain(xx as tf.Tensor4D, ww as tf.Tensor4D, gg, bb, { strides: [1, 1], pad: 'same', epsilon: 1e-5, relu: true })!.y;
+    const bn = (xx: tf.Tensor, gg: tf.Tensor, bb: tf.Tensor): tf.Tensor => batchNormTrain(xx, gg, bb, 1e-5)!.y;
+    let grads: tf.Tensor[] = [];
+    assert.deepEqual(zerosWritten(() => (grads = tf.grads(convBn)([x, w, g, b], dy))), [], 'PipeConvBnTrain');
+    assert.equal(grads.length, 4);
+    tf.dispose(grads);
+    assert.deepEqual(zerosWritten(() => (grads = tf.grads(bn)([dy, g, b], dy))), [], 'PipeBatchNormTrain');
+    assert.equal(grads.length, 3);
+    tf.dispose([...grads, x, w, g, b, dy]);
+  });
+
   it('PipeConv2DAdd (inference): act(conv + bias + residual) as the separate ops, and its fallback on the wasm route', async () => {
     const inputs = [data([4, 7, 7, 6], 260), data([3, 3, 6, 8], 261), data([8], 262), data([4, 4, 4, 8], 263)];
     const o = { strides: [2, 2] as [number, number], pad: [[0, 0], [1, 1], [1, 1], [0, 0]] as Pad, relu: true };

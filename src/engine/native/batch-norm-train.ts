@@ -16,6 +16,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { GradConfig, KernelConfig, NamedAttrMap, TensorInfo } from '@tensorflow/tfjs';
 import type { DnnlAddon } from './dnnl.js';
+import { differentiateFirstOutputOnly } from './tape.js';
 import { allFloat, offsetOf, sizeOf, type KernelArgs, type WasmBackend } from './wasm-heap.js';
 
 /** Inputs x, gamma, beta; attr epsilon; outputs [y, mean, variance (biased)]. */
@@ -58,7 +59,7 @@ export const batchNormTrainGradConfig: GradConfig = {
   outputsToSave: [false, true, true],
   gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[], attrs: NamedAttrMap) => {
     const [x, gamma, mean, variance] = saved;
-    // Only y is differentiated: mean and variance feed the running statistics, not the loss.
+    // Only y is differentiated: mean and variance feed the running statistics, not the loss (./tape.ts).
     const dyY = Array.isArray(dy) ? dy[0]! : dy;
     const [dx, dgamma, dbeta] = tf.engine().runKernel(BN_TRAIN_GRAD_KERNEL, { x: x!, dy: dyY, mean: mean!, variance: variance!, gamma: gamma! }, attrs) as tf.Tensor[];
     return { x: () => dx!, gamma: () => dgamma!, beta: () => dbeta! };
@@ -72,6 +73,8 @@ export const batchNormTrainGradConfig: GradConfig = {
  */
 export function batchNormTrain(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, epsilon: number): { y: tf.Tensor; mean: tf.Tensor1D; variance: tf.Tensor1D } | undefined {
   if (x.dtype !== 'float32' || x.rank < 2 || x.size === 0 || !tf.getKernel(BN_TRAIN_KERNEL, tf.getBackend())) return undefined;
-  const [y, mean, variance] = tf.engine().runKernel(BN_TRAIN_KERNEL, { x, gamma, beta }, { epsilon } as unknown as NamedAttrMap) as tf.Tensor[];
+  const outs = tf.engine().runKernel(BN_TRAIN_KERNEL, { x, gamma, beta }, { epsilon } as unknown as NamedAttrMap) as tf.Tensor[];
+  differentiateFirstOutputOnly(outs);
+  const [y, mean, variance] = outs;
   return { y: y!, mean: mean as tf.Tensor1D, variance: variance as tf.Tensor1D };
 }

@@ -22,6 +22,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { GradConfig, KernelConfig, KernelFunc, NamedAttrMap, TensorInfo } from '@tensorflow/tfjs';
 import type { DnnlAddon } from './dnnl.js';
 import { ACTIVATIONS, convParams, filterKey, type ConvAttrs } from './conv-kernels.js';
+import { differentiateFirstOutputOnly } from './tape.js';
 import { allFloat, nativeFirst, offsetOf, sizeOf, withOutput, type KernelArgs, type WasmBackend } from './wasm-heap.js';
 
 /** Inputs x, filter, bias (optional), residual; attrs as FusedConv2D (activation linear or relu); output y. */
@@ -131,7 +132,7 @@ export function convBnKernelConfigs(addon: DnnlAddon): KernelConfig[] {
 /**
  * `PipeConvBnTrain`'s gradient (registered for every backend; only wasm has the kernel). Only y
  * is differentiated: z is saved for the backward pass, mean and variance feed the running
- * statistics. The input gradient is computed only when asked for (a net's first conv has none).
+ * statistics (`convBnTrain` tells the tape so: ./tape.ts). The input gradient is computed only when asked for (a net's first conv has none).
  */
 export const convBnTrainGradConfig: GradConfig = {
   kernelName: CONV_BN_TRAIN_KERNEL,
@@ -174,7 +175,9 @@ export function convBnTrain(
   const attrs: ConvBnAttrs = { strides: o.strides, pad: o.pad, dataFormat: 'NHWC', dilations: 1, epsilon: o.epsilon, relu: o.relu, residual: !!o.residual };
   const inputs: Record<string, tf.Tensor> = { x, filter, gamma, beta };
   if (o.residual) inputs['residual'] = o.residual;
-  const [y, , mean, variance] = tf.engine().runKernel(CONV_BN_TRAIN_KERNEL, inputs, attrs as unknown as NamedAttrMap) as tf.Tensor[];
+  const outs = tf.engine().runKernel(CONV_BN_TRAIN_KERNEL, inputs, attrs as unknown as NamedAttrMap) as tf.Tensor[];
+  differentiateFirstOutputOnly(outs);
+  const [y, , mean, variance] = outs;
   return { y: y as tf.Tensor4D, mean: mean as tf.Tensor1D, variance: variance as tf.Tensor1D };
 }
 
